@@ -1,0 +1,35 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'bench/results/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'no-console': 'error',
+    },
+  },
+  {
+    // Only the CLI, benches and the bin talk to a human on stdout/stderr.
+    files: ['src/cli/**', 'bench/**', 'bin/**', 'test/**'],
+    rules: { 'no-console': 'off' },
+  },
+  {
+    // House style: only transports touch sockets and serial ports.
+    files: ['src/**'],
+    ignores: ['src/transports/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        ...['node:net', 'net', 'ws', 'serialport'].map((name) => ({
+          name,
+          message: 'Only src/transports may import socket or serial libraries (house style).',
+        })),
+      ],
+    },
+  },
+);

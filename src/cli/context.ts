@@ -1,0 +1,45 @@
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
+import { createLogger, type Logger } from '../core/logger.js';
+import { TransactionService } from '../core/transaction-service.js';
+import { JOURNAL_FILE_NAME, SqliteJournal } from '../journal/sqlite-journal.js';
+
+/** Data directory when neither `--data-dir` nor ECR_BRIDGE_DATA_DIR says otherwise. */
+export const DEFAULT_DATA_DIR = './data';
+
+export interface Context {
+  readonly dataDir: string;
+  readonly logger: Logger;
+  readonly journal: SqliteJournal;
+  readonly service: TransactionService;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the journal of a data directory, with logs in `<data-dir>/logs/ecr-bridge.log`, and
+ * recovers what a crashed process left in flight (rows become `unknown`).
+ */
+export function openContext(options: { dataDir: string; logLevel: string }): Context {
+  const dataDir = resolve(options.dataDir);
+  const logger = createLogger({
+    level: options.logLevel,
+    destination: pino.destination({
+      dest: join(dataDir, 'logs', 'ecr-bridge.log'),
+      sync: true,
+      mkdir: true,
+    }),
+  });
+  const journal = new SqliteJournal({ path: join(dataDir, JOURNAL_FILE_NAME) });
+  const service = new TransactionService({ journal, logger });
+  service.recover();
+  return {
+    dataDir,
+    logger,
+    journal,
+    service,
+    close: async () => {
+      await service.close();
+      journal.close();
+    },
+  };
+}

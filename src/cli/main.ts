@@ -1,0 +1,190 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { EcrError } from '../core/errors.js';
+import { DEFAULT_DATA_DIR } from './context.js';
+import { describeError, errorJson, exitCodeForError, ERROR_EXIT_CODES } from './output.js';
+import { runDemo } from './demo.js';
+import { runPay } from './pay.js';
+import { runSimulate } from './simulate.js';
+import { runTxList, runTxShow } from './tx.js';
+
+/** Options every command takes. */
+export interface CommonOptions {
+  readonly dataDir: string;
+  readonly json: boolean;
+  readonly logLevel: string;
+}
+
+/** What a command hands back: the text or JSON object to print, and the exit code. */
+export interface CommandOutput {
+  readonly exitCode: number;
+  readonly text?: string;
+  readonly json?: unknown;
+}
+
+function common(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--data-dir <dir>', 'where the journal and logs live')
+        .env('ECR_BRIDGE_DATA_DIR')
+        .default(DEFAULT_DATA_DIR),
+    )
+    .option('--json', 'print one JSON object on stdout instead of text', false)
+    .addOption(
+      new Option('--log-level <level>', 'log file level')
+        .choices(['fatal', 'error', 'warn', 'info', 'debug'])
+        .default('info'),
+    );
+}
+
+export function positiveInteger(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) > 2 ** 31)
+      throw new InvalidArgumentError(`${name} must be a whole number`);
+    return Number(value);
+  };
+}
+
+function print(output: CommandOutput, json: boolean): void {
+  if (json && output.json !== undefined) process.stdout.write(`${JSON.stringify(output.json)}\n`);
+  else if (output.text !== undefined) process.stdout.write(`${output.text}\n`);
+}
+
+type Action<O> = (options: O & CommonOptions, ...args: string[]) => Promise<CommandOutput>;
+
+/** Runs a command action: prints its output, or its error without a stack trace; sets the exit code. */
+function action<O>(run: Action<O>) {
+  return async (...args: unknown[]): Promise<void> => {
+    const command = args[args.length - 1] as Command;
+    const options = command.opts<O & CommonOptions>();
+    const positional = args.slice(0, -2).map(String);
+    try {
+      const output = await run(options, ...positional);
+      print(output, options.json);
+      process.exitCode = output.exitCode;
+    } catch (error) {
+      if (options.json)
+        process.stdout.write(
+          `${JSON.stringify({ outcome: null, reference: (options as { reference?: string }).reference ?? null, error: errorJson(error) })}\n`,
+        );
+      else process.stderr.write(`${describeError(error)}\n`);
+      process.exitCode = exitCodeForError(error);
+    }
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('ecr-bridge')
+    .description('Connect point-of-sale software to card-payment terminals.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  common(
+    program
+      .command('pay')
+      .description(
+        'take a payment on a terminal; exit code 0 approved, 2 declined, 3 cancelled, 4 failed, 5 unknown',
+      )
+      .requiredOption(
+        '--terminal <address>',
+        'terminal address, e.g. ws://127.0.0.1:45454 or simulator:payable',
+      )
+      .requiredOption('--amount <amount>', 'amount in major units: 20.00 or 20,00')
+      .requiredOption(
+        '--reference <ref>',
+        'your order id: the idempotency key (a retry with it never charges twice)',
+      )
+      .option(
+        '--currency <code>',
+        "ISO 4217 code (default: the terminal protocol's currency, LKR for payable)",
+      )
+      .option('--protocol <name>', 'override the protocol the address implies')
+      .option('--token <token>', 'terminal access token (PAYable newer firmware)')
+      .option('--pos <name>', "this POS's name, as the terminal shows it")
+      .addOption(
+        new Option('--method <method>', 'payment method')
+          .choices(['card', 'wallet'])
+          .default('card'),
+      )
+      .option('--receipt-email <email>', 'send the receipt to this address')
+      .option('--receipt-sms <number>', 'send the receipt to this phone number')
+      .option(
+        '--timeout <seconds>',
+        'how long to wait for the cardholder',
+        positiveInteger('--timeout'),
+        180,
+      ),
+  ).action(action(runPay));
+
+  const tx = program.command('tx').description('read the journal');
+  common(tx.command('list').description('list transactions, newest first'))
+    .option('--unresolved', 'only transactions whose outcome is not known (reconcile these)', false)
+    .option('--limit <n>', 'at most this many', positiveInteger('--limit'), 50)
+    .action(action(runTxList));
+  common(
+    tx
+      .command('show')
+      .description('show the transactions with a reference')
+      .argument('<reference>'),
+  ).action(action(runTxShow));
+
+  common(
+    program
+      .command('simulate')
+      .description('run a simulated terminal until interrupted')
+      .argument('<protocol>', 'payable')
+      .option('--host <host>', 'address to listen on', '127.0.0.1')
+      .option('--port <port>', 'terminal port (0: any free port)', positiveInteger('--port'), 45454)
+      .option(
+        '--status-port <port>',
+        'status page and /ledger port (0: any free port)',
+        positiveInteger('--status-port'),
+        8080,
+      )
+      .option(
+        '--token <token>',
+        'require this token (newer firmware); without it the simulator is the old firmware',
+      )
+      .option('--currency <code>', "the terminal's currency", 'LKR')
+      .option(
+        '--card-delay <ms>',
+        'time the simulated cardholder takes',
+        positiveInteger('--card-delay'),
+        0,
+      )
+      .option(
+        '--slow-answer <ms>',
+        'delay of the slow scenario (amounts ending in 56)',
+        positiveInteger('--slow-answer'),
+        5000,
+      ),
+  ).action(action(runSimulate));
+
+  common(
+    program
+      .command('demo')
+      .description('start a simulated PAYable terminal and print how to pay against it')
+      .option('--port <port>', 'terminal port', positiveInteger('--port'), 45454)
+      .option('--status-port <port>', 'status page port', positiveInteger('--status-port'), 8080),
+  ).action(action(runDemo));
+
+  return program;
+}
+
+/** Runs the CLI; resolves when the command has finished (or, for servers, was interrupted). */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are successes; anything else commander refused is a usage error.
+      process.exitCode = error.exitCode === 0 ? 0 : (ERROR_EXIT_CODES.INVALID_INPUT ?? 64);
+      return;
+    }
+    process.stderr.write(
+      `${describeError(new EcrError('INTERNAL', String(error), { cause: error }))}\n`,
+    );
+    process.exitCode = 1;
+  }
+}

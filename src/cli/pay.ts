@@ -1,0 +1,82 @@
+import ora from 'ora';
+import { parseAmount } from '../core/money.js';
+import { parseTerminalAddress, type TerminalAddress } from '../core/terminal-address.js';
+import { validateReference, type PaymentMethod } from '../core/transaction.js';
+import { createDriver } from '../drivers/index.js';
+import { PAYABLE_DEFAULT_CURRENCY } from '../drivers/payable.js';
+import { PayableSimulator } from '../simulators/payable/simulator.js';
+import { openContext } from './context.js';
+import type { CommandOutput, CommonOptions } from './main.js';
+import { describeResult, OUTCOME_EXIT_CODES, resultJson } from './output.js';
+
+export interface PayOptions extends CommonOptions {
+  readonly terminal: string;
+  readonly amount: string;
+  readonly reference: string;
+  readonly currency?: string;
+  readonly protocol?: string;
+  readonly token?: string;
+  readonly pos?: string;
+  readonly method: PaymentMethod;
+  readonly receiptEmail?: string;
+  readonly receiptSms?: string;
+  readonly timeout: number;
+}
+
+export async function runPay(options: PayOptions): Promise<CommandOutput> {
+  // Validate everything before touching the journal or the network.
+  let address = parseTerminalAddress(options.terminal, options.protocol);
+  const amount = parseAmount(options.amount, options.currency ?? PAYABLE_DEFAULT_CURRENCY, {
+    field: 'amount',
+  });
+  const reference = validateReference(options.reference);
+
+  // `simulator:payable`: a terminal simulated inside this process, on free ports.
+  let simulator: PayableSimulator | undefined;
+  if (address.transport === 'simulator') {
+    simulator = await new PayableSimulator({
+      port: 0,
+      statusPort: 0,
+      currency: amount.currency,
+    }).start();
+    address = { ...address, host: '127.0.0.1', port: simulator.port } satisfies TerminalAddress;
+  }
+  const context = openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
+  const spinner =
+    !options.json && process.stderr.isTTY ? ora({ stream: process.stderr }) : undefined;
+  const started = Date.now();
+  const ticker = setInterval(() => {
+    if (spinner !== undefined)
+      spinner.text = `waiting for the terminal… ${((Date.now() - started) / 1000).toFixed(1)} s`;
+  }, 100);
+  try {
+    const driver = createDriver(address, {
+      ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.pos === undefined ? {} : { posName: options.pos }),
+      currency: amount.currency,
+      answerTimeoutMs: options.timeout * 1000,
+      logger: context.logger,
+    });
+    context.service.addTerminal(address.id, driver);
+    spinner?.start('waiting for the terminal…');
+    const result = await context.service.pay(address.id, {
+      kind: 'sale',
+      reference,
+      amount,
+      method: options.method,
+      ...(options.receiptEmail === undefined ? {} : { receiptEmail: options.receiptEmail }),
+      ...(options.receiptSms === undefined ? {} : { receiptSms: options.receiptSms }),
+    });
+    spinner?.stop();
+    return {
+      exitCode: OUTCOME_EXIT_CODES[result.outcome],
+      text: describeResult(result),
+      json: resultJson(result),
+    };
+  } finally {
+    clearInterval(ticker);
+    spinner?.stop();
+    await context.close();
+    await simulator?.stop();
+  }
+}

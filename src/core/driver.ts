@@ -1,0 +1,54 @@
+import { EcrError } from './errors.js';
+import type { DriverOutcome, PaymentRequest, TransactionKind } from './transaction.js';
+
+/** A request as a driver sees it: the payment plus the wire id the journal assigned to it. */
+export interface DriverRequest extends PaymentRequest {
+  /**
+   * A positive integer unique across every attempt in this data directory, for protocols that
+   * number their requests (PAYable's `id`, refused when repeated).
+   */
+  readonly wireId: number;
+}
+
+export interface ExecuteOptions {
+  signal?: AbortSignal;
+  /**
+   * Called synchronously right before the first byte of the request is written, after the link
+   * is up. The service journals `sent` here; if it throws, the driver sends nothing and the
+   * outcome is `failed`. Everything before this call is certainly not a charge.
+   */
+  beforeSend?: () => void;
+}
+
+/**
+ * A terminal, whatever its protocol and transport. `execute` never throws for what the terminal
+ * or the link did: it reports `failed` when nothing can have been charged and `unknown` when
+ * the request may have reached the terminal without an outcome being seen. It throws an
+ * EcrError only for calls that cannot start (UNSUPPORTED_OPERATION, ABORTED before sending).
+ */
+export interface TerminalDriver {
+  /** Protocol name, as in terminal addresses (`payable`). */
+  readonly protocol: string;
+  /** What this terminal can do; anything else fails with UNSUPPORTED_OPERATION. */
+  readonly capabilities: ReadonlySet<TransactionKind>;
+  /**
+   * Refuses, by throwing a coded EcrError, what this terminal can never take (an operation it
+   * lacks, a currency it is not set up for). Called before anything is journaled.
+   */
+  validate(request: PaymentRequest): void;
+  execute(request: DriverRequest, options?: ExecuteOptions): Promise<DriverOutcome>;
+  /** Asks the terminal to abandon the transaction in progress (cardholder not yet charged). */
+  cancelCurrent(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Throws UNSUPPORTED_OPERATION unless the driver declares `kind`. */
+export function requireCapability(driver: TerminalDriver, kind: TransactionKind): void {
+  if (!driver.capabilities.has(kind)) {
+    throw new EcrError(
+      'UNSUPPORTED_OPERATION',
+      `${driver.protocol} terminals cannot do "${kind}" (they can: ${[...driver.capabilities].join(', ')})`,
+      { field: 'kind', rule: `one of ${[...driver.capabilities].join(', ')}` },
+    );
+  }
+}

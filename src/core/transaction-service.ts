@@ -1,0 +1,322 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Journal, JournalRow, Owner } from '../journal/journal.js';
+import { requireCapability, type TerminalDriver } from './driver.js';
+import { EcrError, invalid, toEcrError } from './errors.js';
+import { silentLogger } from './logger.js';
+import { formatMoney, moneyFromMinor } from './money.js';
+import { isOwnerAlive, PROCESS_OWNER } from './owner.js';
+import { DEFAULT_MAX_QUEUE, TerminalQueue } from './terminal-queue.js';
+import {
+  isFinal,
+  MONEY_KINDS,
+  validateReference,
+  type DriverOutcome,
+  type PaymentRequest,
+  type TransactionResult,
+} from './transaction.js';
+
+/** Merchant id used when a deployment has only one merchant. */
+export const DEFAULT_MERCHANT_ID = 'default';
+/** How long to wait for another process that holds the same terminal. */
+export const DEFAULT_LOCK_WAIT_MS = 30_000;
+/** How long a retry waits for the same reference still in flight elsewhere (card step ≤ ~2 min). */
+export const DEFAULT_IN_FLIGHT_WAIT_MS = 300_000;
+/** How often the journal is re-read while waiting on another process. */
+export const DEFAULT_POLL_INTERVAL_MS = 25;
+
+export interface TransactionServiceOptions {
+  readonly journal: Journal;
+  readonly logger?: Logger;
+  /** @default DEFAULT_MERCHANT_ID */
+  readonly merchantId?: string;
+  /** Requests that may wait per terminal before TERMINAL_BUSY. @default DEFAULT_MAX_QUEUE */
+  readonly maxQueue?: number;
+  /** @default DEFAULT_LOCK_WAIT_MS */
+  readonly lockWaitMs?: number;
+  /** @default DEFAULT_IN_FLIGHT_WAIT_MS */
+  readonly inFlightWaitMs?: number;
+  /** @default DEFAULT_POLL_INTERVAL_MS */
+  readonly pollIntervalMs?: number;
+  /** Owner identity written on in-flight rows. @default PROCESS_OWNER */
+  readonly owner?: Owner;
+}
+
+export interface PayOptions {
+  /** Aborts while waiting for the terminal; once the request is sent the outcome is awaited. */
+  readonly signal?: AbortSignal;
+}
+
+interface Terminal {
+  readonly driver: TerminalDriver;
+  readonly queue: TerminalQueue;
+}
+
+/**
+ * The one path every entry point (library, CLI, connector, gateway) takes to move money:
+ * validate → journal `received` → one at a time per terminal → journal `sent` → driver →
+ * journal the outcome. See ARCHITECTURE.md, "Invariants".
+ */
+export class TransactionService {
+  private readonly journal: Journal;
+  private readonly logger: Logger;
+  private readonly merchantId: string;
+  private readonly owner: Owner;
+  private readonly maxQueue: number;
+  private readonly lockWaitMs: number;
+  private readonly inFlightWaitMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly terminals = new Map<string, Terminal>();
+  /** Attempts this process is driving, by journal id, so same-process retries await them. */
+  private readonly inFlight = new Map<number, Promise<TransactionResult>>();
+
+  constructor(options: TransactionServiceOptions) {
+    this.journal = options.journal;
+    this.logger = options.logger ?? silentLogger;
+    this.merchantId = options.merchantId ?? DEFAULT_MERCHANT_ID;
+    this.owner = options.owner ?? PROCESS_OWNER;
+    this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    this.lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
+    this.inFlightWaitMs = options.inFlightWaitMs ?? DEFAULT_IN_FLIGHT_WAIT_MS;
+    this.pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  }
+
+  /**
+   * Marks rows a crashed process left `received`/`sent` as `unknown` (never `failed`, never
+   * retried). Call once at start-up; returns what it changed.
+   */
+  recover(): JournalRow[] {
+    const recovered = this.journal.recoverOrphans((owner) => this.isAlive(owner));
+    for (const row of recovered) {
+      this.logger.warn(
+        { reference: row.reference, terminalId: row.terminalId, id: row.id },
+        'crash left a transaction unresolved: now unknown',
+      );
+    }
+    return recovered;
+  }
+
+  addTerminal(terminalId: string, driver: TerminalDriver): void {
+    if (this.terminals.has(terminalId)) {
+      throw invalid('INVALID_INPUT', 'terminalId', 'must be unique', terminalId);
+    }
+    this.terminals.set(terminalId, { driver, queue: new TerminalQueue(terminalId, this.maxQueue) });
+  }
+
+  /** Sale, refund or void: exactly-once under its reference, whatever the caller retries. */
+  async pay(
+    terminalId: string,
+    request: PaymentRequest,
+    options: PayOptions = {},
+  ): Promise<TransactionResult> {
+    const terminal = this.terminal(terminalId);
+    const reference = validateReference(request.reference);
+    if (!(MONEY_KINDS as readonly string[]).includes(request.kind)) {
+      throw invalid(
+        'INVALID_INPUT',
+        'kind',
+        `must be one of ${MONEY_KINDS.join(', ')}`,
+        String(request.kind),
+      );
+    }
+    const amount = moneyFromMinor(request.amount.minor, request.amount.currency);
+    if (request.originalReference !== undefined)
+      validateReference(request.originalReference, 'originalReference');
+    terminal.driver.validate({ ...request, reference, amount });
+
+    const claim = this.journal.claim({
+      merchantId: this.merchantId,
+      terminalId,
+      reference,
+      kind: request.kind,
+      amountMinor: amount.minor,
+      currency: amount.currency,
+      method: request.method ?? 'card',
+      ...(request.originalReference === undefined
+        ? {}
+        : { originalReference: request.originalReference }),
+      owner: this.owner,
+    });
+    if (claim.type === 'existing') {
+      const row = claim.row;
+      if (
+        row.kind !== request.kind ||
+        row.amountMinor !== amount.minor ||
+        row.currency !== amount.currency
+      ) {
+        throw new EcrError(
+          'DUPLICATE_REFERENCE',
+          `reference ${reference} was already used for a ${row.kind} of ${formatMoney({ minor: row.amountMinor, currency: row.currency })} on this terminal`,
+          {
+            field: 'reference',
+            rule: 'must be unique per terminal unless the request is identical',
+          },
+        );
+      }
+      return this.awaitExisting(row);
+    }
+    const attempt = this.drive(
+      terminal,
+      claim.row,
+      { ...request, reference, amount },
+      claim.wireId,
+      options,
+    );
+    this.inFlight.set(claim.row.id, attempt);
+    try {
+      return await attempt;
+    } finally {
+      this.inFlight.delete(claim.row.id);
+    }
+  }
+
+  /** Asks a terminal to abandon the transaction in progress. */
+  async cancelCurrent(terminalId: string): Promise<void> {
+    const { driver } = this.terminal(terminalId);
+    requireCapability(driver, 'cancel-current');
+    await driver.cancelCurrent();
+  }
+
+  /** The stored transaction for a reference on a terminal, if any. */
+  find(terminalId: string, reference: string): TransactionResult | undefined {
+    const row = this.journal.find({ merchantId: this.merchantId, terminalId, reference });
+    return row === undefined || !isFinal(row.state) ? undefined : toResult(row, true);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.inFlight.values()]);
+    await Promise.all([...this.terminals.values()].map((t) => t.driver.close()));
+  }
+
+  private terminal(terminalId: string): Terminal {
+    const terminal = this.terminals.get(terminalId);
+    if (terminal === undefined) {
+      throw invalid('INVALID_INPUT', 'terminalId', 'must name a configured terminal', terminalId);
+    }
+    return terminal;
+  }
+
+  private isAlive(owner: Owner): boolean {
+    return isOwnerAlive(owner, this.owner);
+  }
+
+  private async drive(
+    terminal: Terminal,
+    row: JournalRow,
+    request: PaymentRequest,
+    wireId: number,
+    options: PayOptions,
+  ): Promise<TransactionResult> {
+    const log = this.logger.child({ terminalId: row.terminalId, reference: row.reference, wireId });
+    let outcome: DriverOutcome;
+    try {
+      outcome = await terminal.queue.run(() =>
+        this.withTerminalLock(row.terminalId, options.signal, async () => {
+          log.info(
+            { kind: request.kind, amount: formatMoney(request.amount) },
+            'sending to terminal',
+          );
+          return terminal.driver.execute(
+            { ...request, wireId },
+            {
+              ...(options.signal === undefined ? {} : { signal: options.signal }),
+              beforeSend: () => this.journal.markSent(row.id, this.owner),
+            },
+          );
+        }),
+      );
+    } catch (thrown) {
+      const error = toEcrError(thrown);
+      // Whether a byte may have left decides failed (certainly not charged) or unknown.
+      const sent = this.journal.get(row.id)?.state === 'sent';
+      outcome = {
+        outcome: sent ? 'unknown' : 'failed',
+        errorCode: sent ? 'OUTCOME_UNKNOWN' : error.code,
+        message: error.message,
+      };
+      if (error.code === 'INTERNAL') log.error({ err: thrown }, 'driver failed unexpectedly');
+    }
+    const stored = this.journal.complete(row.id, this.owner, outcome);
+    log.info({ outcome: stored.state, errorCode: stored.errorCode }, 'transaction completed');
+    return toResult(stored, false);
+  }
+
+  /** Holds the journal's cross-process lock of a terminal around `fn` (invariant 2). */
+  private async withTerminalLock<T>(
+    terminalId: string,
+    signal: AbortSignal | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    const deadline = Date.now() + this.lockWaitMs;
+    while (!this.journal.tryLockTerminal(terminalId, this.owner, (o) => this.isAlive(o))) {
+      if (signal?.aborted === true)
+        throw new EcrError('ABORTED', 'cancelled while waiting for the terminal');
+      if (Date.now() >= deadline) {
+        throw new EcrError('TERMINAL_BUSY', `terminal ${terminalId} is held by another process`);
+      }
+      await sleep(this.pollIntervalMs);
+    }
+    try {
+      if (signal?.aborted === true)
+        throw new EcrError('ABORTED', 'cancelled while waiting for the terminal');
+      return await fn();
+    } finally {
+      this.journal.unlockTerminal(terminalId, this.owner);
+    }
+  }
+
+  /** A retry of a known reference: the stored result, or the one in flight when it lands. */
+  private async awaitExisting(row: JournalRow): Promise<TransactionResult> {
+    if (isFinal(row.state)) return toResult(row, true);
+    const local = this.inFlight.get(row.id);
+    if (local !== undefined) return { ...(await local), replayed: true };
+    // Driven by another process: watch the journal; if that process dies, recover the row.
+    const deadline = Date.now() + this.inFlightWaitMs;
+    for (;;) {
+      await sleep(this.pollIntervalMs);
+      const current = this.journal.get(row.id);
+      if (current === undefined)
+        throw new EcrError('JOURNAL_ERROR', `transaction ${row.id} disappeared`);
+      if (isFinal(current.state)) return toResult(current, true);
+      const owner =
+        current.ownerPid === undefined || current.ownerToken === undefined
+          ? undefined
+          : { pid: current.ownerPid, token: current.ownerToken };
+      if (owner === undefined || !this.isAlive(owner)) {
+        this.recover();
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new EcrError(
+          'TIMEOUT',
+          `reference ${row.reference} is still in flight in process ${current.ownerPid}; ask again later`,
+        );
+      }
+    }
+  }
+}
+
+/** A journal row as the answer every entry point gives. */
+export function toResult(row: JournalRow, replayed: boolean): TransactionResult {
+  const outcome = row.outcome ?? 'unknown';
+  return {
+    reference: row.reference,
+    terminalId: row.terminalId,
+    kind: row.kind,
+    amount: { minor: row.amountMinor, currency: row.currency },
+    state: row.state,
+    outcome,
+    replayed,
+    createdAt: new Date(row.createdAt).toISOString(),
+    ...(row.completedAt === undefined
+      ? {}
+      : { completedAt: new Date(row.completedAt).toISOString() }),
+    ...(row.errorCode === undefined ? {} : { errorCode: row.errorCode }),
+    ...(row.message === undefined ? {} : { message: row.message }),
+    ...(row.approvalCode === undefined ? {} : { approvalCode: row.approvalCode }),
+    ...(row.maskedPan === undefined ? {} : { maskedPan: row.maskedPan }),
+    ...(row.cardBrand === undefined ? {} : { cardBrand: row.cardBrand }),
+    ...(row.terminalTxId === undefined ? {} : { terminalTxId: row.terminalTxId }),
+    ...(row.details === undefined ? {} : { details: row.details }),
+  };
+}

@@ -1,0 +1,100 @@
+import { invalid, type ErrorCode } from './errors.js';
+import type { Money } from './money.js';
+
+/** What a POS can ask of a terminal. `sale`, `refund` and `void` move money and are journaled. */
+export const TRANSACTION_KINDS = ['sale', 'refund', 'void', 'cancel-current', 'status'] as const;
+export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
+
+/** The kinds that move money: each is journaled under its reference before any byte is sent. */
+export const MONEY_KINDS = ['sale', 'refund', 'void'] as const;
+export type MoneyKind = (typeof MONEY_KINDS)[number];
+
+/**
+ * Final outcomes. `failed` means certainly not charged (refused before the card step);
+ * `unknown` means the request may have reached the terminal and no outcome was seen.
+ */
+export const OUTCOMES = ['approved', 'declined', 'cancelled', 'failed', 'unknown'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** Journal states: the outcomes plus the two in-flight states. */
+export const STATES = ['received', 'sent', ...OUTCOMES] as const;
+export type TransactionState = (typeof STATES)[number];
+
+export const PAYMENT_METHODS = ['card', 'wallet'] as const;
+export type PaymentMethod = (typeof PAYMENT_METHODS)[number];
+
+/** Longest reference accepted (the POS's order id / idempotency key). */
+export const MAX_REFERENCE_LENGTH = 64;
+
+/** A request to move money on one terminal. */
+export interface PaymentRequest {
+  readonly kind: MoneyKind;
+  /** The POS's order id, unique per merchant + terminal: the idempotency key. */
+  readonly reference: string;
+  readonly amount: Money;
+  /** @default 'card' */
+  readonly method?: PaymentMethod;
+  /** Reference of the transaction a `refund` or `void` applies to. */
+  readonly originalReference?: string;
+  readonly receiptEmail?: string;
+  readonly receiptSms?: string;
+}
+
+/** What a terminal said about one request, as a driver reports it. No full PAN, ever. */
+export interface DriverOutcome {
+  readonly outcome: Outcome;
+  /** Why it was not approved, when it was not. */
+  readonly errorCode?: ErrorCode;
+  /** Human text, card data already masked. */
+  readonly message?: string;
+  readonly approvalCode?: string;
+  /** Masked PAN, first 6 / last 4 at most. */
+  readonly maskedPan?: string;
+  readonly cardBrand?: string;
+  /** The terminal's or host's transaction id. */
+  readonly terminalTxId?: string;
+  /** Further protocol fields worth keeping (masked, small, JSON). */
+  readonly details?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** The answer every entry point gives for a money transaction. */
+export interface TransactionResult extends DriverOutcome {
+  readonly reference: string;
+  readonly terminalId: string;
+  readonly kind: MoneyKind;
+  readonly amount: Money;
+  readonly state: TransactionState;
+  /** True when this answer is the stored result of an earlier call with the same reference. */
+  readonly replayed: boolean;
+  readonly createdAt: string;
+  readonly completedAt?: string;
+}
+
+// Control characters: C0, DEL and C1.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Checks a reference: 1–64 characters, no control characters, no surrounding spaces. */
+export function validateReference(value: unknown, field = 'reference'): string {
+  if (typeof value !== 'string') throw invalid('INVALID_REFERENCE', field, 'must be a string');
+  if (value.length === 0) throw invalid('INVALID_REFERENCE', field, 'must not be empty');
+  if (value.length > MAX_REFERENCE_LENGTH) {
+    throw invalid(
+      'INVALID_REFERENCE',
+      field,
+      `must be at most ${MAX_REFERENCE_LENGTH} characters`,
+      `got ${value.length}`,
+    );
+  }
+  if (CONTROL_CHARACTERS.test(value)) {
+    throw invalid('INVALID_REFERENCE', field, 'must not contain control characters');
+  }
+  if (value.trim() !== value) {
+    throw invalid('INVALID_REFERENCE', field, 'must not start or end with spaces');
+  }
+  return value;
+}
+
+export function isFinal(state: TransactionState): state is Outcome {
+  return state !== 'received' && state !== 'sent';
+}

@@ -1,0 +1,46 @@
+import type { Logger } from 'pino';
+import type { TerminalDriver } from '../core/driver.js';
+import { EcrError } from '../core/errors.js';
+import type { TerminalAddress } from '../core/terminal-address.js';
+import { PayableDriver } from './payable.js';
+
+export interface DriverSettings {
+  readonly token?: string;
+  readonly posName?: string;
+  readonly currency?: string;
+  readonly answerTimeoutMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly logger?: Logger;
+}
+
+/**
+ * The driver for a (real or already-started simulated) terminal at `address`. Options given
+ * here win over the address's query string (`?token=…&pos=…`).
+ */
+export function createDriver(
+  address: TerminalAddress,
+  settings: DriverSettings = {},
+): TerminalDriver {
+  if (address.protocol === 'payable' && address.transport === 'ws') {
+    const token = settings.token ?? address.params.token;
+    const posName = settings.posName ?? address.params.pos;
+    return new PayableDriver({
+      url: `ws://${address.host}:${address.port}`,
+      ...(token === undefined ? {} : { token }),
+      ...(posName === undefined ? {} : { posName }),
+      ...(settings.currency === undefined ? {} : { currency: settings.currency }),
+      ...(settings.answerTimeoutMs === undefined
+        ? {}
+        : { answerTimeoutMs: settings.answerTimeoutMs }),
+      ...(settings.connectTimeoutMs === undefined
+        ? {}
+        : { connectTimeoutMs: settings.connectTimeoutMs }),
+      ...(settings.logger === undefined ? {} : { logger: settings.logger }),
+    });
+  }
+  throw new EcrError(
+    'UNSUPPORTED_OPERATION',
+    `${address.protocol} terminals over ${address.transport} are not available in this release of ecr-bridge (payable over ws is)`,
+    { field: 'terminal', rule: 'protocol and transport must have a driver' },
+  );
+}

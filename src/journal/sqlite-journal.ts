@@ -1,0 +1,364 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { EcrError, type ErrorCode } from '../core/errors.js';
+import type {
+  DriverOutcome,
+  MoneyKind,
+  Outcome,
+  PaymentMethod,
+  TransactionState,
+} from '../core/transaction.js';
+import type {
+  ClaimInput,
+  ClaimResult,
+  Journal,
+  JournalRow,
+  ListFilter,
+  Owner,
+  TransactionKey,
+} from './journal.js';
+import { MIGRATIONS } from './migrations.js';
+
+/** Default journal file, relative to the data directory. */
+export const JOURNAL_FILE_NAME = 'ecr-bridge.db';
+/** How long a writer waits for another process's write lock before failing. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+const DEFAULT_LIST_LIMIT = 100;
+
+interface Row {
+  id: number;
+  merchant_id: string;
+  terminal_id: string;
+  reference: string;
+  kind: string;
+  amount_minor: number;
+  currency: string;
+  method: string;
+  original_reference: string | null;
+  state: string;
+  error_code: string | null;
+  message: string | null;
+  approval_code: string | null;
+  masked_pan: string | null;
+  card_brand: string | null;
+  terminal_tx_id: string | null;
+  details: string | null;
+  attempts: number;
+  owner_pid: number | null;
+  owner_token: string | null;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+}
+
+const IN_FLIGHT = new Set<TransactionState>(['received', 'sent']);
+
+function toJournalRow(row: Row): JournalRow {
+  const state = row.state as TransactionState;
+  return {
+    id: row.id,
+    merchantId: row.merchant_id,
+    terminalId: row.terminal_id,
+    reference: row.reference,
+    kind: row.kind as MoneyKind,
+    amountMinor: row.amount_minor,
+    currency: row.currency,
+    method: row.method as PaymentMethod,
+    originalReference: row.original_reference ?? undefined,
+    state,
+    outcome: IN_FLIGHT.has(state) ? undefined : (state as Outcome),
+    errorCode: (row.error_code ?? undefined) as ErrorCode | undefined,
+    message: row.message ?? undefined,
+    approvalCode: row.approval_code ?? undefined,
+    maskedPan: row.masked_pan ?? undefined,
+    cardBrand: row.card_brand ?? undefined,
+    terminalTxId: row.terminal_tx_id ?? undefined,
+    details: row.details === null ? undefined : (JSON.parse(row.details) as JournalRow['details']),
+    attempts: row.attempts,
+    ownerPid: row.owner_pid ?? undefined,
+    ownerToken: row.owner_token ?? undefined,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    completedAt: row.completed_at ?? undefined,
+  };
+}
+
+export interface SqliteJournalOptions {
+  /** Path of the database file; its directory is created. */
+  readonly path: string;
+  /** @default DEFAULT_BUSY_TIMEOUT_MS */
+  readonly busyTimeoutMs?: number;
+  /** Clock, in milliseconds since the epoch. @default Date.now */
+  readonly now?: () => number;
+}
+
+/**
+ * The embedded journal: one SQLite file in WAL mode with `synchronous=FULL`, so that a row
+ * written before a byte goes to a terminal survives a crash or a power cut. Several processes
+ * may share the file; SQLite's write lock and the unique key make claims atomic between them.
+ */
+export class SqliteJournal implements Journal {
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private readonly statements;
+
+  constructor(options: SqliteJournalOptions) {
+    mkdirSync(dirname(options.path), { recursive: true });
+    this.now = options.now ?? Date.now;
+    try {
+      this.db = new Database(options.path, {
+        timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+      });
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      this.migrate();
+    } catch (error) {
+      throw new EcrError(
+        'JOURNAL_ERROR',
+        `cannot open the journal at ${options.path}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const db = this.db;
+    this.statements = {
+      insert: db.prepare(
+        `INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency, method,
+           original_reference, state, owner_pid, owner_token, created_at, updated_at)
+         VALUES (@merchantId, @terminalId, @reference, @kind, @amountMinor, @currency, @method,
+           @originalReference, 'received', @pid, @token, @now, @now)
+         ON CONFLICT (merchant_id, terminal_id, reference) DO NOTHING`,
+      ),
+      byKey: db.prepare<[string, string, string], Row>(
+        'SELECT * FROM transactions WHERE merchant_id = ? AND terminal_id = ? AND reference = ?',
+      ),
+      byId: db.prepare<[number], Row>('SELECT * FROM transactions WHERE id = ?'),
+      byReference: db.prepare<[string], Row>(
+        'SELECT * FROM transactions WHERE reference = ? ORDER BY id DESC',
+      ),
+      retryFailed: db.prepare(
+        `UPDATE transactions SET state = 'received', attempts = attempts + 1, error_code = NULL, message = NULL,
+           details = NULL, completed_at = NULL, owner_pid = @pid, owner_token = @token, updated_at = @now
+         WHERE id = @id AND state = 'failed'`,
+      ),
+      newAttempt: db.prepare('INSERT INTO attempts (transaction_id, started_at) VALUES (?, ?)'),
+      markSent: db.prepare(
+        `UPDATE transactions SET state = 'sent', updated_at = @now
+         WHERE id = @id AND state = 'received' AND owner_token = @token`,
+      ),
+      complete: db.prepare(
+        `UPDATE transactions SET state = @state, error_code = @errorCode, message = @message,
+           approval_code = @approvalCode, masked_pan = @maskedPan, card_brand = @cardBrand,
+           terminal_tx_id = @terminalTxId, details = @details, owner_pid = NULL, owner_token = NULL,
+           updated_at = @now, completed_at = @now
+         WHERE id = @id AND state IN ('received', 'sent') AND owner_token = @token`,
+      ),
+      inFlight: db.prepare<[], Row>(
+        "SELECT * FROM transactions WHERE state IN ('received', 'sent')",
+      ),
+      orphan: db.prepare(
+        `UPDATE transactions SET state = 'unknown', error_code = 'OUTCOME_UNKNOWN', message = @message,
+           owner_pid = NULL, owner_token = NULL, updated_at = @now, completed_at = @now
+         WHERE id = @id AND state = @state AND owner_token IS @token`,
+      ),
+      lockGet: db.prepare<[string], { owner_pid: number; owner_token: string }>(
+        'SELECT owner_pid, owner_token FROM terminal_locks WHERE terminal_id = ?',
+      ),
+      lockPut: db.prepare(
+        `INSERT INTO terminal_locks (terminal_id, owner_pid, owner_token, acquired_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (terminal_id) DO UPDATE SET owner_pid = excluded.owner_pid,
+           owner_token = excluded.owner_token, acquired_at = excluded.acquired_at`,
+      ),
+      lockDelete: db.prepare(
+        'DELETE FROM terminal_locks WHERE terminal_id = ? AND owner_token = ?',
+      ),
+    };
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new Error(
+        `the journal has schema version ${version}; this ecr-bridge knows up to ${MIGRATIONS.length}`,
+      );
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db
+        .transaction(() => {
+          // Re-read inside the write lock: another process may have migrated meanwhile.
+          const current = this.db.pragma('user_version', { simple: true }) as number;
+          if (current > v) return;
+          this.db.exec(MIGRATIONS[v] as string);
+          this.db.pragma(`user_version = ${v + 1}`);
+        })
+        .immediate();
+    }
+  }
+
+  claim(input: ClaimInput): ClaimResult {
+    return this.write(() => {
+      const now = this.now();
+      const params = {
+        merchantId: input.merchantId,
+        terminalId: input.terminalId,
+        reference: input.reference,
+        kind: input.kind,
+        amountMinor: input.amountMinor,
+        currency: input.currency,
+        method: input.method,
+        originalReference: input.originalReference ?? null,
+        pid: input.owner.pid,
+        token: input.owner.token,
+        now,
+      };
+      let row: Row | undefined;
+      if (this.statements.insert.run(params).changes === 1) {
+        row = this.statements.byKey.get(input.merchantId, input.terminalId, input.reference);
+      } else {
+        const existing = this.statements.byKey.get(
+          input.merchantId,
+          input.terminalId,
+          input.reference,
+        ) as Row;
+        const sameRequest =
+          existing.kind === input.kind &&
+          existing.amount_minor === input.amountMinor &&
+          existing.currency === input.currency;
+        // A failed attempt certainly charged nothing: the same request may try again.
+        if (!sameRequest || existing.state !== 'failed')
+          return { type: 'existing', row: toJournalRow(existing) };
+        this.statements.retryFailed.run({
+          id: existing.id,
+          pid: input.owner.pid,
+          token: input.owner.token,
+          now,
+        });
+        row = this.statements.byId.get(existing.id);
+      }
+      if (row === undefined) throw new Error('claimed row vanished inside its own transaction');
+      const wireId = Number(this.statements.newAttempt.run(row.id, now).lastInsertRowid);
+      return { type: 'claimed', row: toJournalRow(row), wireId };
+    });
+  }
+
+  markSent(id: number, owner: Owner): void {
+    const changes = this.write(
+      () => this.statements.markSent.run({ id, token: owner.token, now: this.now() }).changes,
+    );
+    if (changes !== 1)
+      throw new EcrError('JOURNAL_ERROR', `transaction ${id} is no longer held by this process`);
+  }
+
+  complete(id: number, owner: Owner, outcome: DriverOutcome): JournalRow {
+    return this.write(() => {
+      const changes = this.statements.complete.run({
+        id,
+        token: owner.token,
+        state: outcome.outcome,
+        errorCode: outcome.errorCode ?? null,
+        message: outcome.message ?? null,
+        approvalCode: outcome.approvalCode ?? null,
+        maskedPan: outcome.maskedPan ?? null,
+        cardBrand: outcome.cardBrand ?? null,
+        terminalTxId: outcome.terminalTxId ?? null,
+        details: outcome.details === undefined ? null : JSON.stringify(outcome.details),
+        now: this.now(),
+      }).changes;
+      if (changes !== 1)
+        throw new EcrError('JOURNAL_ERROR', `transaction ${id} is no longer held by this process`);
+      return toJournalRow(this.statements.byId.get(id) as Row);
+    });
+  }
+
+  get(id: number): JournalRow | undefined {
+    const row = this.statements.byId.get(id);
+    return row === undefined ? undefined : toJournalRow(row);
+  }
+
+  find(key: TransactionKey): JournalRow | undefined {
+    const row = this.statements.byKey.get(key.merchantId, key.terminalId, key.reference);
+    return row === undefined ? undefined : toJournalRow(row);
+  }
+
+  findByReference(reference: string): JournalRow[] {
+    return this.statements.byReference.all(reference).map(toJournalRow);
+  }
+
+  list(filter: ListFilter = {}): JournalRow[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.unresolved === true) where.push("state IN ('received', 'sent', 'unknown')");
+    if (filter.terminalId !== undefined) {
+      where.push('terminal_id = ?');
+      params.push(filter.terminalId);
+    }
+    const sql = `SELECT * FROM transactions ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY id DESC LIMIT ?`;
+    params.push(filter.limit ?? DEFAULT_LIST_LIMIT);
+    return (this.db.prepare(sql).all(...params) as Row[]).map(toJournalRow);
+  }
+
+  recoverOrphans(isAlive: (owner: Owner) => boolean): JournalRow[] {
+    return this.write(() => {
+      const recovered: JournalRow[] = [];
+      for (const row of this.statements.inFlight.all()) {
+        const owner =
+          row.owner_pid === null || row.owner_token === null
+            ? undefined
+            : { pid: row.owner_pid, token: row.owner_token };
+        if (owner !== undefined && isAlive(owner)) continue;
+        const message =
+          row.state === 'received'
+            ? 'interrupted before the request was sent: the terminal was never contacted'
+            : 'interrupted after the request was sent: the outcome was not seen; reconcile with the terminal';
+        this.statements.orphan.run({
+          id: row.id,
+          state: row.state,
+          token: row.owner_token,
+          message,
+          now: this.now(),
+        });
+        recovered.push(toJournalRow(this.statements.byId.get(row.id) as Row));
+      }
+      return recovered;
+    });
+  }
+
+  tryLockTerminal(terminalId: string, owner: Owner, isAlive: (owner: Owner) => boolean): boolean {
+    return this.write(() => {
+      const held = this.statements.lockGet.get(terminalId);
+      if (
+        held !== undefined &&
+        held.owner_token !== owner.token &&
+        isAlive({ pid: held.owner_pid, token: held.owner_token })
+      ) {
+        return false;
+      }
+      this.statements.lockPut.run(terminalId, owner.pid, owner.token, this.now());
+      return true;
+    });
+  }
+
+  unlockTerminal(terminalId: string, owner: Owner): void {
+    this.write(() => this.statements.lockDelete.run(terminalId, owner.token));
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs `fn` in an IMMEDIATE transaction (write lock taken up front: no upgrade deadlocks). */
+  private write<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (error) {
+      if (error instanceof EcrError) throw error;
+      throw new EcrError('JOURNAL_ERROR', `journal write failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+}

@@ -1,0 +1,288 @@
+import { EcrError } from '../../core/errors.js';
+import { formatMinor } from '../../core/money.js';
+import { redactPans } from '../../core/pan.js';
+import { isPayableStatus, type PayableStatus } from './statuses.js';
+
+/**
+ * PAYable ECR messages (seed 000, protocols.md "payable"): JSON text frames over a WebSocket.
+ * Pure functions only; the driver and the simulator both use them. Field order and number
+ * formatting follow the seed byte for byte.
+ */
+
+/** Old firmware's greeting: plain text, then the terminal serial. */
+export const LEGACY_GREETING_PREFIX = 'Terminal connection established: ';
+/** Bound on any one message; the transport enforces it too. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+const MAX_TEXT_FIELD = 256;
+
+export type PayableMethod = 'CARD' | 'WALLET';
+
+export interface PaymentCommand {
+  readonly id: number;
+  /** Amount in major units with exactly `exponent` decimals, e.g. `20.00`. */
+  readonly amountMinor: number;
+  readonly exponent: number;
+  readonly method: PayableMethod;
+  readonly orderTracking?: string;
+  readonly receiptEmail?: string;
+  readonly receiptSms?: string;
+}
+
+/** `{"amount":20.00,"endpoint":"PAYMENT","method":"CARD",…,"id":1}` — amount keeps its decimals. */
+export function encodePayment(command: PaymentCommand): string {
+  const parts = [
+    `"amount":${formatMinor(command.amountMinor, command.exponent)}`,
+    `"endpoint":"PAYMENT"`,
+    `"method":${JSON.stringify(command.method)}`,
+  ];
+  if (command.orderTracking !== undefined)
+    parts.push(`"order_tracking":${JSON.stringify(command.orderTracking)}`);
+  if (command.receiptEmail !== undefined)
+    parts.push(`"receipt_email":${JSON.stringify(command.receiptEmail)}`);
+  if (command.receiptSms !== undefined)
+    parts.push(`"receipt_sms":${JSON.stringify(command.receiptSms)}`);
+  parts.push(`"id":${command.id}`);
+  return `{${parts.join(',')}}`;
+}
+
+/** Cancels the transaction in progress on the terminal with this serial. */
+export function encodeStop(serial: string): string {
+  return `{"endpoint":"STOP","terminal":${JSON.stringify(serial)}}`;
+}
+
+// ---------------------------------------------------------------- terminal → POS
+
+export type TerminalMessage =
+  | {
+      readonly type: 'greeting';
+      readonly serial: string;
+      readonly legacy: boolean;
+      readonly pos?: string;
+    }
+  | { readonly type: 'answer'; readonly answer: PaymentAnswer };
+
+/** A payment answer, card data already masked. */
+export interface PaymentAnswer {
+  /** The `request.id` it answers; undefined when the terminal sent none (e.g. a refusal of junk). */
+  readonly id: number | undefined;
+  readonly status: PayableStatus;
+  readonly error?: string;
+  readonly approvalCode?: string;
+  readonly cardName?: string;
+  readonly cardType?: string;
+  readonly transactionType?: string;
+  readonly txid?: number;
+  readonly mid?: string;
+  readonly tid?: string;
+  readonly serverTime?: string;
+  readonly origin?: string;
+  readonly orderTracking?: string;
+}
+
+function protocolError(field: string, rule: string, detail?: string): EcrError {
+  return new EcrError(
+    'PROTOCOL_ERROR',
+    `terminal message ${field}: ${rule}${detail === undefined ? '' : ` (${detail})`}`,
+    {
+      field,
+      rule,
+    },
+  );
+}
+
+function parseObject(text: string, who: string): Record<string, unknown> {
+  if (Buffer.byteLength(text, 'utf8') > MAX_MESSAGE_BYTES) {
+    throw new EcrError('FRAME_TOO_LARGE', `${who} message is over ${MAX_MESSAGE_BYTES} bytes`, {
+      field: 'message',
+      rule: `at most ${MAX_MESSAGE_BYTES} bytes`,
+    });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new EcrError(
+      'PROTOCOL_ERROR',
+      `malformed JSON from the ${who}: ${(error as Error).message}`,
+      {
+        field: 'message',
+        rule: 'must be a JSON object',
+        cause: error,
+      },
+    );
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new EcrError('PROTOCOL_ERROR', `the ${who} sent JSON that is not an object`, {
+      field: 'message',
+      rule: 'must be a JSON object',
+    });
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Optional short text field: masked, bounded; anything else is a protocol error. */
+function text(obj: Record<string, unknown>, key: string, path = key): string | undefined {
+  const value = obj[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value !== 'string') throw protocolError(path, 'must be a string');
+  if (value.length > MAX_TEXT_FIELD)
+    throw protocolError(path, `must be at most ${MAX_TEXT_FIELD} characters`);
+  return redactPans(value);
+}
+
+function integer(obj: Record<string, unknown>, key: string, path: string): number | undefined {
+  const value = obj[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw protocolError(path, 'must be a non-negative integer', JSON.stringify(value).slice(0, 32));
+  }
+  return value;
+}
+
+/** Decodes one text frame from the terminal. Throws PROTOCOL_ERROR / FRAME_TOO_LARGE. */
+export function decodeTerminalMessage(frame: string): TerminalMessage {
+  if (frame.startsWith(LEGACY_GREETING_PREFIX)) {
+    const serial = frame.slice(LEGACY_GREETING_PREFIX.length).trim();
+    if (serial.length === 0 || serial.length > MAX_TEXT_FIELD)
+      throw protocolError('serial', 'must be 1–256 characters');
+    return { type: 'greeting', serial: redactPans(serial), legacy: true };
+  }
+  const obj = parseObject(frame, 'terminal');
+  const status = obj.status;
+  if (typeof status !== 'string') throw protocolError('status', 'must be a string');
+  if (!isPayableStatus(status))
+    throw protocolError('status', 'must be a known PAYable status', status.slice(0, 64));
+  const request = obj.request;
+  if (
+    request !== undefined &&
+    (request === null || typeof request !== 'object' || Array.isArray(request))
+  ) {
+    throw protocolError('request', 'must be an object');
+  }
+  const echoed = (request ?? {}) as Record<string, unknown>;
+  if (status === 'STATUS_TERMINAL_AUTHORIZED') {
+    const serial = text(obj, 'origin') ?? '';
+    const pos = text(echoed, 'origin', 'request.origin');
+    return { type: 'greeting', serial, legacy: false, ...(pos === undefined ? {} : { pos }) };
+  }
+  const answer: PaymentAnswer = {
+    id: integer(echoed, 'id', 'request.id'),
+    status,
+    ...optional('error', text(obj, 'error')),
+    ...optional('approvalCode', text(obj, 'approval_code')),
+    ...optional('cardName', text(obj, 'card_name')?.trim()),
+    ...optional('cardType', text(obj, 'card_type')),
+    ...optional('transactionType', text(obj, 'transaction_type')),
+    ...optional('txid', integer(obj, 'txid', 'txid')),
+    ...optional('mid', text(obj, 'mid')),
+    ...optional('tid', text(obj, 'tid')),
+    ...optional('serverTime', text(obj, 'server_time')),
+    ...optional('origin', text(obj, 'origin')),
+    ...optional('orderTracking', text(echoed, 'order_tracking', 'request.order_tracking')),
+  };
+  return { type: 'answer', answer };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+// ---------------------------------------------------------------- POS → terminal (simulator side)
+
+export type PosMessage =
+  | {
+      readonly type: 'payment';
+      readonly id: number;
+      /** Major units as sent (`20.00` arrives as 20); validated against the terminal's currency. */
+      readonly amount: number;
+      readonly method: PayableMethod;
+      readonly orderTracking?: string;
+      readonly receiptEmail?: string;
+      readonly receiptSms?: string;
+      /** The request object as received, echoed back in the answer. */
+      readonly echo: Readonly<Record<string, unknown>>;
+    }
+  | { readonly type: 'stop'; readonly terminal?: string };
+
+/** Decodes one frame a POS sent to a terminal. Throws PROTOCOL_ERROR naming the field. */
+export function decodePosMessage(frame: string): PosMessage {
+  const obj = parseObject(frame, 'POS');
+  const endpoint = obj.endpoint;
+  if (endpoint === 'STOP') {
+    const terminal = text(obj, 'terminal');
+    return terminal === undefined ? { type: 'stop' } : { type: 'stop', terminal };
+  }
+  if (endpoint !== 'PAYMENT')
+    throw protocolError('endpoint', 'must be PAYMENT or STOP', String(endpoint).slice(0, 32));
+  const id = integer(obj, 'id', 'id');
+  if (id === undefined) throw protocolError('id', 'is required');
+  const method = obj.method ?? 'CARD';
+  if (method !== 'CARD' && method !== 'WALLET')
+    throw protocolError('method', 'must be CARD or WALLET');
+  const amount = obj.amount;
+  if (typeof amount !== 'number' || !Number.isFinite(amount))
+    throw protocolError('amount', 'must be a number');
+  return {
+    type: 'payment',
+    id,
+    amount,
+    method,
+    ...optional('orderTracking', text(obj, 'order_tracking')),
+    ...optional('receiptEmail', text(obj, 'receipt_email')),
+    ...optional('receiptSms', text(obj, 'receipt_sms')),
+    echo: obj,
+  };
+}
+
+export interface AnswerFields {
+  readonly status: PayableStatus;
+  readonly serial: string;
+  readonly request?: Readonly<Record<string, unknown>>;
+  readonly origin?: string;
+  readonly error?: string;
+  readonly approvalCode?: string;
+  readonly cardName?: string;
+  readonly cardType?: string;
+  readonly mid?: string;
+  readonly tid?: string;
+  readonly txid?: number;
+  readonly serverTime?: string;
+  readonly transactionType?: string;
+}
+
+/** A terminal's answer, in the seed's field order (simulator side). */
+export function encodeAnswer(fields: AnswerFields): string {
+  const out: Record<string, unknown> = {};
+  if (fields.approvalCode !== undefined) out.approval_code = fields.approvalCode;
+  if (fields.cardName !== undefined) out.card_name = fields.cardName;
+  if (fields.cardType !== undefined) out.card_type = fields.cardType;
+  if (fields.error !== undefined) out.error = fields.error;
+  if (fields.mid !== undefined) out.mid = fields.mid;
+  out.origin = fields.serial;
+  if (fields.request !== undefined)
+    out.request = {
+      ...fields.request,
+      ...(fields.origin === undefined ? {} : { origin: fields.origin }),
+      txid: 0,
+    };
+  if (fields.serverTime !== undefined) out.server_time = fields.serverTime;
+  out.status = fields.status;
+  if (fields.tid !== undefined) out.tid = fields.tid;
+  if (fields.transactionType !== undefined) out.transaction_type = fields.transactionType;
+  if (fields.txid !== undefined) out.txid = fields.txid;
+  return JSON.stringify(out);
+}
+
+/** Newer firmware's handshake answer. */
+export function encodeAuthorized(serial: string, pos: string): string {
+  return JSON.stringify({
+    origin: serial,
+    request: { origin: pos },
+    status: 'STATUS_TERMINAL_AUTHORIZED',
+  });
+}
+
+export function encodeLegacyGreeting(serial: string): string {
+  return `${LEGACY_GREETING_PREFIX}${serial}`;
+}

@@ -1,0 +1,37 @@
+import type { EcrError } from '../core/errors.js';
+
+/** Messages buffered while nobody listens yet (e.g. a greeting sent before a handler is set). */
+export const DEFAULT_MAX_BUFFERED_MESSAGES = 64;
+/** Largest message accepted from a peer, in bytes. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024;
+/** Bound on opening a connection (TCP + handshake). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+/** How a link ended. `error` is set when it ended because something went wrong. */
+export interface LinkClosed {
+  readonly code: number;
+  readonly reason: string;
+  readonly error?: EcrError;
+}
+
+/**
+ * A message pipe to one peer (a WebSocket today; TCP framers and serial later). Protocol code
+ * talks only to this, never to a socket.
+ */
+export interface MessageLink {
+  /** Peer address as `host:port`. */
+  readonly remote: string;
+  readonly isOpen: boolean;
+  /** Resolves when the link has closed, for whatever reason. Never rejects. */
+  readonly closed: Promise<LinkClosed>;
+  send(text: string): Promise<void>;
+  /**
+   * Sets the one message handler. Messages that arrived before are delivered to it first, in
+   * order; at most DEFAULT_MAX_BUFFERED_MESSAGES are kept before the link is closed.
+   */
+  onMessage(handler: (text: string) => void): void;
+  /** Orderly close. */
+  close(code?: number, reason?: string): void;
+  /** Drops the connection without a closing handshake (a pulled cable). */
+  terminate(): void;
+}

@@ -1,0 +1,12 @@
+import { inject, expect, it } from 'vitest';
+import { files, filesWithPans } from '../global-setup.js';
+
+// ARCHITECTURE.md invariant 3: after the whole suite, no journal, WAL or log file any test wrote
+// holds a Luhn-valid 13–19 digit run that starts like a card number.
+it('no full PAN in any journal or log file the suite wrote', () => {
+  const root = inject('testRoot');
+  const all = [...files(root)];
+  expect(all.some((path) => path.endsWith('.db'))).toBe(true);
+  expect(all.some((path) => path.endsWith('.log'))).toBe(true);
+  expect(filesWithPans(root)).toEqual([]);
+});

@@ -1,0 +1,21 @@
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+
+/** A fresh directory under the suite's root (scanned for card data after the suite). */
+export function tempDir(prefix = 'case-'): string {
+  return mkdtempSync(join(inject('testRoot'), prefix));
+}
+
+/** Polls `check` until it returns true or `timeoutMs` passes. */
+export async function waitFor(
+  check: () => boolean,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

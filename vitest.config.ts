@@ -1,0 +1,36 @@
+import { defineConfig } from 'vitest/config';
+
+const shared = {
+  // Real sockets, real child processes and a real SQLite file: give them room on 2 cores.
+  pool: 'forks' as const,
+  testTimeout: 30_000,
+  hookTimeout: 30_000,
+};
+
+export default defineConfig({
+  test: {
+    // One global setup for both projects: one root directory, scanned by the after-suite project.
+    globalSetup: ['test/global-setup.ts'],
+    reporters: ['default', './test/summary-reporter.ts'],
+    projects: [
+      {
+        test: {
+          ...shared,
+          name: 'suite',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/after-suite/**'],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // Runs after every other test: scans all they wrote for card data.
+        test: {
+          ...shared,
+          name: 'after-suite',
+          include: ['test/after-suite/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
+  },
+});
