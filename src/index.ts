@@ -1,0 +1,66 @@
+// The public surface of ecr-bridge, export by export. Anything not named here is internal.
+
+export { ERROR_CODES, EcrError, isEcrError, type EcrErrorOptions, type ErrorCode } from './core/errors.js';
+export { CURRENCIES, findCurrency, findCurrencyByNumeric, type Currency } from './core/currencies.js';
+export {
+  DEFAULT_MAX_AMOUNT_MINOR,
+  formatAmount,
+  formatMoney,
+  moneyFromMinor,
+  parseAmount,
+  requireCurrency,
+  type Money,
+  type ParseAmountOptions,
+} from './core/money.js';
+export { containsPan, luhnValid, maskPan, redactPans } from './core/pan.js';
+export {
+  MAX_REFERENCE_LENGTH,
+  MONEY_KINDS,
+  OUTCOMES,
+  PAYMENT_METHODS,
+  STATES,
+  TRANSACTION_KINDS,
+  validateReference,
+  type DriverOutcome,
+  type MoneyKind,
+  type Outcome,
+  type PaymentMethod,
+  type PaymentRequest,
+  type TransactionKind,
+  type TransactionResult,
+  type TransactionState,
+} from './core/transaction.js';
+export { requireCapability, type DriverRequest, type ExecuteOptions, type TerminalDriver } from './core/driver.js';
+export {
+  DEFAULT_PORTS,
+  parseTerminalAddress,
+  PROTOCOL_TRANSPORTS,
+  VALID_ADDRESS_FORMS,
+  type Protocol,
+  type TerminalAddress,
+  type Transport,
+} from './core/terminal-address.js';
+export { createLogger, type Logger, type LoggerOptions } from './core/logger.js';
+export {
+  DEFAULT_IN_FLIGHT_WAIT_MS,
+  DEFAULT_LOCK_WAIT_MS,
+  DEFAULT_MERCHANT_ID,
+  TransactionService,
+  type PayOptions,
+  type TransactionServiceOptions,
+} from './core/transaction-service.js';
+export { DEFAULT_MAX_QUEUE } from './core/terminal-queue.js';
+export type { Journal, JournalRow, ListFilter } from './journal/journal.js';
+export { JOURNAL_FILE_NAME, SqliteJournal, type SqliteJournalOptions } from './journal/sqlite-journal.js';
+export { createDriver, type DriverSettings } from './drivers/index.js';
+export {
+  PAYABLE_ANSWER_TIMEOUT_MS,
+  PAYABLE_CONNECT_TIMEOUT_MS,
+  PAYABLE_DEFAULT_CURRENCY,
+  PAYABLE_DEFAULT_PORT,
+  PayableDriver,
+  type PayableDriverOptions,
+} from './drivers/payable.js';
+export { PayableSimulator, type PayableSimulatorOptions } from './simulators/payable/simulator.js';
+export { ChargeLedger, type Charge } from './simulators/ledger.js';
+export { SCENARIOS, scenarioFor, type ScenarioName } from './simulators/scenarios.js';

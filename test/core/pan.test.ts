@@ -1,0 +1,260 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { containsPan, luhnValid, maskPan, redactJson, redactPans } from '../../src/core/pan.js';
+
+/** The Luhn check digit that makes `body + digit` valid. */
+function luhnCheckDigit(body: string): string {
+  for (let d = 0; d <= 9; d++) {
+    if (luhnValid(`${body}${d}`)) return String(d);
+  }
+  throw new Error(`no check digit for ${body}`);
+}
+
+const digitArb = fc.constantFrom(...'0123456789'.split(''));
+
+/** Random Luhn-valid 16-digit numbers starting with 4 (Visa-shaped). */
+const visaArb = fc
+  .string({ unit: digitArb, minLength: 14, maxLength: 14 })
+  .map((middle) => `4${middle}${luhnCheckDigit(`4${middle}`)}`);
+
+describe('luhnValid', () => {
+  it.each(['4111111111111111', '4761739001010010', '378282246310005', '5555555555554444'])(
+    'accepts the known valid number %s',
+    (pan) => {
+      expect(luhnValid(pan)).toBe(true);
+    },
+  );
+
+  it.each([
+    '4111111111111112',
+    '4111111111111121',
+    '1234567812345678',
+    '378282246310006',
+    '5555555555554440',
+    '',
+    '4111 1111 1111 1111',
+    '4111-1111-1111-1111',
+    'abcd',
+  ])('refuses %j', (value) => {
+    expect(luhnValid(value)).toBe(false);
+  });
+
+  it('detects every single-digit change to a valid number', () => {
+    fc.assert(
+      fc.property(visaArb, fc.integer({ min: 0, max: 15 }), fc.integer({ min: 1, max: 9 }), (pan, i, delta) => {
+        const changed = String((Number(pan[i]) + delta) % 10);
+        const altered = pan.slice(0, i) + changed + pan.slice(i + 1);
+        expect(luhnValid(altered)).toBe(false);
+      }),
+    );
+  });
+});
+
+describe('maskPan', () => {
+  it.each([
+    { pan: '4111111111111111', masked: '411111******1111' },
+    { pan: '378282246310005', masked: '378282*****0005' },
+    { pan: '4111111111111', masked: '411111***1111' },
+    { pan: '6011000990139424123', masked: '601100*********4123' },
+    { pan: '4111 1111 1111 1111', masked: '411111******1111' },
+    { pan: '4111-1111-1111-1111', masked: '411111******1111' },
+    { pan: '', masked: '' },
+    { pan: 'no digits', masked: '' },
+  ])('masks $pan as $masked', ({ pan, masked }) => {
+    expect(maskPan(pan)).toBe(masked);
+  });
+
+  it('shows at most the first 6 and last 4 digits', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: digitArb, minLength: 1, maxLength: 30 }), (digits) => {
+        const masked = maskPan(digits);
+        const match = /^(\d*)(\**)(\d*)$/.exec(masked);
+        expect(match).not.toBeNull();
+        const [, first = '', , last = ''] = match ?? [];
+        expect(first.length).toBeLessThanOrEqual(6);
+        expect(last.length).toBeLessThanOrEqual(4);
+        expect(digits.startsWith(first)).toBe(true);
+        expect(digits.endsWith(last)).toBe(true);
+      }),
+    );
+  });
+
+  it.each(['1', '12', '123', '1234', '12345', '123456', '1234567', '123456789012'])(
+    'hides at least 3 digits of the short input %s',
+    (digits) => {
+      const masked = maskPan(digits);
+      expect(masked).toHaveLength(digits.length);
+      expect([...masked].filter((c) => c === '*').length).toBeGreaterThanOrEqual(
+        Math.min(3, digits.length),
+      );
+    },
+  );
+
+  it('never returns the full digit string for 13–19 digits, and keeps the digit count', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: digitArb, minLength: 13, maxLength: 19 }),
+        fc.constantFrom('', ' ', '-'),
+        (digits, separator) => {
+          const grouped = (digits.match(/\d{1,4}/g) ?? []).join(separator);
+          const masked = maskPan(grouped);
+          expect(masked).not.toContain(digits);
+          expect(masked).toHaveLength(digits.length);
+          expect([...masked].filter((c) => c === '*').length).toBeGreaterThanOrEqual(3);
+        },
+      ),
+    );
+  });
+});
+
+describe('redactPans', () => {
+  it.each([
+    { text: 'card 4111111111111111 approved', out: 'card 411111******1111 approved' },
+    { text: 'card 4111 1111 1111 1111 approved', out: 'card 411111******1111 approved' },
+    { text: 'card 4111-1111-1111-1111 approved', out: 'card 411111******1111 approved' },
+    { text: 'amex 3782 822463 10005.', out: 'amex 378282*****0005.' },
+    { text: '5555555555554444', out: '555555******4444' },
+    {
+      text: 'a=4111111111111111;b=5555555555554444',
+      out: 'a=411111******1111;b=555555******4444',
+    },
+  ])('masks the PAN in $text', ({ text, out }) => {
+    expect(redactPans(text)).toBe(out);
+  });
+
+  it.each([
+    'card 4111111111111112 declined',
+    'order 1234567812345678',
+    'tx 4111111111',
+    'terminal 12345678',
+    'at 1700000000000',
+    'ts=1712345678901 rc=00',
+    'epoch 1999999999999',
+    'nothing to see here',
+    '',
+  ])('leaves %j alone', (text) => {
+    expect(redactPans(text)).toBe(text);
+  });
+
+  it('leaves 13-digit epoch-millisecond timestamps starting with 1 alone, Luhn-valid or not', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1_000_000_000_000, max: 1_999_999_999_999 }), (ms) => {
+        const text = `at ${ms} ok`;
+        expect(redactPans(text)).toBe(text);
+        expect(containsPan(text)).toBe(false);
+      }),
+    );
+  });
+
+  it('masks a PAN followed by a lone digit after a space', () => {
+    const text = 'card 4111111111111111 1 item';
+    expect(redactPans(text)).not.toContain('4111111111111111');
+    expect(containsPan(text)).toBe(true);
+  });
+
+  it('masks a PAN preceded by a lone digit and a space', () => {
+    const text = 'qty 2 4111111111111111';
+    expect(redactPans(text)).not.toContain('4111111111111111');
+    expect(containsPan(text)).toBe(true);
+  });
+
+  it('leaves no PAN in text around a random Visa-shaped number', () => {
+    fc.assert(
+      fc.property(visaArb, (pan) => {
+        const redacted = redactPans(`x ${pan} y`);
+        expect(containsPan(redacted)).toBe(false);
+        expect(redacted).toBe(`x ${maskPan(pan)} y`);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('containsPan', () => {
+  it.each([
+    'card 4111111111111111',
+    'card 4111 1111 1111 1111',
+    'card 4111-1111-1111-1111',
+    '378282246310005',
+    'x5555555555554444y',
+  ])('finds a PAN in %j', (text) => {
+    expect(containsPan(text)).toBe(true);
+  });
+
+  it.each([
+    'card 411111******1111',
+    'card 4111111111111112',
+    'at 1700000000000',
+    'short 4111',
+    '',
+    'no digits at all',
+  ])('finds no PAN in %j', (text) => {
+    expect(containsPan(text)).toBe(false);
+  });
+
+  it('can be called repeatedly on the same text with the same answer', () => {
+    const text = 'a 4111111111111111 b';
+    expect([containsPan(text), containsPan(text), containsPan(text)]).toEqual([true, true, true]);
+  });
+});
+
+describe('redactJson', () => {
+  it('masks PANs in nested strings and arrays and keeps other values', () => {
+    const input = {
+      message: 'paid with 4111111111111111',
+      amount: 999,
+      ok: true,
+      none: null,
+      nested: { lines: ['line 5555 5555 5555 4444', 'total 9.99'], deeper: { pan: '378282246310005' } },
+    };
+    expect(redactJson(input)).toEqual({
+      message: 'paid with 411111******1111',
+      amount: 999,
+      ok: true,
+      none: null,
+      nested: {
+        lines: ['line 555555******4444', 'total 9.99'],
+        deeper: { pan: '378282*****0005' },
+      },
+    });
+  });
+
+  it.each([
+    'track2',
+    'track1',
+    'track',
+    'trackData',
+    'track_2',
+    'track-2',
+    'TRACK2DATA',
+    'cvv',
+    'CVV2',
+    'cvc',
+    'cvc2',
+    'cid',
+    'pin',
+    'pinBlock',
+  ])('replaces the value under %s with [removed]', (key) => {
+    const output = redactJson({ [key]: ';4111111111111111=25121010000000000000?', keep: 'x' });
+    expect(output).toEqual({ [key]: '[removed]', keep: 'x' });
+  });
+
+  it('removes secret keys at any depth, whatever their value type', () => {
+    expect(redactJson({ card: { cvv: 123, track2: { raw: 'x' } }, list: [{ pin: '1234' }] })).toEqual(
+      { card: { cvv: '[removed]', track2: '[removed]' }, list: [{ pin: '[removed]' }] },
+    );
+  });
+
+  it('does not change its input', () => {
+    const input = { message: '4111111111111111', cvv: '123' };
+    redactJson(input);
+    expect(input).toEqual({ message: '4111111111111111', cvv: '123' });
+  });
+
+  it('passes non-string scalars through', () => {
+    expect(redactJson(42)).toBe(42);
+    expect(redactJson(null)).toBeNull();
+    expect(redactJson(false)).toBe(false);
+    expect(redactJson('4111111111111111')).toBe('411111******1111');
+  });
+});

@@ -1,0 +1,139 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ClaimInput, Owner } from '../../src/journal/journal.js';
+import { MIGRATIONS } from '../../src/journal/migrations.js';
+import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
+import { tempDir } from '../helpers.js';
+
+const alice: Owner = { pid: 1001, token: 'alice' };
+const bob: Owner = { pid: 1002, token: 'bob' };
+const journals: SqliteJournal[] = [];
+
+afterEach(() => {
+  for (const journal of journals.splice(0)) journal.close();
+});
+
+function open(path = join(tempDir('journal-'), 'nested', 'ecr-bridge.db')): SqliteJournal {
+  const journal = new SqliteJournal({ path });
+  journals.push(journal);
+  return journal;
+}
+
+function input(reference: string, owner: Owner = alice, amountMinor = 2000): ClaimInput {
+  return { merchantId: 'm', terminalId: 't', reference, kind: 'sale', amountMinor, currency: 'LKR', method: 'card', owner };
+}
+
+describe('SqliteJournal', () => {
+  it('creates its directory and file, in WAL mode with synchronous=FULL, at the latest schema', () => {
+    const path = join(tempDir('journal-'), 'a', 'b', 'ecr-bridge.db');
+    open(path).close();
+    expect(existsSync(path)).toBe(true);
+    const db = new Database(path);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    db.close();
+    // Re-opening runs no migration twice.
+    expect(() => open(path)).not.toThrow();
+  });
+
+  it('refuses a journal written by a newer ecr-bridge, with JOURNAL_ERROR', () => {
+    const path = join(tempDir('journal-'), 'ecr-bridge.db');
+    open(path).close();
+    const db = new Database(path);
+    db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    db.close();
+    expect(() => open(path)).toThrow(expect.objectContaining({ code: 'JOURNAL_ERROR' }));
+  });
+
+  it('a new reference is claimed with a fresh wire id; the same key again returns the existing row', () => {
+    const journal = open();
+    const first = journal.claim(input('R-1'));
+    expect(first.type).toBe('claimed');
+    const again = journal.claim(input('R-1', bob));
+    expect(again).toMatchObject({ type: 'existing', row: { reference: 'R-1', state: 'received', ownerToken: 'alice' } });
+    const other = journal.claim(input('R-2'));
+    expect(other.type === 'claimed' && first.type === 'claimed' && other.wireId > first.wireId).toBe(true);
+  });
+
+  it('walks received → sent → outcome, only for the owner', () => {
+    const journal = open();
+    const claim = journal.claim(input('R-1'));
+    if (claim.type !== 'claimed') throw new Error('expected a claim');
+    expect(() => journal.markSent(claim.row.id, bob)).toThrow(expect.objectContaining({ code: 'JOURNAL_ERROR' }));
+    journal.markSent(claim.row.id, alice);
+    expect(journal.get(claim.row.id)?.state).toBe('sent');
+    expect(() => journal.complete(claim.row.id, bob, { outcome: 'approved' })).toThrow(expect.objectContaining({ code: 'JOURNAL_ERROR' }));
+    const row = journal.complete(claim.row.id, alice, { outcome: 'approved', approvalCode: '123456', details: { tid: '1' } });
+    expect(row).toMatchObject({ state: 'approved', outcome: 'approved', approvalCode: '123456', details: { tid: '1' }, ownerToken: undefined });
+    expect(row.completedAt).toBeTypeOf('number');
+    // A final row cannot be completed again.
+    expect(() => journal.complete(claim.row.id, alice, { outcome: 'declined' })).toThrow();
+  });
+
+  it('a failed row (certainly not charged) may be claimed again by the same request, not by another amount', () => {
+    const journal = open();
+    const claim = journal.claim(input('R-1'));
+    if (claim.type !== 'claimed') throw new Error('expected a claim');
+    journal.complete(claim.row.id, alice, { outcome: 'failed', errorCode: 'TERMINAL_BUSY' });
+    expect(journal.claim(input('R-1', bob, 2100)).type).toBe('existing');
+    const retry = journal.claim(input('R-1', bob));
+    expect(retry).toMatchObject({ type: 'claimed', row: { state: 'received', attempts: 2, ownerToken: 'bob', errorCode: undefined } });
+    expect(retry.type === 'claimed' && retry.wireId > claim.wireId).toBe(true);
+  });
+
+  it('declined, approved and unknown rows are never claimed again', () => {
+    const journal = open();
+    for (const outcome of ['declined', 'approved', 'unknown', 'cancelled'] as const) {
+      const claim = journal.claim(input(outcome));
+      if (claim.type !== 'claimed') throw new Error('expected a claim');
+      journal.complete(claim.row.id, alice, { outcome });
+      expect(journal.claim(input(outcome, bob)).type).toBe('existing');
+    }
+  });
+
+  it('recovery turns rows of dead owners (received or sent) into unknown, and leaves live owners alone', () => {
+    const journal = open();
+    const a = journal.claim(input('A'));
+    const b = journal.claim(input('B'));
+    const c = journal.claim(input('C', bob));
+    if (a.type !== 'claimed' || b.type !== 'claimed' || c.type !== 'claimed') throw new Error('expected claims');
+    journal.markSent(b.row.id, alice);
+    const recovered = journal.recoverOrphans((owner) => owner.token === 'bob');
+    expect(recovered.map((r) => [r.reference, r.state, r.errorCode])).toEqual([
+      ['A', 'unknown', 'OUTCOME_UNKNOWN'],
+      ['B', 'unknown', 'OUTCOME_UNKNOWN'],
+    ]);
+    expect(recovered[0]?.message).toMatch(/never contacted/);
+    expect(recovered[1]?.message).toMatch(/reconcile/);
+    expect(journal.get(c.row.id)?.state).toBe('received');
+    expect(journal.list({ unresolved: true }).map((r) => r.reference).sort()).toEqual(['A', 'B', 'C']);
+  });
+
+  it('the terminal lock is exclusive between live owners and taken over from dead ones', () => {
+    const journal = open();
+    const alive = new Set(['alice', 'bob']);
+    const isAlive = (owner: Owner): boolean => alive.has(owner.token);
+    expect(journal.tryLockTerminal('t', alice, isAlive)).toBe(true);
+    expect(journal.tryLockTerminal('t', bob, isAlive)).toBe(false);
+    expect(journal.tryLockTerminal('other', bob, isAlive)).toBe(true);
+    alive.delete('alice');
+    expect(journal.tryLockTerminal('t', bob, isAlive)).toBe(true);
+    journal.unlockTerminal('t', bob);
+    alive.add('alice');
+    expect(journal.tryLockTerminal('t', alice, isAlive)).toBe(true);
+  });
+
+  it('the database refuses states and kinds outside the model', () => {
+    const path = join(tempDir('journal-'), 'ecr-bridge.db');
+    open(path).close();
+    const db = new Database(path);
+    expect(() =>
+      db.prepare(
+        "INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency, method, state, created_at, updated_at) VALUES ('m','t','r','sale',1,'LKR','card','charged',0,0)",
+      ).run(),
+    ).toThrow(/CHECK/);
+    db.close();
+  });
+});
