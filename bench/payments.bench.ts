@@ -22,7 +22,11 @@ function percentile(sorted: readonly number[], p: number): number {
 
 function summarise(samples: number[]): { p50: number; p99: number; mean: number } {
   const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean: samples.reduce((a, b) => a + b, 0) / samples.length };
+  return {
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    mean: samples.reduce((a, b) => a + b, 0) / samples.length,
+  };
 }
 
 async function measure(run: (i: number) => Promise<unknown>, count: number): Promise<number[]> {
@@ -41,16 +45,31 @@ try {
   // (a) baseline: the driver alone, one connection, no journal.
   const raw = new PayableDriver({ url: simulator.url, token: 'bench', posName: 'BENCH-RAW' });
   let wireId = 1;
-  await measure(() => raw.execute({ kind: 'sale', reference: `W-${wireId}`, amount: AMOUNT, wireId: wireId++ }), WARMUP);
-  const rawSamples = await measure(() => raw.execute({ kind: 'sale', reference: `R-${wireId}`, amount: AMOUNT, wireId: wireId++ }), PAYMENTS);
+  await measure(
+    () => raw.execute({ kind: 'sale', reference: `W-${wireId}`, amount: AMOUNT, wireId: wireId++ }),
+    WARMUP,
+  );
+  const rawSamples = await measure(
+    () => raw.execute({ kind: 'sale', reference: `R-${wireId}`, amount: AMOUNT, wireId: wireId++ }),
+    PAYMENTS,
+  );
   await raw.close();
 
   // (b) the same payments through the service and the journal.
   const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
   const service = new TransactionService({ journal });
-  service.addTerminal('bench', new PayableDriver({ url: simulator.url, token: 'bench', posName: 'BENCH-SVC' }));
-  await measure((i) => service.pay('bench', { kind: 'sale', reference: `WARM-${i}`, amount: AMOUNT }), WARMUP);
-  const serviceSamples = await measure((i) => service.pay('bench', { kind: 'sale', reference: `PAY-${i}`, amount: AMOUNT }), PAYMENTS);
+  service.addTerminal(
+    'bench',
+    new PayableDriver({ url: simulator.url, token: 'bench', posName: 'BENCH-SVC' }),
+  );
+  await measure(
+    (i) => service.pay('bench', { kind: 'sale', reference: `WARM-${i}`, amount: AMOUNT }),
+    WARMUP,
+  );
+  const serviceSamples = await measure(
+    (i) => service.pay('bench', { kind: 'sale', reference: `PAY-${i}`, amount: AMOUNT }),
+    PAYMENTS,
+  );
   await service.close();
   journal.close();
 
@@ -60,14 +79,22 @@ try {
     ['(a) raw driver', a],
     ['(b) TransactionService + journal', b],
   ] as const;
-  console.log(`\n${PAYMENTS} sequential payments, PAYable simulator on 127.0.0.1, zero added latency\n`);
+  console.log(
+    `\n${PAYMENTS} sequential payments, PAYable simulator on 127.0.0.1, zero added latency\n`,
+  );
   console.log('path                                 p50 ms   p99 ms   mean ms');
   for (const [name, s] of rows) {
-    console.log(`${name.padEnd(36)} ${s.p50.toFixed(3).padStart(7)}  ${s.p99.toFixed(3).padStart(7)}  ${s.mean.toFixed(3).padStart(8)}`);
+    console.log(
+      `${name.padEnd(36)} ${s.p50.toFixed(3).padStart(7)}  ${s.p99.toFixed(3).padStart(7)}  ${s.mean.toFixed(3).padStart(8)}`,
+    );
   }
   const ratio = { p50: b.p50 / a.p50, p99: b.p99 / a.p99, mean: b.mean / a.mean };
-  console.log(`${'ratio b/a'.padEnd(36)} ${ratio.p50.toFixed(2).padStart(7)}  ${ratio.p99.toFixed(2).padStart(7)}  ${ratio.mean.toFixed(2).padStart(8)}`);
-  console.log(`charges made by the simulator: ${simulator.ledger.count} (expected ${2 * (PAYMENTS + WARMUP)})`);
+  console.log(
+    `${'ratio b/a'.padEnd(36)} ${ratio.p50.toFixed(2).padStart(7)}  ${ratio.p99.toFixed(2).padStart(7)}  ${ratio.mean.toFixed(2).padStart(8)}`,
+  );
+  console.log(
+    `charges made by the simulator: ${simulator.ledger.count} (expected ${2 * (PAYMENTS + WARMUP)})`,
+  );
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(
     'bench/results/payments.json',

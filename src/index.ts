@@ -1,7 +1,18 @@
 // The public surface of ecr-bridge, export by export. Anything not named here is internal.
 
-export { ERROR_CODES, EcrError, isEcrError, type EcrErrorOptions, type ErrorCode } from './core/errors.js';
-export { CURRENCIES, findCurrency, findCurrencyByNumeric, type Currency } from './core/currencies.js';
+export {
+  ERROR_CODES,
+  EcrError,
+  isEcrError,
+  type EcrErrorOptions,
+  type ErrorCode,
+} from './core/errors.js';
+export {
+  CURRENCIES,
+  findCurrency,
+  findCurrencyByNumeric,
+  type Currency,
+} from './core/currencies.js';
 export {
   DEFAULT_MAX_AMOUNT_MINOR,
   formatAmount,
@@ -30,7 +41,12 @@ export {
   type TransactionResult,
   type TransactionState,
 } from './core/transaction.js';
-export { requireCapability, type DriverRequest, type ExecuteOptions, type TerminalDriver } from './core/driver.js';
+export {
+  requireCapability,
+  type DriverRequest,
+  type ExecuteOptions,
+  type TerminalDriver,
+} from './core/driver.js';
 export {
   DEFAULT_PORTS,
   parseTerminalAddress,
@@ -51,7 +67,11 @@ export {
 } from './core/transaction-service.js';
 export { DEFAULT_MAX_QUEUE } from './core/terminal-queue.js';
 export type { Journal, JournalRow, ListFilter } from './journal/journal.js';
-export { JOURNAL_FILE_NAME, SqliteJournal, type SqliteJournalOptions } from './journal/sqlite-journal.js';
+export {
+  JOURNAL_FILE_NAME,
+  SqliteJournal,
+  type SqliteJournalOptions,
+} from './journal/sqlite-journal.js';
 export { createDriver, type DriverSettings } from './drivers/index.js';
 export {
   PAYABLE_ANSWER_TIMEOUT_MS,

@@ -22,7 +22,6 @@ export const ERROR_EXIT_CODES: Partial<Readonly<Record<ErrorCode, number>>> = {
   UNSUPPORTED_OPERATION: 64,
   DUPLICATE_REFERENCE: 65,
   NOT_FOUND: 66,
-  TERMINAL_UNREACHABLE: 69,
   TIMEOUT: 75,
 };
 /** Any other error. */

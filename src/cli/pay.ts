@@ -39,7 +39,12 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
       statusPort: 0,
       currency: amount.currency,
     }).start();
-    address = { ...address, transport: 'ws', host: '127.0.0.1', port: simulator.port } satisfies TerminalAddress;
+    address = {
+      ...address,
+      transport: 'ws',
+      host: '127.0.0.1',
+      port: simulator.port,
+    } satisfies TerminalAddress;
   }
   const context = openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
   const spinner =

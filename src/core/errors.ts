@@ -1,3 +1,5 @@
+import { redactPans } from './pan.js';
+
 /**
  * The error taxonomy. Codes are the contract: a POS program, the CLI's exit codes and the HTTP
  * services branch on `code`, never on message text. Every code is listed in `docs/errors.md`
@@ -73,7 +75,8 @@ export class EcrError extends Error {
   readonly rule: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: EcrErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Messages often quote what a peer sent: card numbers in it are masked here, once for all.
+    super(redactPans(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.field = options.field;
     this.rule = options.rule;

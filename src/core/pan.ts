@@ -39,29 +39,67 @@ export function maskPan(pan: string): string {
   );
 }
 
-/**
- * Digit runs that may be a PAN: 13–19 digits, optionally grouped by single spaces or dashes, whose
- * first digit is a card industry identifier (2 Mastercard 2-series, 3 Amex/JCB/Diners, 4 Visa,
- * 5 Mastercard, 6 Discover/UnionPay/Maestro). Excluding 1, 7, 8, 9 and 0 keeps epoch-millisecond
- * timestamps and serial numbers from being mistaken for cards.
- */
-const PAN_CANDIDATE = /(?<![\d])[2-6](?:[ -]?\d){12,18}(?![\d])/g;
+/** Runs of digits, possibly grouped by single spaces or dashes (`4111 1111-1111 1111 2`). */
+const DIGIT_RUN = /(?<!\d)\d+(?:[ -]\d+)*(?!\d)/g;
+
+/** First digits of card numbers: 2 Mastercard 2-series, 3 Amex/JCB/Diners, 4 Visa, 5 Mastercard, 6 Discover/UnionPay/Maestro. */
+const CARD_FIRST_DIGIT = /^[2-6]/;
 
 /**
- * Replaces every Luhn-valid 13–19 digit run in `text` by its masked form. Used on every free
+ * Spans of `run` (start and end offsets) that are card numbers: whole digit groups adding up to
+ * 13–19 digits, starting with a card industry digit, passing Luhn. Grouping matters: in
+ * `4111111111111111 1` the card is the first group, and a lone digit beside it must not hide it.
+ * Excluding first digits 0, 1, 7, 8 and 9 keeps epoch-millisecond timestamps and serials out.
+ */
+function panSpans(run: string): [number, number][] {
+  const groups = [...run.matchAll(/\d+/g)].map((m) => ({
+    start: m.index,
+    end: m.index + m[0].length,
+    digits: m[0],
+  }));
+  const spans: [number, number][] = [];
+  for (let i = 0; i < groups.length; i++) {
+    let digits = '';
+    let last: number | undefined;
+    // From group i, the longest run of whole groups that is a card number.
+    for (let j = i; j < groups.length && digits.length < 19; j++) {
+      digits += (groups[j] as { digits: string }).digits;
+      if (
+        digits.length >= 13 &&
+        digits.length <= 19 &&
+        CARD_FIRST_DIGIT.test(digits) &&
+        luhnValid(digits)
+      )
+        last = j;
+    }
+    if (last !== undefined) {
+      spans.push([(groups[i] as { start: number }).start, (groups[last] as { end: number }).end]);
+      i = last;
+    }
+  }
+  return spans;
+}
+
+/**
+ * Replaces every card number in `text` (see `panSpans`) by its masked form. Used on every free
  * text a terminal sends before it is stored or logged; harmless on text without card numbers.
  */
 export function redactPans(text: string): string {
-  return text.replace(PAN_CANDIDATE, (run) => {
-    const digits = run.replace(/\D/g, '');
-    return luhnValid(digits) ? maskPan(digits) : run;
+  return text.replace(DIGIT_RUN, (run) => {
+    let out = '';
+    let at = 0;
+    for (const [start, end] of panSpans(run)) {
+      out += run.slice(at, start) + maskPan(run.slice(start, end));
+      at = end;
+    }
+    return out + run.slice(at);
   });
 }
 
-/** True when `text` holds a Luhn-valid 13–19 digit run (what the card-data scans look for). */
+/** True when `text` holds a card number (what the card-data scans look for). */
 export function containsPan(text: string): boolean {
-  for (const match of text.matchAll(PAN_CANDIDATE)) {
-    if (luhnValid(match[0].replace(/\D/g, ''))) return true;
+  for (const match of text.matchAll(DIGIT_RUN)) {
+    if (panSpans(match[0]).length > 0) return true;
   }
   return false;
 }
@@ -81,4 +119,4 @@ export function redactJson(value: unknown): unknown {
   return value;
 }
 
-const SECRET_KEYS = /^(track[_-]?[123]?(data)?|cvv2?|cvc2?|cid|pin(block)?)$/i;
+const SECRET_KEYS = /track|cvv|cvc|^cid$|^pin(_?block)?$/i;

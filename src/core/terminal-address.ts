@@ -52,12 +52,27 @@ export const VALID_ADDRESS_FORMS: readonly string[] = [
   ...Object.keys(PROTOCOL_TRANSPORTS).map((p) => `simulator:${p}`),
 ];
 
+/** An address as it may appear in messages and logs: no user info, no query string (tokens). */
+export function withoutSecrets(value: string): string {
+  return value.replace(/\?[\s\S]*/, '?…').replace(/^([^:/]*:\/\/)[^@/]*@/, '$1…@');
+}
+
 function refuse(value: string, rule: string): EcrError {
   return new EcrError(
     'INVALID_TERMINAL_ADDRESS',
-    `terminal: ${rule} (got ${JSON.stringify(value.replace(/\?.*/, '?…'))}); valid forms: ${VALID_ADDRESS_FORMS.join(', ')}`,
+    `terminal: ${rule} (got ${JSON.stringify(withoutSecrets(value))}); valid forms: ${VALID_ADDRESS_FORMS.join(', ')}`,
     { field: 'terminal', rule },
   );
+}
+
+/**
+ * `ws://h:80` parses with an empty `port` (80 is the ws scheme's default), yet 80 was written:
+ * read it from the authority so that only a missing port falls back to DEFAULT_PORTS.
+ */
+function explicitDefaultPort(value: string): number | undefined {
+  const authority = value.slice(value.indexOf('//') + 2).split(/[/?#]/)[0] ?? '';
+  const port = /:(\d+)$/.exec(authority.slice(authority.lastIndexOf(']') + 1));
+  return port === null ? undefined : Number(port[1]);
 }
 
 function isProtocol(value: string): value is Protocol {
@@ -109,7 +124,8 @@ export function parseTerminalAddress(value: string, protocolOverride?: string): 
   if (url.hostname === '') throw refuse(value, 'must name a host');
   if (url.pathname !== '/' && url.pathname !== '') throw refuse(value, 'must not have a path');
   const host = url.hostname;
-  const port = url.port === '' ? DEFAULT_PORTS[protocol] : Number(url.port);
+  const port =
+    url.port !== '' ? Number(url.port) : (explicitDefaultPort(value) ?? DEFAULT_PORTS[protocol]);
   const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   return {
     protocol,

@@ -9,6 +9,7 @@ import {
 import { EcrError, invalid, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { requireCurrency } from '../core/money.js';
+import { withoutSecrets } from '../core/terminal-address.js';
 import type { DriverOutcome, PaymentRequest, TransactionKind } from '../core/transaction.js';
 import {
   decodeTerminalMessage,
@@ -20,7 +21,7 @@ import {
 import { outcomeOf } from '../protocols/payable/statuses.js';
 import { backoffDelay } from '../transports/backoff.js';
 import type { MessageLink } from '../transports/message-link.js';
-import { connectWebSocket, redactQuery } from '../transports/websocket.js';
+import { connectWebSocket } from '../transports/websocket.js';
 
 /** PAYable's ECR port (seed 000). */
 export const PAYABLE_DEFAULT_PORT = 45454;
@@ -78,6 +79,8 @@ export class PayableDriver implements TerminalDriver {
   private link: MessageLink | undefined;
   private connecting: Promise<MessageLink> | undefined;
   private pending: Pending | undefined;
+  /** A payment is between connect and outcome: the driver takes one at a time. */
+  private busy = false;
   /** Serial number the terminal announced in its greeting. */
   serial: string | undefined;
 
@@ -88,7 +91,7 @@ export class PayableDriver implements TerminalDriver {
         'INVALID_TERMINAL_ADDRESS',
         'url',
         'must be a ws:// or wss:// address',
-        redactQuery(options.url),
+        withoutSecrets(options.url),
       );
     }
     if (options.token !== undefined) url.searchParams.set('token', options.token);
@@ -101,7 +104,7 @@ export class PayableDriver implements TerminalDriver {
     this.maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
     this.logger = (options.logger ?? silentLogger).child({
       protocol: 'payable',
-      terminal: redactQuery(this.url),
+      terminal: withoutSecrets(this.url),
     });
   }
 
@@ -120,13 +123,22 @@ export class PayableDriver implements TerminalDriver {
 
   async execute(request: DriverRequest, options: ExecuteOptions = {}): Promise<DriverOutcome> {
     this.validate(request);
-    if (this.pending !== undefined) {
+    if (this.busy) {
       return {
         outcome: 'failed',
         errorCode: 'TERMINAL_BUSY',
         message: 'this driver already has a payment in flight',
       };
     }
+    this.busy = true;
+    try {
+      return await this.pay(request, options);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async pay(request: DriverRequest, options: ExecuteOptions): Promise<DriverOutcome> {
     let link: MessageLink;
     try {
       link = await this.connect(options.signal);

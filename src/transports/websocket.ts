@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { EcrError } from '../core/errors.js';
+import { withoutSecrets } from '../core/terminal-address.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_BUFFERED_MESSAGES,
@@ -130,7 +131,7 @@ export function connectWebSocket(
       maxPayload: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       perMessageDeflate: true,
     });
-    const target = redactQuery(url);
+    const target = withoutSecrets(url);
     let settled = false;
     const fail = (error: EcrError): void => {
       if (settled) return;
@@ -170,12 +171,6 @@ export function connectWebSocket(
       );
     });
   });
-}
-
-/** Hides query-string secrets (`token=`) in addresses that reach messages and logs. */
-export function redactQuery(url: string): string {
-  const q = url.indexOf('?');
-  return q === -1 ? url : `${url.slice(0, q)}?…`;
 }
 
 /** What a server learns about a connecting client before accepting it. */

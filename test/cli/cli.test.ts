@@ -6,7 +6,13 @@ import { json, runCli, startCli } from './run-cli.js';
 let simulator: PayableSimulator;
 
 beforeAll(async () => {
-  simulator = await new PayableSimulator({ port: 0, statusPort: 0, token: 'T', slowAnswerMs: 20_000, cardDelayMs: 150 }).start();
+  simulator = await new PayableSimulator({
+    port: 0,
+    statusPort: 0,
+    token: 'T',
+    slowAnswerMs: 20_000,
+    cardDelayMs: 150,
+  }).start();
 });
 
 afterAll(async () => {
@@ -14,7 +20,24 @@ afterAll(async () => {
 });
 
 function pay(dataDir: string, amount: string, reference: string, ...extra: string[]): string[] {
-  return ['pay', '--terminal', simulator.url, '--token', 'T', '--pos', `POS-${reference}`, '--amount', amount, '--currency', 'LKR', '--reference', reference, '--data-dir', dataDir, ...extra];
+  return [
+    'pay',
+    '--terminal',
+    simulator.url,
+    '--token',
+    'T',
+    '--pos',
+    `POS-${reference}`,
+    '--amount',
+    amount,
+    '--currency',
+    'LKR',
+    '--reference',
+    reference,
+    '--data-dir',
+    dataDir,
+    ...extra,
+  ];
 }
 
 describe('ecr-bridge pay', () => {
@@ -25,7 +48,13 @@ describe('ecr-bridge pay', () => {
     expect(human.stdout).toMatch(/approved\s+20\.00 LKR\s+reference CLI-1/);
     const again = await runCli(pay(dataDir, '20.00', 'CLI-1', '--json'));
     expect(again.code).toBe(0);
-    expect(json(again)).toMatchObject({ outcome: 'approved', reference: 'CLI-1', amount: '20.00', currency: 'LKR', replayed: true });
+    expect(json(again)).toMatchObject({
+      outcome: 'approved',
+      reference: 'CLI-1',
+      amount: '20.00',
+      currency: 'LKR',
+      replayed: true,
+    });
     expect(simulator.ledger.forReference('CLI-1')).toHaveLength(1);
   });
 
@@ -45,9 +74,21 @@ describe('ecr-bridge pay', () => {
 
   it('ECR_BRIDGE_DATA_DIR sets the data directory; tx list and tx show read it', async () => {
     const dataDir = tempDir('cli-');
-    expect((await runCli(pay(dataDir, '20.00', 'ENV-1').filter((a, i, all) => a !== '--data-dir' && all[i - 1] !== '--data-dir'), { ECR_BRIDGE_DATA_DIR: dataDir })).code).toBe(0);
+    expect(
+      (
+        await runCli(
+          pay(dataDir, '20.00', 'ENV-1').filter(
+            (a, i, all) => a !== '--data-dir' && all[i - 1] !== '--data-dir',
+          ),
+          { ECR_BRIDGE_DATA_DIR: dataDir },
+        )
+      ).code,
+    ).toBe(0);
     const list = await runCli(['tx', 'list', '--data-dir', dataDir, '--json']);
-    expect(json(list)).toMatchObject({ count: 1, transactions: [{ reference: 'ENV-1', state: 'approved', amount: '20.00' }] });
+    expect(json(list)).toMatchObject({
+      count: 1,
+      transactions: [{ reference: 'ENV-1', state: 'approved', amount: '20.00' }],
+    });
     const show = await runCli(['tx', 'show', 'ENV-1', '--data-dir', dataDir]);
     expect(show.code).toBe(0);
     expect(show.stdout).toMatch(/reference\s+ENV-1/);
@@ -60,16 +101,40 @@ describe('ecr-bridge pay', () => {
     const dataDir = tempDir('cli-');
     const before = simulator.ledger.count;
     const cases: [string[], RegExp, number][] = [
-      [pay(dataDir, '1,234.5', 'BAD-1'), /INVALID_AMOUNT: amount: must use one decimal separator/, 64],
+      [
+        pay(dataDir, '1,234.5', 'BAD-1'),
+        /INVALID_AMOUNT: amount: must use one decimal separator/,
+        64,
+      ],
       [pay(dataDir, 'abc', 'BAD-2'), /INVALID_AMOUNT: amount:/, 64],
       [pay(dataDir, '-1', 'BAD-3'), /INVALID_AMOUNT: amount: must not be negative/, 64],
-      [pay(dataDir, '20.001', 'BAD-4'), /INVALID_AMOUNT: amount: must have at most 2 decimals for LKR/, 64],
+      [
+        pay(dataDir, '20.001', 'BAD-4'),
+        /INVALID_AMOUNT: amount: must have at most 2 decimals for LKR/,
+        64,
+      ],
       [pay(dataDir, '20000000000', 'BAD-5'), /INVALID_AMOUNT: amount: must be at most/, 64],
-      [pay(dataDir, '20.00', 'R'.repeat(65)), /INVALID_REFERENCE: reference: must be at most 64 characters/, 64],
-      [pay(dataDir, '20.00', 'BAD\tTAB'), /INVALID_REFERENCE: reference: must not contain control characters/, 64],
+      [
+        pay(dataDir, '20.00', 'R'.repeat(65)),
+        /INVALID_REFERENCE: reference: must be at most 64 characters/,
+        64,
+      ],
+      [
+        pay(dataDir, '20.00', 'BAD\tTAB'),
+        /INVALID_REFERENCE: reference: must not contain control characters/,
+        64,
+      ],
       [pay(dataDir, '20.00', 'BAD-6', '--currency', 'XYZ'), /INVALID_CURRENCY: currency:/, 64],
-      [[...pay(dataDir, '20.00', 'BAD-7'), '--terminal', 'foo+ws://h:1'], /INVALID_TERMINAL_ADDRESS: terminal: names an unknown protocol.*valid forms: payable\+ws/, 64],
-      [[...pay(dataDir, '20.00', 'BAD-8'), '--terminal', 'payable+tcp://h:1'], /payable terminals are reached over ws, not tcp/, 64],
+      [
+        [...pay(dataDir, '20.00', 'BAD-7'), '--terminal', 'foo+ws://h:1'],
+        /INVALID_TERMINAL_ADDRESS: terminal: names an unknown protocol.*valid forms: payable\+ws/,
+        64,
+      ],
+      [
+        [...pay(dataDir, '20.00', 'BAD-8'), '--terminal', 'payable+tcp://h:1'],
+        /payable terminals are reached over ws, not tcp/,
+        64,
+      ],
       [['pay', '--amount', '1'], /required option/, 64],
       [['frobnicate'], /unknown command/, 64],
     ];
@@ -87,7 +152,11 @@ describe('ecr-bridge pay', () => {
   it('--json errors are one JSON object too, with the error code and field', async () => {
     const run = await runCli(pay(tempDir('cli-'), 'abc', 'J-1', '--json'));
     expect(run.code).toBe(64);
-    expect(json(run)).toMatchObject({ outcome: null, reference: 'J-1', error: { code: 'INVALID_AMOUNT', field: 'amount' } });
+    expect(json(run)).toMatchObject({
+      outcome: null,
+      reference: 'J-1',
+      error: { code: 'INVALID_AMOUNT', field: 'amount' },
+    });
   });
 
   it('the same reference with another amount → DUPLICATE_REFERENCE, exit 65', async () => {
@@ -107,7 +176,18 @@ describe('ecr-bridge pay', () => {
   });
 
   it('simulator:payable runs a terminal inside the command', async () => {
-    const run = await runCli(['pay', '--terminal', 'simulator:payable', '--amount', '12.00', '--reference', 'SIM-1', '--data-dir', tempDir('cli-'), '--json']);
+    const run = await runCli([
+      'pay',
+      '--terminal',
+      'simulator:payable',
+      '--amount',
+      '12.00',
+      '--reference',
+      'SIM-1',
+      '--data-dir',
+      tempDir('cli-'),
+      '--json',
+    ]);
     expect(run.code).toBe(0);
     expect(json(run)).toMatchObject({ outcome: 'approved', terminalId: 'simulator:payable' });
   });
@@ -116,10 +196,14 @@ describe('ecr-bridge pay', () => {
 describe('across processes sharing one data directory', () => {
   it('twenty CLI processes paying the same reference at once charge the terminal once and agree', async () => {
     const dataDir = tempDir('cli-many-');
-    const runs = await Promise.all(Array.from({ length: 20 }, () => runCli([...pay(dataDir, '20.00', 'MANY-1', '--json'), '--pos', 'POS-MANY'])));
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        runCli([...pay(dataDir, '20.00', 'MANY-1', '--json'), '--pos', 'POS-MANY']),
+      ),
+    );
     expect(simulator.ledger.forReference('MANY-1')).toHaveLength(1);
     const results = runs.map(json);
-    for (const [i, run] of runs.entries()) expect(run.code, run.stderr).toBe(0);
+    for (const run of runs) expect(run.code, run.stderr).toBe(0);
     expect(new Set(results.map((r) => r.approvalCode)).size).toBe(1);
     expect(results.filter((r) => r.replayed === false)).toHaveLength(1);
   }, 120_000);
@@ -128,11 +212,22 @@ describe('across processes sharing one data directory', () => {
     const dataDir = tempDir('cli-crash-');
     // Amount ending in 56: charged at the card read, answered 20 s later — the kill lands in between.
     const { child, done } = startCli(pay(dataDir, '20.56', 'CRASH-1'));
-    await waitFor(() => simulator.ledger.forReference('CRASH-1').length === 1, 20_000, 'the card read');
+    await waitFor(
+      () => simulator.ledger.forReference('CRASH-1').length === 1,
+      20_000,
+      'the card read',
+    );
     child.kill('SIGKILL');
     expect((await done).signal).toBe('SIGKILL');
 
-    const unresolved = await runCli(['tx', 'list', '--unresolved', '--data-dir', dataDir, '--json']);
+    const unresolved = await runCli([
+      'tx',
+      'list',
+      '--unresolved',
+      '--data-dir',
+      dataDir,
+      '--json',
+    ]);
     expect(json(unresolved)).toMatchObject({
       count: 1,
       transactions: [{ reference: 'CRASH-1', state: 'unknown', errorCode: 'OUTCOME_UNKNOWN' }],

@@ -11,8 +11,14 @@ export interface CliRun {
 }
 
 /** Starts the real CLI (bin/ecr-bridge.js) as a child process. */
-export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<CliRun> } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
@@ -30,6 +36,7 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Pr
 /** The one JSON object `--json` prints. */
 export function json(run: CliRun): Record<string, unknown> {
   const lines = run.stdout.trim().split('\n');
-  if (lines.length !== 1) throw new Error(`expected one line of JSON, got: ${run.stdout}\n${run.stderr}`);
+  if (lines.length !== 1)
+    throw new Error(`expected one line of JSON, got: ${run.stdout}\n${run.stderr}`);
   return JSON.parse(lines[0] as string) as Record<string, unknown>;
 }

@@ -41,11 +41,16 @@ describe('luhnValid', () => {
 
   it('detects every single-digit change to a valid number', () => {
     fc.assert(
-      fc.property(visaArb, fc.integer({ min: 0, max: 15 }), fc.integer({ min: 1, max: 9 }), (pan, i, delta) => {
-        const changed = String((Number(pan[i]) + delta) % 10);
-        const altered = pan.slice(0, i) + changed + pan.slice(i + 1);
-        expect(luhnValid(altered)).toBe(false);
-      }),
+      fc.property(
+        visaArb,
+        fc.integer({ min: 0, max: 15 }),
+        fc.integer({ min: 1, max: 9 }),
+        (pan, i, delta) => {
+          const changed = String((Number(pan[i]) + delta) % 10);
+          const altered = pan.slice(0, i) + changed + pan.slice(i + 1);
+          expect(luhnValid(altered)).toBe(false);
+        },
+      ),
     );
   });
 });
@@ -205,7 +210,10 @@ describe('redactJson', () => {
       amount: 999,
       ok: true,
       none: null,
-      nested: { lines: ['line 5555 5555 5555 4444', 'total 9.99'], deeper: { pan: '378282246310005' } },
+      nested: {
+        lines: ['line 5555 5555 5555 4444', 'total 9.99'],
+        deeper: { pan: '378282246310005' },
+      },
     };
     expect(redactJson(input)).toEqual({
       message: 'paid with 411111******1111',
@@ -240,9 +248,9 @@ describe('redactJson', () => {
   });
 
   it('removes secret keys at any depth, whatever their value type', () => {
-    expect(redactJson({ card: { cvv: 123, track2: { raw: 'x' } }, list: [{ pin: '1234' }] })).toEqual(
-      { card: { cvv: '[removed]', track2: '[removed]' }, list: [{ pin: '[removed]' }] },
-    );
+    expect(
+      redactJson({ card: { cvv: 123, track2: { raw: 'x' } }, list: [{ pin: '1234' }] }),
+    ).toEqual({ card: { cvv: '[removed]', track2: '[removed]' }, list: [{ pin: '[removed]' }] });
   });
 
   it('does not change its input', () => {

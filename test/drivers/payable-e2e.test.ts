@@ -5,7 +5,10 @@ import { TransactionService } from '../../src/core/transaction-service.js';
 import type { PaymentRequest } from '../../src/core/transaction.js';
 import { PayableDriver, type PayableDriverOptions } from '../../src/drivers/payable.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
-import { PayableSimulator, type PayableSimulatorOptions } from '../../src/simulators/payable/simulator.js';
+import {
+  PayableSimulator,
+  type PayableSimulatorOptions,
+} from '../../src/simulators/payable/simulator.js';
 import { pino } from 'pino';
 import { tempDir, waitFor } from '../helpers.js';
 
@@ -16,11 +19,25 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function setup(options: { simulator?: PayableSimulatorOptions; driver?: Partial<PayableDriverOptions>; maxQueue?: number } = {}) {
-  const simulator = await new PayableSimulator({ port: 0, statusPort: 0, token: TOKEN, ...options.simulator }).start();
+async function setup(
+  options: {
+    simulator?: PayableSimulatorOptions;
+    driver?: Partial<PayableDriverOptions>;
+    maxQueue?: number;
+  } = {},
+) {
+  const simulator = await new PayableSimulator({
+    port: 0,
+    statusPort: 0,
+    token: TOKEN,
+    ...options.simulator,
+  }).start();
   cleanups.push(() => simulator.stop());
   const dir = tempDir('e2e-');
-  const logger = createLogger({ level: 'debug', destination: pino.destination({ dest: join(dir, 'test.log'), sync: true }) });
+  const logger = createLogger({
+    level: 'debug',
+    destination: pino.destination({ dest: join(dir, 'test.log'), sync: true }),
+  });
   const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
   cleanups.push(() => journal.close());
   const driver = new PayableDriver({
@@ -31,7 +48,11 @@ async function setup(options: { simulator?: PayableSimulatorOptions; driver?: Pa
     logger,
     ...options.driver,
   });
-  const service = new TransactionService({ journal, logger, ...(options.maxQueue === undefined ? {} : { maxQueue: options.maxQueue }) });
+  const service = new TransactionService({
+    journal,
+    logger,
+    ...(options.maxQueue === undefined ? {} : { maxQueue: options.maxQueue }),
+  });
   service.addTerminal('t1', driver);
   cleanups.push(() => service.close());
   return { simulator, journal, driver, service };
@@ -45,16 +66,29 @@ describe('PAYable driver ↔ simulator, every scenario of the table', () => {
   it('any other amount → approved, charged once, answer details kept', async () => {
     const { simulator, service, journal } = await setup();
     const result = await service.pay('t1', sale('A-1', 2000));
-    expect(result).toMatchObject({ outcome: 'approved', state: 'approved', replayed: false, cardBrand: 'VISA' });
+    expect(result).toMatchObject({
+      outcome: 'approved',
+      state: 'approved',
+      replayed: false,
+      cardBrand: 'VISA',
+    });
     expect(result.approvalCode).toMatch(/^\d{6}$/);
-    expect(result.details).toMatchObject({ status: 'STATUS_SUCCESS', terminalSerial: simulator.serial });
+    expect(result.details).toMatchObject({
+      status: 'STATUS_SUCCESS',
+      terminalSerial: simulator.serial,
+    });
     expect(simulator.ledger.forReference('A-1')).toHaveLength(1);
-    expect(journal.find({ merchantId: 'default', terminalId: 't1', reference: 'A-1' })?.state).toBe('approved');
+    expect(journal.find({ merchantId: 'default', terminalId: 't1', reference: 'A-1' })?.state).toBe(
+      'approved',
+    );
   });
 
   it('…51 → declined, nothing charged', async () => {
     const { simulator, service } = await setup();
-    expect(await service.pay('t1', sale('D-1', 2051))).toMatchObject({ outcome: 'declined', message: 'Transaction declined.' });
+    expect(await service.pay('t1', sale('D-1', 2051))).toMatchObject({
+      outcome: 'declined',
+      message: 'Transaction declined.',
+    });
     expect(simulator.ledger.count).toBe(0);
   });
 
@@ -66,13 +100,19 @@ describe('PAYable driver ↔ simulator, every scenario of the table', () => {
 
   it('…53 → terminal busy: failed with TERMINAL_BUSY, nothing charged', async () => {
     const { simulator, service } = await setup();
-    expect(await service.pay('t1', sale('B-1', 2053))).toMatchObject({ outcome: 'failed', errorCode: 'TERMINAL_BUSY' });
+    expect(await service.pay('t1', sale('B-1', 2053))).toMatchObject({
+      outcome: 'failed',
+      errorCode: 'TERMINAL_BUSY',
+    });
     expect(simulator.ledger.count).toBe(0);
   });
 
   it('…54 → card charged then no answer: unknown (never failed), charged once', async () => {
     const { simulator, service } = await setup({ driver: { answerTimeoutMs: 300 } });
-    expect(await service.pay('t1', sale('N-1', 2054))).toMatchObject({ outcome: 'unknown', errorCode: 'OUTCOME_UNKNOWN' });
+    expect(await service.pay('t1', sale('N-1', 2054))).toMatchObject({
+      outcome: 'unknown',
+      errorCode: 'OUTCOME_UNKNOWN',
+    });
     expect(simulator.ledger.forReference('N-1')).toHaveLength(1);
   });
 
@@ -82,7 +122,10 @@ describe('PAYable driver ↔ simulator, every scenario of the table', () => {
     expect(result).toMatchObject({ outcome: 'unknown', errorCode: 'OUTCOME_UNKNOWN' });
     expect(result.message).toMatch(/link lost/);
     // The same reference again returns the stored unknown and sends nothing.
-    expect(await service.pay('t1', sale('L-1', 2055))).toMatchObject({ outcome: 'unknown', replayed: true });
+    expect(await service.pay('t1', sale('L-1', 2055))).toMatchObject({
+      outcome: 'unknown',
+      replayed: true,
+    });
     expect(simulator.ledger.forReference('L-1')).toHaveLength(1);
   });
 
@@ -96,7 +139,10 @@ describe('PAYable driver ↔ simulator, every scenario of the table', () => {
 
   it('…57 → refused as invalid: failed with TERMINAL_REFUSED, nothing charged', async () => {
     const { simulator, service } = await setup();
-    expect(await service.pay('t1', sale('I-1', 2057))).toMatchObject({ outcome: 'failed', errorCode: 'TERMINAL_REFUSED' });
+    expect(await service.pay('t1', sale('I-1', 2057))).toMatchObject({
+      outcome: 'failed',
+      errorCode: 'TERMINAL_REFUSED',
+    });
     expect(simulator.ledger.count).toBe(0);
   });
 
@@ -109,7 +155,9 @@ describe('PAYable driver ↔ simulator, every scenario of the table', () => {
 
   it('WALLET payments are approved like cards', async () => {
     const { service } = await setup();
-    expect((await service.pay('t1', { ...sale('W-1', 2000), method: 'wallet' })).outcome).toBe('approved');
+    expect((await service.pay('t1', { ...sale('W-1', 2000), method: 'wallet' })).outcome).toBe(
+      'approved',
+    );
   });
 
   it('old firmware (no token, text greeting) works too', async () => {
@@ -133,7 +181,10 @@ describe('PAYable terminal rules', () => {
     const { simulator, driver } = await setup();
     const request = { ...sale('DUP-1', 2000), wireId: 5 };
     expect((await driver.execute(request)).outcome).toBe('approved');
-    expect(await driver.execute({ ...request, reference: 'DUP-2' })).toMatchObject({ outcome: 'failed', errorCode: 'DUPLICATE_REQUEST_ID' });
+    expect(await driver.execute({ ...request, reference: 'DUP-2' })).toMatchObject({
+      outcome: 'failed',
+      errorCode: 'DUPLICATE_REQUEST_ID',
+    });
     expect(simulator.ledger.count).toBe(1);
   });
 
@@ -142,10 +193,15 @@ describe('PAYable terminal rules', () => {
     expect((await service.pay('t1', sale('H-1', 2000))).outcome).toBe('approved');
     const twin = new PayableDriver({ url: simulator.url, token: TOKEN, posName: 'POS-1' });
     cleanups.push(() => twin.close());
-    expect(await twin.execute({ ...sale('H-2', 2000), wireId: 99 })).toMatchObject({ outcome: 'failed', errorCode: 'TERMINAL_AUTH_FAILED' });
+    expect(await twin.execute({ ...sale('H-2', 2000), wireId: 99 })).toMatchObject({
+      outcome: 'failed',
+      errorCode: 'TERMINAL_AUTH_FAILED',
+    });
     const anonymous = new PayableDriver({ url: simulator.url, token: TOKEN, posName: ' ' });
     cleanups.push(() => anonymous.close());
-    expect((await anonymous.execute({ ...sale('H-3', 2000), wireId: 100 })).errorCode).toBe('TERMINAL_AUTH_FAILED');
+    expect((await anonymous.execute({ ...sale('H-3', 2000), wireId: 100 })).errorCode).toBe(
+      'TERMINAL_AUTH_FAILED',
+    );
     expect(simulator.ledger.count).toBe(1);
   });
 
@@ -161,7 +217,10 @@ describe('PAYable terminal rules', () => {
     expect(busy).toContain('Connected POS: POS-1');
     await paying;
     expect(await (await fetch(`${base}/`)).text()).toContain('PAYable Status: READY');
-    const ledger = (await (await fetch(`${base}/ledger`)).json()) as { count: number; charges: { reference: string; maskedPan: string }[] };
+    const ledger = (await (await fetch(`${base}/ledger`)).json()) as {
+      count: number;
+      charges: { reference: string; maskedPan: string }[];
+    };
     expect(ledger.count).toBe(1);
     expect(ledger.charges[0]).toMatchObject({ reference: 'P-1', maskedPan: '476173******0010' });
     expect((await fetch(`${base}/nope`)).status).toBe(404);
@@ -171,7 +230,9 @@ describe('PAYable terminal rules', () => {
 describe('TransactionService over a real terminal link', () => {
   it('50 concurrent pays with one reference charge once and all get the same result', async () => {
     const { simulator, service } = await setup({ simulator: { cardDelayMs: 100 } });
-    const results = await Promise.all(Array.from({ length: 50 }, () => service.pay('t1', sale('ONCE-1', 2000))));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => service.pay('t1', sale('ONCE-1', 2000))),
+    );
     expect(simulator.ledger.forReference('ONCE-1')).toHaveLength(1);
     const first = results[0];
     for (const result of results) {
@@ -185,28 +246,49 @@ describe('TransactionService over a real terminal link', () => {
   it('the same reference with another amount is refused with DUPLICATE_REFERENCE and sends nothing', async () => {
     const { simulator, service } = await setup();
     await service.pay('t1', sale('R-1', 2000));
-    await expect(service.pay('t1', sale('R-1', 2100))).rejects.toMatchObject({ code: 'DUPLICATE_REFERENCE', field: 'reference' });
+    await expect(service.pay('t1', sale('R-1', 2100))).rejects.toMatchObject({
+      code: 'DUPLICATE_REFERENCE',
+      field: 'reference',
+    });
     expect(simulator.ledger.count).toBe(1);
   });
 
   it('one transaction at a time per terminal; past the queue bound → failed TERMINAL_BUSY, never interleaved', async () => {
     const { simulator, service } = await setup({ simulator: { cardDelayMs: 150 }, maxQueue: 1 });
-    const results = await Promise.all(['Q-1', 'Q-2', 'Q-3'].map((ref) => service.pay('t1', sale(ref, 2000))));
+    const results = await Promise.all(
+      ['Q-1', 'Q-2', 'Q-3'].map((ref) => service.pay('t1', sale(ref, 2000))),
+    );
     expect(results.map((r) => r.outcome)).toEqual(['approved', 'approved', 'failed']);
     expect(results[2]).toMatchObject({ errorCode: 'TERMINAL_BUSY' });
     expect(simulator.ledger.all().map((c) => c.reference)).toEqual(['Q-1', 'Q-2']);
     // A failed attempt charged nothing, so the same reference may be tried again.
-    expect(await service.pay('t1', sale('Q-3', 2000))).toMatchObject({ outcome: 'approved', replayed: false });
+    expect(await service.pay('t1', sale('Q-3', 2000))).toMatchObject({
+      outcome: 'approved',
+      replayed: false,
+    });
   });
 
   it('bad input is refused before anything is journaled or sent', async () => {
     const { simulator, service, journal } = await setup();
-    await expect(service.pay('t1', sale('x'.repeat(65), 2000))).rejects.toMatchObject({ code: 'INVALID_REFERENCE' });
-    await expect(service.pay('t1', sale('BAD\u0007', 2000))).rejects.toMatchObject({ code: 'INVALID_REFERENCE' });
-    await expect(service.pay('t1', sale('EUR-1', 2000, 'EUR'))).rejects.toMatchObject({ code: 'INVALID_CURRENCY' });
-    await expect(service.pay('t1', sale('NEG-1', -5))).rejects.toMatchObject({ code: 'INVALID_AMOUNT' });
-    await expect(service.pay('t1', { ...sale('RF-1', 2000), kind: 'refund' })).rejects.toMatchObject({ code: 'UNSUPPORTED_OPERATION' });
-    await expect(service.pay('nope', sale('T-1', 2000))).rejects.toMatchObject({ code: 'INVALID_INPUT', field: 'terminalId' });
+    await expect(service.pay('t1', sale('x'.repeat(65), 2000))).rejects.toMatchObject({
+      code: 'INVALID_REFERENCE',
+    });
+    await expect(service.pay('t1', sale('BAD\u0007', 2000))).rejects.toMatchObject({
+      code: 'INVALID_REFERENCE',
+    });
+    await expect(service.pay('t1', sale('EUR-1', 2000, 'EUR'))).rejects.toMatchObject({
+      code: 'INVALID_CURRENCY',
+    });
+    await expect(service.pay('t1', sale('NEG-1', -5))).rejects.toMatchObject({
+      code: 'INVALID_AMOUNT',
+    });
+    await expect(
+      service.pay('t1', { ...sale('RF-1', 2000), kind: 'refund' }),
+    ).rejects.toMatchObject({ code: 'UNSUPPORTED_OPERATION' });
+    await expect(service.pay('nope', sale('T-1', 2000))).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+      field: 'terminalId',
+    });
     expect(journal.list()).toEqual([]);
     expect(simulator.ledger.count).toBe(0);
   });

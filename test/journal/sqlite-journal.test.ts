@@ -22,7 +22,16 @@ function open(path = join(tempDir('journal-'), 'nested', 'ecr-bridge.db')): Sqli
 }
 
 function input(reference: string, owner: Owner = alice, amountMinor = 2000): ClaimInput {
-  return { merchantId: 'm', terminalId: 't', reference, kind: 'sale', amountMinor, currency: 'LKR', method: 'card', owner };
+  return {
+    merchantId: 'm',
+    terminalId: 't',
+    reference,
+    kind: 'sale',
+    amountMinor,
+    currency: 'LKR',
+    method: 'card',
+    owner,
+  };
 }
 
 describe('SqliteJournal', () => {
@@ -52,21 +61,40 @@ describe('SqliteJournal', () => {
     const first = journal.claim(input('R-1'));
     expect(first.type).toBe('claimed');
     const again = journal.claim(input('R-1', bob));
-    expect(again).toMatchObject({ type: 'existing', row: { reference: 'R-1', state: 'received', ownerToken: 'alice' } });
+    expect(again).toMatchObject({
+      type: 'existing',
+      row: { reference: 'R-1', state: 'received', ownerToken: 'alice' },
+    });
     const other = journal.claim(input('R-2'));
-    expect(other.type === 'claimed' && first.type === 'claimed' && other.wireId > first.wireId).toBe(true);
+    expect(
+      other.type === 'claimed' && first.type === 'claimed' && other.wireId > first.wireId,
+    ).toBe(true);
   });
 
   it('walks received → sent → outcome, only for the owner', () => {
     const journal = open();
     const claim = journal.claim(input('R-1'));
     if (claim.type !== 'claimed') throw new Error('expected a claim');
-    expect(() => journal.markSent(claim.row.id, bob)).toThrow(expect.objectContaining({ code: 'JOURNAL_ERROR' }));
+    expect(() => journal.markSent(claim.row.id, bob)).toThrow(
+      expect.objectContaining({ code: 'JOURNAL_ERROR' }),
+    );
     journal.markSent(claim.row.id, alice);
     expect(journal.get(claim.row.id)?.state).toBe('sent');
-    expect(() => journal.complete(claim.row.id, bob, { outcome: 'approved' })).toThrow(expect.objectContaining({ code: 'JOURNAL_ERROR' }));
-    const row = journal.complete(claim.row.id, alice, { outcome: 'approved', approvalCode: '123456', details: { tid: '1' } });
-    expect(row).toMatchObject({ state: 'approved', outcome: 'approved', approvalCode: '123456', details: { tid: '1' }, ownerToken: undefined });
+    expect(() => journal.complete(claim.row.id, bob, { outcome: 'approved' })).toThrow(
+      expect.objectContaining({ code: 'JOURNAL_ERROR' }),
+    );
+    const row = journal.complete(claim.row.id, alice, {
+      outcome: 'approved',
+      approvalCode: '123456',
+      details: { tid: '1' },
+    });
+    expect(row).toMatchObject({
+      state: 'approved',
+      outcome: 'approved',
+      approvalCode: '123456',
+      details: { tid: '1' },
+      ownerToken: undefined,
+    });
     expect(row.completedAt).toBeTypeOf('number');
     // A final row cannot be completed again.
     expect(() => journal.complete(claim.row.id, alice, { outcome: 'declined' })).toThrow();
@@ -79,7 +107,10 @@ describe('SqliteJournal', () => {
     journal.complete(claim.row.id, alice, { outcome: 'failed', errorCode: 'TERMINAL_BUSY' });
     expect(journal.claim(input('R-1', bob, 2100)).type).toBe('existing');
     const retry = journal.claim(input('R-1', bob));
-    expect(retry).toMatchObject({ type: 'claimed', row: { state: 'received', attempts: 2, ownerToken: 'bob', errorCode: undefined } });
+    expect(retry).toMatchObject({
+      type: 'claimed',
+      row: { state: 'received', attempts: 2, ownerToken: 'bob', errorCode: undefined },
+    });
     expect(retry.type === 'claimed' && retry.wireId > claim.wireId).toBe(true);
   });
 
@@ -98,7 +129,8 @@ describe('SqliteJournal', () => {
     const a = journal.claim(input('A'));
     const b = journal.claim(input('B'));
     const c = journal.claim(input('C', bob));
-    if (a.type !== 'claimed' || b.type !== 'claimed' || c.type !== 'claimed') throw new Error('expected claims');
+    if (a.type !== 'claimed' || b.type !== 'claimed' || c.type !== 'claimed')
+      throw new Error('expected claims');
     journal.markSent(b.row.id, alice);
     const recovered = journal.recoverOrphans((owner) => owner.token === 'bob');
     expect(recovered.map((r) => [r.reference, r.state, r.errorCode])).toEqual([
@@ -108,7 +140,12 @@ describe('SqliteJournal', () => {
     expect(recovered[0]?.message).toMatch(/never contacted/);
     expect(recovered[1]?.message).toMatch(/reconcile/);
     expect(journal.get(c.row.id)?.state).toBe('received');
-    expect(journal.list({ unresolved: true }).map((r) => r.reference).sort()).toEqual(['A', 'B', 'C']);
+    expect(
+      journal
+        .list({ unresolved: true })
+        .map((r) => r.reference)
+        .sort(),
+    ).toEqual(['A', 'B', 'C']);
   });
 
   it('the terminal lock is exclusive between live owners and taken over from dead ones', () => {
@@ -130,9 +167,11 @@ describe('SqliteJournal', () => {
     open(path).close();
     const db = new Database(path);
     expect(() =>
-      db.prepare(
-        "INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency, method, state, created_at, updated_at) VALUES ('m','t','r','sale',1,'LKR','card','charged',0,0)",
-      ).run(),
+      db
+        .prepare(
+          "INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency, method, state, created_at, updated_at) VALUES ('m','t','r','sale',1,'LKR','card','charged',0,0)",
+        )
+        .run(),
     ).toThrow(/CHECK/);
     db.close();
   });

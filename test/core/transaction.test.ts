@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { EcrError } from '../../src/core/errors.js';
+import { MAX_REFERENCE_LENGTH, validateReference } from '../../src/core/transaction.js';
+
+/** Runs `fn`, expects it to throw an EcrError, and returns that error. */
+function thrownBy(fn: () => unknown): EcrError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(EcrError);
+  return caught as EcrError;
+}
+
+describe('validateReference', () => {
+  it.each([
+    'ORDER-1',
+    'a',
+    'R'.repeat(64),
+    'order 42 / table 7',
+    'Bestellung-Nr.ÄÖÜ-€',
+    '注文-123',
+  ])('accepts and returns %j', (reference) => {
+    expect(validateReference(reference)).toBe(reference);
+  });
+
+  it('allows up to MAX_REFERENCE_LENGTH (64) characters', () => {
+    expect(MAX_REFERENCE_LENGTH).toBe(64);
+  });
+
+  it.each<{ name: string; value: unknown; rule: string }>([
+    { name: 'an empty string', value: '', rule: 'must not be empty' },
+    { name: '65 characters', value: 'R'.repeat(65), rule: 'must be at most 64 characters' },
+    { name: 'a tab', value: 'ORDER\t1', rule: 'must not contain control characters' },
+    { name: 'a newline', value: 'ORDER\n1', rule: 'must not contain control characters' },
+    { name: 'a carriage return', value: 'ORDER-1\r', rule: 'must not contain control characters' },
+    { name: 'NUL (\\u0000)', value: 'ORDER\u00001', rule: 'must not contain control characters' },
+    { name: 'ESC (\\u001b)', value: '\u001b[31mRED', rule: 'must not contain control characters' },
+    { name: 'DEL (\\u007f)', value: 'ORDER\u007f1', rule: 'must not contain control characters' },
+    { name: 'CSI (\\u009b)', value: 'ORDER\u009b1', rule: 'must not contain control characters' },
+    { name: 'APC (\\u009f)', value: 'ORDER\u009f1', rule: 'must not contain control characters' },
+    { name: 'a leading space', value: ' ORDER-1', rule: 'must not start or end with spaces' },
+    { name: 'a trailing space', value: 'ORDER-1 ', rule: 'must not start or end with spaces' },
+    { name: 'only a space', value: ' ', rule: 'must not start or end with spaces' },
+    {
+      name: 'a trailing no-break space',
+      value: 'ORDER-1\u00a0',
+      rule: 'must not start or end with spaces',
+    },
+    { name: 'a number', value: 42, rule: 'must be a string' },
+    { name: 'null', value: null, rule: 'must be a string' },
+    { name: 'undefined', value: undefined, rule: 'must be a string' },
+    { name: 'an object', value: { reference: 'ORDER-1' }, rule: 'must be a string' },
+  ])('refuses $name with INVALID_REFERENCE', ({ value, rule }) => {
+    const error = thrownBy(() => validateReference(value));
+    expect(error.code).toBe('INVALID_REFERENCE');
+    expect(error.field).toBe('reference');
+    expect(error.rule).toBe(rule);
+    expect(error.message.startsWith(`reference: ${rule}`)).toBe(true);
+  });
+
+  it('reports the length of an over-long reference', () => {
+    const error = thrownBy(() => validateReference('R'.repeat(65)));
+    expect(error.message).toBe('reference: must be at most 64 characters (got 65)');
+  });
+
+  it('names a custom field', () => {
+    const error = thrownBy(() => validateReference('', 'originalReference'));
+    expect(error.code).toBe('INVALID_REFERENCE');
+    expect(error.field).toBe('originalReference');
+    expect(error.message).toBe('originalReference: must not be empty');
+  });
+});
