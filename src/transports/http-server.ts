@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { EcrError } from '../core/errors.js';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ListeningServer } from './websocket.js';
 
@@ -15,6 +16,8 @@ export interface HttpReply {
 export async function listenHttp(options: {
   readonly host?: string;
   readonly port: number;
+  /** Name of the port setting, for the error when the port is taken. @default 'port' */
+  readonly field?: string;
   readonly handle: (path: string, query: URLSearchParams) => HttpReply;
 }): Promise<ListeningServer> {
   const host = options.host ?? '127.0.0.1';
@@ -38,13 +41,7 @@ export async function listenHttp(options: {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, options.port, host, options.field);
   return {
     port: (server.address() as AddressInfo).port,
     host,
@@ -54,4 +51,30 @@ export async function listenHttp(options: {
         server.close(() => resolve());
       }),
   };
+}
+
+/** `server.listen` as a promise, with a clear error for a port in use or not allowed. */
+export function listen(server: Server, port: number, host: string, field = 'port'): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      const why =
+        error.code === 'EADDRINUSE'
+          ? 'is already in use'
+          : error.code === 'EACCES'
+            ? 'needs privileges'
+            : `cannot be used (${error.message})`;
+      reject(
+        new EcrError(
+          'INVALID_INPUT',
+          `${field}: ${port} on ${host} ${why}; choose another (0 picks a free one)`,
+          { field, rule: 'must be a free port' },
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
 }

@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { EcrError } from '../core/errors.js';
 import { withoutSecrets } from '../core/terminal-address.js';
+import { listen } from './http-server.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_BUFFERED_MESSAGES,
@@ -238,13 +239,7 @@ export async function listenWebSocket<C>(
       options.onConnection(new WebSocketLink(ws, remote), context),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(options.port, host, () => {
-      http.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(http, options.port, host);
   return {
     port: (http.address() as AddressInfo).port,
     host,

@@ -119,6 +119,7 @@ export class PayableSimulator {
       this.http = await listenHttp({
         host,
         port: this.options.statusPort ?? 8080,
+        field: 'statusPort',
         handle: (path) => this.page(path),
       });
     } catch (error) {
