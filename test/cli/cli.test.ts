@@ -137,7 +137,11 @@ describe('ecr-bridge pay', () => {
       ],
       [['pay', '--amount', '1'], /required option/, 64],
       [['frobnicate'], /unknown command/, 64],
-      [['simulate', 'payable', '--port', String(simulator.port)], /INVALID_INPUT: port: \d+ on 127\.0\.0\.1 is already in use/, 64],
+      [
+        ['simulate', 'payable', '--port', String(simulator.port)],
+        /INVALID_INPUT: port: \d+ on 127\.0\.0\.1 is already in use/,
+        64,
+      ],
       [['simulate', 'semi'], /INVALID_INPUT: protocol: must be payable/, 64],
     ];
     for (const [args, pattern, code] of cases) {

@@ -10,7 +10,7 @@ describe('documentation stays true to the code', () => {
   it('docs/errors.md lists every error code with its HTTP status', () => {
     const doc = read('docs/errors.md');
     for (const [code, { http }] of Object.entries(ERROR_CODES)) {
-      expect(doc, code).toMatch(new RegExp(`\\| \`${code}\` \\| ${http} \\|`));
+      expect(doc, code).toMatch(new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${http}\\s*\\|`));
     }
   });
 
@@ -18,7 +18,9 @@ describe('documentation stays true to the code', () => {
     const doc = read('docs/simulators.md');
     for (const [digits, { name, charged }] of Object.entries(SCENARIOS)) {
       expect(doc, digits).toMatch(
-        new RegExp(`\\| \`${digits}\` \\| ${name} \\|.*\\| ${charged ? '(\\*\\*)?yes' : 'no'}`),
+        new RegExp(
+          `\\|\\s*\`${digits}\`\\s*\\|\\s*${name}\\s*\\|.*\\|\\s*${charged ? '(\\*\\*)?yes' : 'no'}`,
+        ),
       );
     }
   });

@@ -107,7 +107,7 @@ function parseObject(text: string, who: string): Record<string, unknown> {
       {
         field: 'message',
         rule: 'must be a JSON object',
-        cause: error,
+        // No `cause`: the parser's own message quotes the raw text, card numbers and all.
       },
     );
   }
