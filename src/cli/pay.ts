@@ -1,4 +1,5 @@
 import ora from 'ora';
+import { toEcrError } from '../core/errors.js';
 import { parseAmount } from '../core/money.js';
 import { parseTerminalAddress, type TerminalAddress } from '../core/terminal-address.js';
 import { validateReference, type PaymentMethod } from '../core/transaction.js';
@@ -50,6 +51,8 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
   const spinner =
     !options.json && process.stderr.isTTY ? ora({ stream: process.stderr }) : undefined;
   const started = Date.now();
+  let interrupts = 0;
+  let onInterrupt: (() => void) | undefined;
   const ticker = setInterval(() => {
     if (spinner !== undefined)
       spinner.text = `waiting for the terminal… ${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -63,6 +66,21 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
       logger: context.logger,
     });
     context.service.addTerminal(address.id, driver);
+    const terminalId = address.id;
+    // Ctrl-C while the cardholder is at the terminal asks the terminal to stop (nothing charged:
+    // the outcome comes back `cancelled`). A second Ctrl-C quits at once; the transaction is then
+    // recovered as `unknown` by the next command, never silently dropped.
+    onInterrupt = () => {
+      if (++interrupts > 1) process.exit(130);
+      spinner?.stop();
+      process.stderr.write(
+        'cancelling: asking the terminal to stop (Ctrl-C again to quit without waiting)\n',
+      );
+      context.service.cancelCurrent(terminalId).catch((error: unknown) => {
+        context.logger.warn({ err: toEcrError(error).message }, 'cancel request failed');
+      });
+    };
+    process.on('SIGINT', onInterrupt);
     spinner?.start('waiting for the terminal…');
     const result = await context.service.pay(address.id, {
       kind: 'sale',
@@ -79,6 +97,7 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
       json: resultJson(result),
     };
   } finally {
+    if (onInterrupt !== undefined) process.off('SIGINT', onInterrupt);
     clearInterval(ticker);
     spinner?.stop();
     await context.close();

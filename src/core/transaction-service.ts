@@ -4,13 +4,12 @@ import type { Journal, JournalRow, Owner } from '../journal/journal.js';
 import { requireCapability, type TerminalDriver } from './driver.js';
 import { EcrError, invalid, toEcrError } from './errors.js';
 import { silentLogger } from './logger.js';
-import { formatMoney, moneyFromMinor } from './money.js';
+import { formatMoney } from './money.js';
 import { isOwnerAlive, PROCESS_OWNER } from './owner.js';
 import { DEFAULT_MAX_QUEUE, TerminalQueue } from './terminal-queue.js';
 import {
   isFinal,
-  MONEY_KINDS,
-  validateReference,
+  validatePaymentRequest,
   type DriverOutcome,
   type PaymentRequest,
   type TransactionResult,
@@ -110,37 +109,27 @@ export class TransactionService {
     options: PayOptions = {},
   ): Promise<TransactionResult> {
     const terminal = this.terminal(terminalId);
-    const reference = validateReference(request.reference);
-    if (!(MONEY_KINDS as readonly string[]).includes(request.kind)) {
-      throw invalid(
-        'INVALID_INPUT',
-        'kind',
-        `must be one of ${MONEY_KINDS.join(', ')}`,
-        String(request.kind),
-      );
-    }
-    const amount = moneyFromMinor(request.amount.minor, request.amount.currency);
-    if (request.originalReference !== undefined)
-      validateReference(request.originalReference, 'originalReference');
-    terminal.driver.validate({ ...request, reference, amount });
+    const valid = validatePaymentRequest(request);
+    const { reference, amount } = valid;
+    terminal.driver.validate(valid);
 
     const claim = this.journal.claim({
       merchantId: this.merchantId,
       terminalId,
       reference,
-      kind: request.kind,
+      kind: valid.kind,
       amountMinor: amount.minor,
       currency: amount.currency,
-      method: request.method ?? 'card',
-      ...(request.originalReference === undefined
+      method: valid.method ?? 'card',
+      ...(valid.originalReference === undefined
         ? {}
-        : { originalReference: request.originalReference }),
+        : { originalReference: valid.originalReference }),
       owner: this.owner,
     });
     if (claim.type === 'existing') {
       const row = claim.row;
       if (
-        row.kind !== request.kind ||
+        row.kind !== valid.kind ||
         row.amountMinor !== amount.minor ||
         row.currency !== amount.currency
       ) {
@@ -155,13 +144,7 @@ export class TransactionService {
       }
       return this.awaitExisting(row);
     }
-    const attempt = this.drive(
-      terminal,
-      claim.row,
-      { ...request, reference, amount },
-      claim.wireId,
-      options,
-    );
+    const attempt = this.drive(terminal, claim.row, valid, claim.wireId, options);
     this.inFlight.set(claim.row.id, attempt);
     try {
       return await attempt;

@@ -1,5 +1,5 @@
 import { invalid, type ErrorCode } from './errors.js';
-import type { Money } from './money.js';
+import { DEFAULT_MAX_AMOUNT_MINOR, moneyFromMinor, type Money } from './money.js';
 
 /** What a POS can ask of a terminal. `sale`, `refund` and `void` move money and are journaled. */
 export const TRANSACTION_KINDS = ['sale', 'refund', 'void', 'cancel-current', 'status'] as const;
@@ -93,6 +93,67 @@ export function validateReference(value: unknown, field = 'reference'): string {
     throw invalid('INVALID_REFERENCE', field, 'must not start or end with spaces');
   }
   return value;
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const PHONE = /^\+?[0-9]{6,15}$/;
+const MAX_EMAIL_LENGTH = 254;
+
+/**
+ * Checks a whole payment request at the edge of TransactionService and returns it normalised.
+ * Every rule names its field; nothing is journaled or sent when one fails.
+ */
+export function validatePaymentRequest(request: PaymentRequest): PaymentRequest {
+  if (!(MONEY_KINDS as readonly string[]).includes(request.kind)) {
+    throw invalid(
+      'INVALID_INPUT',
+      'kind',
+      `must be one of ${MONEY_KINDS.join(', ')}`,
+      String(request.kind),
+    );
+  }
+  const reference = validateReference(request.reference);
+  const amount = moneyFromMinor(request.amount?.minor, request.amount?.currency);
+  if (amount.minor === 0) throw invalid('INVALID_AMOUNT', 'amount', 'must be greater than zero');
+  if (amount.minor > DEFAULT_MAX_AMOUNT_MINOR) {
+    throw invalid(
+      'INVALID_AMOUNT',
+      'amount',
+      `must be at most ${DEFAULT_MAX_AMOUNT_MINOR} minor units`,
+    );
+  }
+  const method = request.method ?? 'card';
+  if (!(PAYMENT_METHODS as readonly string[]).includes(method)) {
+    throw invalid(
+      'INVALID_INPUT',
+      'method',
+      `must be one of ${PAYMENT_METHODS.join(', ')}`,
+      String(method),
+    );
+  }
+  if (request.originalReference !== undefined)
+    validateReference(request.originalReference, 'originalReference');
+  const { receiptEmail, receiptSms } = request;
+  if (
+    receiptEmail !== undefined &&
+    (typeof receiptEmail !== 'string' ||
+      receiptEmail.length > MAX_EMAIL_LENGTH ||
+      !EMAIL.test(receiptEmail))
+  ) {
+    throw invalid(
+      'INVALID_INPUT',
+      'receiptEmail',
+      `must be an e-mail address of at most ${MAX_EMAIL_LENGTH} characters`,
+    );
+  }
+  if (receiptSms !== undefined && (typeof receiptSms !== 'string' || !PHONE.test(receiptSms))) {
+    throw invalid(
+      'INVALID_INPUT',
+      'receiptSms',
+      'must be a phone number: 6–15 digits, optionally after +',
+    );
+  }
+  return { ...request, reference, amount, method };
 }
 
 export function isFinal(state: TransactionState): state is Outcome {

@@ -247,3 +247,37 @@ describe('across processes sharing one data directory', () => {
     expect(simulator.ledger.forReference('CRASH-1')).toHaveLength(1);
   }, 60_000);
 });
+
+describe('Ctrl-C during the card step', () => {
+  it('asks the terminal to stop: cancelled, exit 3, nothing charged', async () => {
+    const slow = await new PayableSimulator({
+      port: 0,
+      statusPort: 0,
+      cardDelayMs: 10_000,
+    }).start();
+    try {
+      const dataDir = tempDir('cli-int-');
+      const { child, done } = startCli([
+        'pay',
+        '--terminal',
+        slow.url,
+        '--amount',
+        '20.00',
+        '--reference',
+        'INT-1',
+        '--data-dir',
+        dataDir,
+        '--json',
+      ]);
+      await waitFor(() => slow.busy, 10_000, 'the card step');
+      child.kill('SIGINT');
+      const run = await done;
+      expect(run.code).toBe(3);
+      expect(json(run)).toMatchObject({ outcome: 'cancelled', reference: 'INT-1' });
+      expect(run.stderr).toMatch(/cancelling/);
+      expect(slow.ledger.count).toBe(0);
+    } finally {
+      await slow.stop();
+    }
+  });
+});

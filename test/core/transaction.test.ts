@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { EcrError } from '../../src/core/errors.js';
-import { MAX_REFERENCE_LENGTH, validateReference } from '../../src/core/transaction.js';
+import {
+  MAX_REFERENCE_LENGTH,
+  validatePaymentRequest,
+  validateReference,
+  type PaymentRequest,
+} from '../../src/core/transaction.js';
 
 /** Runs `fn`, expects it to throw an EcrError, and returns that error. */
 function thrownBy(fn: () => unknown): EcrError {
@@ -71,5 +76,79 @@ describe('validateReference', () => {
     expect(error.code).toBe('INVALID_REFERENCE');
     expect(error.field).toBe('originalReference');
     expect(error.message).toBe('originalReference: must not be empty');
+  });
+});
+
+describe('validatePaymentRequest', () => {
+  const base: PaymentRequest = {
+    kind: 'sale',
+    reference: 'ORDER-1',
+    amount: { minor: 2000, currency: 'LKR' },
+  };
+
+  it('accepts a sale and fills the default method', () => {
+    expect(validatePaymentRequest(base)).toMatchObject({
+      method: 'card',
+      amount: { minor: 2000, currency: 'LKR' },
+    });
+    expect(
+      validatePaymentRequest({
+        ...base,
+        receiptEmail: 'customer@gmail.com',
+        receiptSms: '0777777777',
+        method: 'wallet',
+      }),
+    ).toMatchObject({ method: 'wallet', receiptEmail: 'customer@gmail.com' });
+  });
+
+  const refusals: [string, PaymentRequest, string, string][] = [
+    [
+      'kind outside the money kinds',
+      { ...base, kind: 'status' as PaymentRequest['kind'] },
+      'INVALID_INPUT',
+      'kind',
+    ],
+    ['zero amount', { ...base, amount: { minor: 0, currency: 'LKR' } }, 'INVALID_AMOUNT', 'amount'],
+    [
+      'fractional minor units',
+      { ...base, amount: { minor: 1.5, currency: 'LKR' } },
+      'INVALID_AMOUNT',
+      'amount',
+    ],
+    [
+      'amount past the maximum',
+      { ...base, amount: { minor: 1e12, currency: 'LKR' } },
+      'INVALID_AMOUNT',
+      'amount',
+    ],
+    [
+      'unknown currency',
+      { ...base, amount: { minor: 1, currency: 'ABC' } },
+      'INVALID_CURRENCY',
+      'currency',
+    ],
+    [
+      'unknown method',
+      { ...base, method: 'cash' as PaymentRequest['method'] },
+      'INVALID_INPUT',
+      'method',
+    ],
+    ['bad e-mail', { ...base, receiptEmail: 'not-an-address' }, 'INVALID_INPUT', 'receiptEmail'],
+    [
+      'over-long e-mail',
+      { ...base, receiptEmail: `${'a'.repeat(250)}@b.co` },
+      'INVALID_INPUT',
+      'receiptEmail',
+    ],
+    ['bad phone number', { ...base, receiptSms: '077-CALL-ME' }, 'INVALID_INPUT', 'receiptSms'],
+    [
+      'bad original reference',
+      { ...base, originalReference: 'x\ny' },
+      'INVALID_REFERENCE',
+      'originalReference',
+    ],
+  ];
+  it.each(refusals)('%s → %s on field %s', (_title, request, code, field) => {
+    expect(() => validatePaymentRequest(request)).toThrow(expect.objectContaining({ code, field }));
   });
 });
