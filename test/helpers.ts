@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
+import { EcrError } from '../src/core/errors.js';
 
 /** A fresh directory under the suite's root (scanned for card data after the suite). */
 export function tempDir(prefix = 'case-'): string {
@@ -18,4 +19,16 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Runs `fn`, expects it to throw an EcrError, and returns that error. */
+export function thrownBy(fn: () => unknown): EcrError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(EcrError);
+  return caught as EcrError;
 }

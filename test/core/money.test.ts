@@ -11,18 +11,7 @@ import {
   parseAmount,
   requireCurrency,
 } from '../../src/core/money.js';
-
-/** Runs `fn`, expects it to throw an EcrError, and returns that error. */
-function thrownBy(fn: () => unknown): EcrError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(EcrError);
-  return caught as EcrError;
-}
+import { thrownBy } from '../helpers.js';
 
 /** Expects `fn` to throw `code` for `field`, with `ruleText` in both `rule` and the message. */
 function expectRefusal(

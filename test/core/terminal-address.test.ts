@@ -5,18 +5,7 @@ import {
   VALID_ADDRESS_FORMS,
   parseTerminalAddress,
 } from '../../src/core/terminal-address.js';
-
-/** Runs `fn`, expects it to throw an EcrError, and returns that error. */
-function thrownBy(fn: () => unknown): EcrError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(EcrError);
-  return caught as EcrError;
-}
+import { thrownBy } from '../helpers.js';
 
 /** Expects `address` to be refused as INVALID_TERMINAL_ADDRESS on `terminal`, and returns the error. */
 function refusal(address: string, protocolOverride?: string): EcrError {

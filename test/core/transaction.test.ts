@@ -1,23 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { EcrError } from '../../src/core/errors.js';
 import {
   MAX_REFERENCE_LENGTH,
   validatePaymentRequest,
   validateReference,
   type PaymentRequest,
 } from '../../src/core/transaction.js';
-
-/** Runs `fn`, expects it to throw an EcrError, and returns that error. */
-function thrownBy(fn: () => unknown): EcrError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(EcrError);
-  return caught as EcrError;
-}
+import { thrownBy } from '../helpers.js';
 
 describe('validateReference', () => {
   it.each([

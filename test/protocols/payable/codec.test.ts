@@ -22,6 +22,7 @@ import {
   PAYABLE_STATUSES,
   type PayableStatus,
 } from '../../../src/protocols/payable/statuses.js';
+import { thrownBy } from '../../helpers.js';
 
 // Seed 000, "Sending payment request to the ECR terminal", verbatim.
 const SEED_REQUEST = `{
@@ -62,15 +63,7 @@ const SEED_RESPONSE = `{
 const PAN = '4111111111111111';
 
 /** The EcrError `decode` throws; fails the test when it throws something else or nothing. */
-function refusal(decode: () => unknown): EcrError {
-  try {
-    decode();
-  } catch (error) {
-    if (error instanceof EcrError) return error;
-    throw error;
-  }
-  throw new Error('expected the frame to be refused');
-}
+const refusal = thrownBy;
 
 function answerOf(message: TerminalMessage): PaymentAnswer {
   if (message.type !== 'answer') throw new Error(`expected an answer, got a ${message.type}`);
