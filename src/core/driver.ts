@@ -18,6 +18,11 @@ export interface ExecuteOptions {
    * outcome is `failed`. Everything before this call is certainly not a charge.
    */
   beforeSend?: () => void;
+  /**
+   * Called at most once, later, when the terminal answers a request that `execute` already
+   * reported as `unknown` because no answer came in time: the late answer settles it.
+   */
+  onLateOutcome?: (outcome: DriverOutcome) => void;
 }
 
 /**

@@ -204,6 +204,7 @@ export class TransactionService {
             {
               ...(options.signal === undefined ? {} : { signal: options.signal }),
               beforeSend: () => this.journal.markSent(row.id, this.owner),
+              onLateOutcome: (late) => this.settleLate(row, late, log),
             },
           );
         }),
@@ -222,6 +223,22 @@ export class TransactionService {
     const stored = this.journal.complete(row.id, this.owner, outcome);
     log.info({ outcome: stored.state, errorCode: stored.errorCode }, 'transaction completed');
     return toResult(stored, false);
+  }
+
+  /** The terminal answered after all: an `unknown` row gets its real outcome. */
+  private settleLate(row: JournalRow, late: DriverOutcome, log: Logger): void {
+    try {
+      const resolved = this.journal.resolveUnknown(row.id, {
+        ...late,
+        message: [late.message, 'settled by a late answer from the terminal']
+          .filter(Boolean)
+          .join('; '),
+      });
+      if (resolved !== undefined)
+        log.warn({ outcome: resolved.state }, 'unknown transaction settled by a late answer');
+    } catch (error) {
+      log.error({ err: toEcrError(error).message }, 'could not record a late answer');
+    }
   }
 
   /** Holds the journal's cross-process lock of a terminal around `fn` (invariant 2). */

@@ -31,6 +31,8 @@ export const PAYABLE_DEFAULT_CURRENCY = 'LKR';
 export const PAYABLE_CONNECT_TIMEOUT_MS = 5_000;
 /** Bound on the card step: a cardholder may take up to about two minutes. */
 export const PAYABLE_ANSWER_TIMEOUT_MS = 180_000;
+/** Timed-out requests remembered for a late answer. */
+export const PAYABLE_MAX_LATE_ANSWERS = 32;
 /** Connection attempts before TERMINAL_UNREACHABLE (safe: no payment byte has left yet). */
 export const PAYABLE_CONNECT_ATTEMPTS = 3;
 
@@ -79,6 +81,8 @@ export class PayableDriver implements TerminalDriver {
   private link: MessageLink | undefined;
   private connecting: Promise<MessageLink> | undefined;
   private pending: Pending | undefined;
+  /** Timed-out requests by wire id, oldest first: a late answer on the same link settles them. */
+  private readonly late = new Map<number, (outcome: DriverOutcome) => void>();
   /** A payment is between connect and outcome: the driver takes one at a time. */
   private busy = false;
   /** Serial number the terminal announced in its greeting. */
@@ -162,15 +166,15 @@ export class PayableDriver implements TerminalDriver {
       return { outcome: 'failed', errorCode: e.code, message: `not sent: ${e.message}` };
     }
     const answered = new Promise<DriverOutcome>((resolve) => {
-      const timer = setTimeout(
-        () =>
-          this.settle({
-            outcome: 'unknown',
-            errorCode: 'OUTCOME_UNKNOWN',
-            message: `no answer within ${this.answerTimeoutMs} ms`,
-          }),
-        this.answerTimeoutMs,
-      );
+      const timer = setTimeout(() => {
+        this.settle({
+          outcome: 'unknown',
+          errorCode: 'OUTCOME_UNKNOWN',
+          message: `no answer within ${this.answerTimeoutMs} ms`,
+        });
+        if (options.onLateOutcome !== undefined)
+          this.awaitLate(request.wireId, options.onLateOutcome);
+      }, this.answerTimeoutMs);
       this.pending = {
         id: request.wireId,
         settle: (outcome) => {
@@ -201,6 +205,15 @@ export class PayableDriver implements TerminalDriver {
     if (link !== undefined) {
       link.close();
       await link.closed;
+    }
+  }
+
+  /** Remembers a timed-out request so that a late answer can still settle it (bounded). */
+  private awaitLate(wireId: number, onLate: (outcome: DriverOutcome) => void): void {
+    this.late.set(wireId, onLate);
+    for (const oldest of this.late.keys()) {
+      if (this.late.size <= PAYABLE_MAX_LATE_ANSWERS) break;
+      this.late.delete(oldest);
     }
   }
 
@@ -268,6 +281,8 @@ export class PayableDriver implements TerminalDriver {
     }
     void link.closed.then((closed) => {
       if (this.link === link) this.link = undefined;
+      // Answers come back on the connection that carried the request; that one is gone.
+      this.late.clear();
       const reason = closed.error?.message ?? `the terminal closed the link (code ${closed.code})`;
       if (this.pending !== undefined) {
         this.logger.warn({ code: closed.code, reason }, 'link lost with a payment in flight');
@@ -314,6 +329,16 @@ export class PayableDriver implements TerminalDriver {
     }
     if (message.type !== 'answer') return;
     const answer = message.answer;
+    const late = answer.id === undefined ? undefined : this.late.get(answer.id);
+    if (late !== undefined && answer.id !== undefined) {
+      this.late.delete(answer.id);
+      this.logger.warn(
+        { id: answer.id, status: answer.status },
+        'late answer settles an unknown outcome',
+      );
+      late(toOutcome(answer));
+      return;
+    }
     if (this.pending === undefined || answer.id !== this.pending.id) {
       this.logger.warn(
         { id: answer.id, expected: this.pending?.id, status: answer.status },

@@ -25,6 +25,11 @@ export interface Journal {
   markSent(id: number, owner: Owner): void;
   /** Writes the outcome of the attempt `owner` holds. */
   complete(id: number, owner: Owner, outcome: DriverOutcome): JournalRow;
+  /**
+   * `unknown → outcome`, when the terminal's own answer arrives after all (a late answer, or a
+   * status query). Returns the row, or undefined when it was not `unknown`.
+   */
+  resolveUnknown(id: number, outcome: DriverOutcome): JournalRow | undefined;
   get(id: number): JournalRow | undefined;
   find(key: TransactionKey): JournalRow | undefined;
   /** Every row with this reference, across terminals and merchants, newest first. */

@@ -52,6 +52,27 @@ interface Row {
   completed_at: number | null;
 }
 
+/** Writing an outcome: the same columns whether it ends an attempt or settles an unknown. */
+const SET_OUTCOME = `UPDATE transactions SET state = @state, error_code = @errorCode, message = @message,
+  approval_code = @approvalCode, masked_pan = @maskedPan, card_brand = @cardBrand,
+  terminal_tx_id = @terminalTxId, details = @details, owner_pid = NULL, owner_token = NULL,
+  updated_at = @now, completed_at = @now`;
+
+function outcomeParams(id: number, outcome: DriverOutcome, now: number) {
+  return {
+    id,
+    state: outcome.outcome,
+    errorCode: outcome.errorCode ?? null,
+    message: outcome.message ?? null,
+    approvalCode: outcome.approvalCode ?? null,
+    maskedPan: outcome.maskedPan ?? null,
+    cardBrand: outcome.cardBrand ?? null,
+    terminalTxId: outcome.terminalTxId ?? null,
+    details: outcome.details === undefined ? null : JSON.stringify(outcome.details),
+    now,
+  };
+}
+
 const IN_FLIGHT = new Set<TransactionState>(['received', 'sent']);
 
 function toJournalRow(row: Row): JournalRow {
@@ -150,12 +171,9 @@ export class SqliteJournal implements Journal {
          WHERE id = @id AND state = 'received' AND owner_token = @token`,
       ),
       complete: db.prepare(
-        `UPDATE transactions SET state = @state, error_code = @errorCode, message = @message,
-           approval_code = @approvalCode, masked_pan = @maskedPan, card_brand = @cardBrand,
-           terminal_tx_id = @terminalTxId, details = @details, owner_pid = NULL, owner_token = NULL,
-           updated_at = @now, completed_at = @now
-         WHERE id = @id AND state IN ('received', 'sent') AND owner_token = @token`,
+        `${SET_OUTCOME} WHERE id = @id AND state IN ('received', 'sent') AND owner_token = @token`,
       ),
+      resolveUnknown: db.prepare(`${SET_OUTCOME} WHERE id = @id AND state = 'unknown'`),
       inFlight: db.prepare<[], Row>(
         "SELECT * FROM transactions WHERE state IN ('received', 'sent')",
       ),
@@ -255,21 +273,22 @@ export class SqliteJournal implements Journal {
   complete(id: number, owner: Owner, outcome: DriverOutcome): JournalRow {
     return this.write(() => {
       const changes = this.statements.complete.run({
-        id,
+        ...outcomeParams(id, outcome, this.now()),
         token: owner.token,
-        state: outcome.outcome,
-        errorCode: outcome.errorCode ?? null,
-        message: outcome.message ?? null,
-        approvalCode: outcome.approvalCode ?? null,
-        maskedPan: outcome.maskedPan ?? null,
-        cardBrand: outcome.cardBrand ?? null,
-        terminalTxId: outcome.terminalTxId ?? null,
-        details: outcome.details === undefined ? null : JSON.stringify(outcome.details),
-        now: this.now(),
       }).changes;
       if (changes !== 1)
         throw new EcrError('JOURNAL_ERROR', `transaction ${id} is no longer held by this process`);
       return toJournalRow(this.statements.byId.get(id) as Row);
+    });
+  }
+
+  resolveUnknown(id: number, outcome: DriverOutcome): JournalRow | undefined {
+    if (outcome.outcome === 'unknown') return undefined;
+    return this.write(() => {
+      const changes = this.statements.resolveUnknown.run(
+        outcomeParams(id, outcome, this.now()),
+      ).changes;
+      return changes === 1 ? toJournalRow(this.statements.byId.get(id) as Row) : undefined;
     });
   }
 

@@ -116,6 +116,22 @@ describe('PAYable driver ↔ simulator, every scenario of the table', () => {
     expect(simulator.ledger.forReference('N-1')).toHaveLength(1);
   });
 
+  it('an answer arriving after the answer timeout settles the unknown transaction in the journal', async () => {
+    const { simulator, service, journal } = await setup({
+      simulator: { slowAnswerMs: 600 },
+      driver: { answerTimeoutMs: 150 },
+    });
+    expect(await service.pay('t1', sale('LATE-1', 2056))).toMatchObject({ outcome: 'unknown' });
+    const key = { merchantId: 'default', terminalId: 't1', reference: 'LATE-1' };
+    await waitFor(() => journal.find(key)?.state === 'approved', 5000, 'the late answer');
+    expect(journal.find(key)?.message).toMatch(/late answer/);
+    expect(await service.pay('t1', sale('LATE-1', 2056))).toMatchObject({
+      outcome: 'approved',
+      replayed: true,
+    });
+    expect(simulator.ledger.forReference('LATE-1')).toHaveLength(1);
+  });
+
   it('…55 → link drops after the card: unknown, charged once, not retried', async () => {
     const { simulator, service } = await setup();
     const result = await service.pay('t1', sale('L-1', 2055));

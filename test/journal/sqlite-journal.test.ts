@@ -148,6 +148,24 @@ describe('SqliteJournal', () => {
     ).toEqual(['A', 'B', 'C']);
   });
 
+  it('resolveUnknown settles only unknown rows, with a real outcome', () => {
+    const journal = open();
+    const claim = journal.claim(input('U-1'));
+    if (claim.type !== 'claimed') throw new Error('expected a claim');
+    expect(journal.resolveUnknown(claim.row.id, { outcome: 'approved' })).toBeUndefined();
+    journal.complete(claim.row.id, alice, { outcome: 'unknown', errorCode: 'OUTCOME_UNKNOWN' });
+    expect(journal.resolveUnknown(claim.row.id, { outcome: 'unknown' })).toBeUndefined();
+    expect(
+      journal.resolveUnknown(claim.row.id, { outcome: 'approved', approvalCode: '1' }),
+    ).toMatchObject({
+      state: 'approved',
+      approvalCode: '1',
+      errorCode: undefined,
+    });
+    expect(journal.resolveUnknown(claim.row.id, { outcome: 'declined' })).toBeUndefined();
+    expect(journal.get(claim.row.id)?.state).toBe('approved');
+  });
+
   it('the terminal lock is exclusive between live owners and taken over from dead ones', () => {
     const journal = open();
     const alive = new Set(['alice', 'bob']);
