@@ -53,6 +53,7 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
   const started = Date.now();
   let interrupts = 0;
   let onInterrupt: (() => void) | undefined;
+  const abort = new AbortController();
   const ticker = setInterval(() => {
     if (spinner !== undefined)
       spinner.text = `waiting for the terminal… ${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -67,29 +68,33 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     });
     context.service.addTerminal(address.id, driver);
     const terminalId = address.id;
-    // Ctrl-C while the cardholder is at the terminal asks the terminal to stop (nothing charged:
-    // the outcome comes back `cancelled`). A second Ctrl-C quits at once; the transaction is then
-    // recovered as `unknown` by the next command, never silently dropped.
+    // Ctrl-C: a request still waiting for the terminal is abandoned (nothing sent: `failed`,
+    // ABORTED); one at the card step is STOPped on this command's own connection (the outcome
+    // comes back `cancelled`). A second Ctrl-C quits at once; the next command recovers the
+    // transaction as `unknown`, never silently dropping it.
     onInterrupt = () => {
       if (++interrupts > 1) process.exit(130);
       spinner?.stop();
-      process.stderr.write(
-        'cancelling: asking the terminal to stop (Ctrl-C again to quit without waiting)\n',
-      );
+      process.stderr.write('cancelling (Ctrl-C again to quit without waiting)\n');
+      abort.abort();
       context.service.cancelCurrent(terminalId).catch((error: unknown) => {
         context.logger.warn({ err: toEcrError(error).message }, 'cancel request failed');
       });
     };
     process.on('SIGINT', onInterrupt);
     spinner?.start('waiting for the terminal…');
-    const result = await context.service.pay(address.id, {
-      kind: 'sale',
-      reference,
-      amount,
-      method: options.method,
-      ...(options.receiptEmail === undefined ? {} : { receiptEmail: options.receiptEmail }),
-      ...(options.receiptSms === undefined ? {} : { receiptSms: options.receiptSms }),
-    });
+    const result = await context.service.pay(
+      address.id,
+      {
+        kind: 'sale',
+        reference,
+        amount,
+        method: options.method,
+        ...(options.receiptEmail === undefined ? {} : { receiptEmail: options.receiptEmail }),
+        ...(options.receiptSms === undefined ? {} : { receiptSms: options.receiptSms }),
+      },
+      { signal: abort.signal },
+    );
     spinner?.stop();
     return {
       exitCode: OUTCOME_EXIT_CODES[result.outcome],

@@ -42,8 +42,12 @@ export interface TerminalDriver {
    */
   validate(request: PaymentRequest): void;
   execute(request: DriverRequest, options?: ExecuteOptions): Promise<DriverOutcome>;
-  /** Asks the terminal to abandon the transaction in progress (cardholder not yet charged). */
-  cancelCurrent(): Promise<void>;
+  /**
+   * Asks the terminal to abandon the transaction this driver has in progress (the cardholder is
+   * not charged if the card step has not finished). Resolves false when there is none: a driver
+   * never cancels what another POS started.
+   */
+  cancelCurrent(): Promise<boolean>;
   close(): Promise<void>;
 }
 

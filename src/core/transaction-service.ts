@@ -153,11 +153,15 @@ export class TransactionService {
     }
   }
 
-  /** Asks a terminal to abandon the transaction in progress. */
-  async cancelCurrent(terminalId: string): Promise<void> {
+  /**
+   * Asks a terminal to abandon the transaction this service has in progress on it. Resolves
+   * false when there is none. Pair it with aborting the `pay` call's signal, which covers a
+   * request still waiting for the terminal.
+   */
+  async cancelCurrent(terminalId: string): Promise<boolean> {
     const { driver } = this.terminal(terminalId);
     requireCapability(driver, 'cancel-current');
-    await driver.cancelCurrent();
+    return driver.cancelCurrent();
   }
 
   /** The stored transaction for a reference on a terminal, if any. */

@@ -14,14 +14,11 @@ import type { DriverOutcome, PaymentRequest, TransactionKind } from '../core/tra
 import {
   decodeTerminalMessage,
   encodePayment,
-  encodeStop,
   MAX_MESSAGE_BYTES,
-  type PaymentAnswer,
 } from '../protocols/payable/codec.js';
-import { outcomeOf } from '../protocols/payable/statuses.js';
 import { backoffDelay } from '../transports/backoff.js';
-import type { MessageLink } from '../transports/message-link.js';
 import { connectWebSocket } from '../transports/websocket.js';
+import { PayableConnection } from './payable-connection.js';
 
 /** PAYable's ECR port (seed 000). */
 export const PAYABLE_DEFAULT_PORT = 45454;
@@ -31,10 +28,31 @@ export const PAYABLE_DEFAULT_CURRENCY = 'LKR';
 export const PAYABLE_CONNECT_TIMEOUT_MS = 5_000;
 /** Bound on the card step: a cardholder may take up to about two minutes. */
 export const PAYABLE_ANSWER_TIMEOUT_MS = 180_000;
-/** Timed-out requests remembered for a late answer. */
-export const PAYABLE_MAX_LATE_ANSWERS = 32;
 /** Connection attempts before TERMINAL_UNREACHABLE (safe: no payment byte has left yet). */
 export const PAYABLE_CONNECT_ATTEMPTS = 3;
+
+/** Longest delay a Node timer can hold; past it setTimeout fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** An integer option within [min, max], or its default; anything else names the option. */
+function bounded(
+  value: number | undefined,
+  fallback: number,
+  field: string,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw invalid(
+      'INVALID_INPUT',
+      field,
+      `must be a whole number from ${min} to ${max}`,
+      String(value),
+    );
+  }
+  return value;
+}
 
 export interface PayableDriverOptions {
   /** `ws://host:port`; a `token` and `pos` in its query string are used unless given below. */
@@ -56,11 +74,6 @@ export interface PayableDriverOptions {
   readonly logger?: Logger;
 }
 
-interface Pending {
-  readonly id: number;
-  readonly settle: (outcome: DriverOutcome) => void;
-}
-
 const CAPABILITIES: ReadonlySet<TransactionKind> = new Set(['sale', 'cancel-current']);
 
 /**
@@ -78,11 +91,8 @@ export class PayableDriver implements TerminalDriver {
   private readonly connectAttempts: number;
   private readonly maxMessageBytes: number;
   private readonly logger: Logger;
-  private link: MessageLink | undefined;
-  private connecting: Promise<MessageLink> | undefined;
-  private pending: Pending | undefined;
-  /** Timed-out requests by wire id, oldest first: a late answer on the same link settles them. */
-  private readonly late = new Map<number, (outcome: DriverOutcome) => void>();
+  private connection: PayableConnection | undefined;
+  private connecting: Promise<PayableConnection> | undefined;
   /** A payment is between connect and outcome: the driver takes one at a time. */
   private busy = false;
   /** Serial number the terminal announced in its greeting. */
@@ -102,10 +112,34 @@ export class PayableDriver implements TerminalDriver {
     if (options.posName !== undefined) url.searchParams.set('pos', options.posName);
     this.url = url.toString();
     this.currency = requireCurrency(options.currency ?? PAYABLE_DEFAULT_CURRENCY).code;
-    this.connectTimeoutMs = options.connectTimeoutMs ?? PAYABLE_CONNECT_TIMEOUT_MS;
-    this.answerTimeoutMs = options.answerTimeoutMs ?? PAYABLE_ANSWER_TIMEOUT_MS;
-    this.connectAttempts = options.connectAttempts ?? PAYABLE_CONNECT_ATTEMPTS;
-    this.maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+    this.connectTimeoutMs = bounded(
+      options.connectTimeoutMs,
+      PAYABLE_CONNECT_TIMEOUT_MS,
+      'connectTimeoutMs',
+      1,
+      MAX_TIMER_MS,
+    );
+    this.answerTimeoutMs = bounded(
+      options.answerTimeoutMs,
+      PAYABLE_ANSWER_TIMEOUT_MS,
+      'answerTimeoutMs',
+      1,
+      MAX_TIMER_MS,
+    );
+    this.connectAttempts = bounded(
+      options.connectAttempts,
+      PAYABLE_CONNECT_ATTEMPTS,
+      'connectAttempts',
+      1,
+      10,
+    );
+    this.maxMessageBytes = bounded(
+      options.maxMessageBytes,
+      MAX_MESSAGE_BYTES,
+      'maxMessageBytes',
+      1024,
+      MAX_MESSAGE_BYTES,
+    );
     this.logger = (options.logger ?? silentLogger).child({
       protocol: 'payable',
       terminal: withoutSecrets(this.url),
@@ -143,12 +177,19 @@ export class PayableDriver implements TerminalDriver {
   }
 
   private async pay(request: DriverRequest, options: ExecuteOptions): Promise<DriverOutcome> {
-    let link: MessageLink;
+    let connection: PayableConnection;
     try {
-      link = await this.connect(options.signal);
+      connection = await this.connect(options.signal);
     } catch (error) {
       const e = toEcrError(error, 'TERMINAL_UNREACHABLE');
       return { outcome: 'failed', errorCode: e.code, message: e.message };
+    }
+    if (options.signal?.aborted === true) {
+      return {
+        outcome: 'failed',
+        errorCode: 'ABORTED',
+        message: 'cancelled before the request was sent',
+      };
     }
     const frame = encodePayment({
       id: request.wireId,
@@ -165,76 +206,37 @@ export class PayableDriver implements TerminalDriver {
       const e = toEcrError(error, 'JOURNAL_ERROR');
       return { outcome: 'failed', errorCode: e.code, message: `not sent: ${e.message}` };
     }
-    const answered = new Promise<DriverOutcome>((resolve) => {
-      const timer = setTimeout(() => {
-        this.settle({
-          outcome: 'unknown',
-          errorCode: 'OUTCOME_UNKNOWN',
-          message: `no answer within ${this.answerTimeoutMs} ms`,
-        });
-        if (options.onLateOutcome !== undefined)
-          this.awaitLate(request.wireId, options.onLateOutcome);
-      }, this.answerTimeoutMs);
-      this.pending = {
-        id: request.wireId,
-        settle: (outcome) => {
-          clearTimeout(timer);
-          resolve(outcome);
-        },
-      };
-    });
-    link.send(frame).catch((error: unknown) => {
-      const e = toEcrError(error, 'LINK_LOST');
-      this.settle({
-        outcome: 'unknown',
-        errorCode: 'OUTCOME_UNKNOWN',
-        message: `sending may have failed part way: ${e.message}`,
-      });
-    });
-    return answered;
+    return connection.request(request.wireId, frame, this.answerTimeoutMs, options.onLateOutcome);
   }
 
-  async cancelCurrent(): Promise<void> {
-    const link = await this.connect();
-    await link.send(encodeStop(this.serial ?? ''));
+  /**
+   * Sends STOP for the payment this driver has in flight. Never opens a connection: a STOP on
+   * a new one would cancel whatever another POS is doing on the terminal.
+   */
+  async cancelCurrent(): Promise<boolean> {
+    return (await this.connection?.stop()) ?? false;
   }
 
   async close(): Promise<void> {
-    const link = this.link;
-    this.link = undefined;
-    if (link !== undefined) {
-      link.close();
-      await link.closed;
-    }
+    const connection = this.connection;
+    this.connection = undefined;
+    await connection?.close();
   }
 
-  /** Remembers a timed-out request so that a late answer can still settle it (bounded). */
-  private awaitLate(wireId: number, onLate: (outcome: DriverOutcome) => void): void {
-    this.late.set(wireId, onLate);
-    for (const oldest of this.late.keys()) {
-      if (this.late.size <= PAYABLE_MAX_LATE_ANSWERS) break;
-      this.late.delete(oldest);
-    }
-  }
-
-  private settle(outcome: DriverOutcome): void {
-    const pending = this.pending;
-    this.pending = undefined;
-    pending?.settle(outcome);
-  }
-
-  private connect(signal?: AbortSignal): Promise<MessageLink> {
-    if (this.link?.isOpen === true) return Promise.resolve(this.link);
+  private connect(signal?: AbortSignal): Promise<PayableConnection> {
+    if (this.connection?.isOpen === true) return Promise.resolve(this.connection);
     this.connecting ??= this.connectWithRetries(signal).finally(() => {
       this.connecting = undefined;
     });
     return this.connecting;
   }
 
-  private async connectWithRetries(signal?: AbortSignal): Promise<MessageLink> {
+  private async connectWithRetries(signal?: AbortSignal): Promise<PayableConnection> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.open(signal);
+        const connection = await this.open(signal);
+        this.connection = connection;
+        return connection;
       } catch (error) {
         const e = toEcrError(error, 'TERMINAL_UNREACHABLE');
         if (e.code !== 'TERMINAL_UNREACHABLE' || attempt + 1 >= this.connectAttempts) throw e;
@@ -252,124 +254,61 @@ export class PayableDriver implements TerminalDriver {
   }
 
   /** Connects and waits for the greeting (old text or STATUS_TERMINAL_AUTHORIZED). */
-  private async open(signal?: AbortSignal): Promise<MessageLink> {
+  private async open(signal?: AbortSignal): Promise<PayableConnection> {
     const deadline = Date.now() + this.connectTimeoutMs;
     const link = await connectWebSocket(this.url, {
       connectTimeoutMs: this.connectTimeoutMs,
       maxMessageBytes: this.maxMessageBytes,
       ...(signal === undefined ? {} : { signal }),
     });
-    const greeted = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-      void link.closed.then(() => resolve(false));
+    let timer: NodeJS.Timeout | undefined;
+    const greeting = await new Promise<string | EcrError>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve(
+            new EcrError(
+              'TERMINAL_UNREACHABLE',
+              `no greeting from the terminal within ${this.connectTimeoutMs} ms`,
+            ),
+          ),
+        Math.max(0, deadline - Date.now()),
+      );
+      void link.closed.then((closed) =>
+        resolve(
+          new EcrError(
+            'TERMINAL_UNREACHABLE',
+            `the terminal closed the link before greeting: ${closed.error?.message ?? `code ${closed.code}${closed.reason === '' ? '' : `, ${closed.reason}`}`}`,
+          ),
+        ),
+      );
       link.onMessage((frame) => {
-        if (this.link !== link) {
-          clearTimeout(timer);
-          resolve(this.greeting(link, frame));
-          return;
+        // Anything after the greeting waits in the link's buffer for the connection's handler.
+        link.onMessage(undefined);
+        try {
+          const message = decodeTerminalMessage(frame);
+          resolve(
+            message.type === 'greeting'
+              ? message.serial
+              : new EcrError('TERMINAL_UNREACHABLE', 'the terminal did not greet first'),
+          );
+        } catch (error) {
+          resolve(
+            new EcrError(
+              'TERMINAL_UNREACHABLE',
+              `bad greeting from the terminal: ${toEcrError(error).message}`,
+            ),
+          );
         }
-        this.receive(frame);
       });
     });
-    if (!greeted) {
+    clearTimeout(timer);
+    if (greeting instanceof EcrError) {
       link.terminate();
-      const closed = await link.closed;
-      throw new EcrError(
-        'TERMINAL_UNREACHABLE',
-        `no greeting from the terminal within ${this.connectTimeoutMs} ms${closed.error ? `: ${closed.error.message}` : ''}`,
-      );
+      await link.closed;
+      throw greeting;
     }
-    void link.closed.then((closed) => {
-      if (this.link === link) this.link = undefined;
-      // Answers come back on the connection that carried the request; that one is gone.
-      this.late.clear();
-      const reason = closed.error?.message ?? `the terminal closed the link (code ${closed.code})`;
-      if (this.pending !== undefined) {
-        this.logger.warn({ code: closed.code, reason }, 'link lost with a payment in flight');
-        this.settle({
-          outcome: 'unknown',
-          errorCode: 'OUTCOME_UNKNOWN',
-          message: `link lost before the answer: ${reason}`,
-        });
-      }
-    });
-    return link;
+    this.serial = greeting;
+    this.logger.info({ serial: greeting }, 'terminal connected');
+    return new PayableConnection(link, greeting, this.logger);
   }
-
-  /** First message of a connection: true when it is a greeting. */
-  private greeting(link: MessageLink, frame: string): boolean {
-    try {
-      const message = decodeTerminalMessage(frame);
-      if (message.type !== 'greeting')
-        throw new EcrError('PROTOCOL_ERROR', 'expected a greeting first');
-      this.serial = message.serial;
-      this.link = link;
-      this.logger.info({ serial: message.serial, legacy: message.legacy }, 'terminal connected');
-      return true;
-    } catch (error) {
-      this.logger.warn({ err: toEcrError(error).message }, 'bad greeting from terminal');
-      return false;
-    }
-  }
-
-  private receive(frame: string): void {
-    let message;
-    try {
-      message = decodeTerminalMessage(frame);
-    } catch (error) {
-      const e = toEcrError(error, 'PROTOCOL_ERROR');
-      this.logger.warn(
-        { err: e.message },
-        'bad message from terminal; dropping the link to resynchronise',
-      );
-      // The answer may have been this very message: the outcome is not known.
-      this.settle({ outcome: 'unknown', errorCode: e.code, message: e.message });
-      this.link?.terminate();
-      return;
-    }
-    if (message.type !== 'answer') return;
-    const answer = message.answer;
-    const late = answer.id === undefined ? undefined : this.late.get(answer.id);
-    if (late !== undefined && answer.id !== undefined) {
-      this.late.delete(answer.id);
-      this.logger.warn(
-        { id: answer.id, status: answer.status },
-        'late answer settles an unknown outcome',
-      );
-      late(toOutcome(answer));
-      return;
-    }
-    if (this.pending === undefined || answer.id !== this.pending.id) {
-      this.logger.warn(
-        { id: answer.id, expected: this.pending?.id, status: answer.status },
-        'answer matches no request in flight; ignored',
-      );
-      return;
-    }
-    this.settle(toOutcome(answer));
-  }
-}
-
-function toOutcome(answer: PaymentAnswer): DriverOutcome {
-  const { outcome, errorCode } = outcomeOf(answer.status, answer.error);
-  const details: Record<string, string | number> = { status: answer.status };
-  for (const [key, value] of [
-    ['mid', answer.mid],
-    ['tid', answer.tid],
-    ['cardName', answer.cardName],
-    ['transactionType', answer.transactionType],
-    ['serverTime', answer.serverTime],
-    ['terminalSerial', answer.origin],
-  ] as const) {
-    if (value !== undefined) details[key] = value;
-  }
-  return {
-    outcome,
-    ...(errorCode === undefined ? {} : { errorCode }),
-    ...(answer.error === undefined ? {} : { message: answer.error }),
-    ...(answer.approvalCode === undefined ? {} : { approvalCode: answer.approvalCode }),
-    ...(answer.cardType === undefined ? {} : { cardBrand: answer.cardType }),
-    ...(answer.txid === undefined ? {} : { terminalTxId: String(answer.txid) }),
-    details,
-  };
 }

@@ -27,9 +27,10 @@ export interface MessageLink {
   send(text: string): Promise<void>;
   /**
    * Sets the one message handler. Messages that arrived before are delivered to it first, in
-   * order; at most DEFAULT_MAX_BUFFERED_MESSAGES are kept before the link is closed.
+   * order; at most DEFAULT_MAX_BUFFERED_MESSAGES are kept before the link is closed. `undefined`
+   * detaches the handler: messages buffer again until the next one is set.
    */
-  onMessage(handler: (text: string) => void): void;
+  onMessage(handler: ((text: string) => void) | undefined): void;
   /** Orderly close. */
   close(code?: number, reason?: string): void;
   /** Drops the connection without a closing handshake (a pulled cable). */

@@ -64,9 +64,11 @@ class WebSocketLink implements MessageLink {
     });
   }
 
-  onMessage(handler: (text: string) => void): void {
+  onMessage(handler: ((text: string) => void) | undefined): void {
     this.handler = handler;
-    for (const text of this.backlog.splice(0)) handler(text);
+    // A handler may detach itself while the backlog drains: keep the rest for the next one.
+    while (this.handler !== undefined && this.backlog.length > 0)
+      this.handler(this.backlog.shift() as string);
   }
 
   close(code = 1000, reason = ''): void {

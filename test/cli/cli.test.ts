@@ -248,6 +248,46 @@ describe('across processes sharing one data directory', () => {
   }, 60_000);
 });
 
+describe('Ctrl-C', () => {
+  it('while waiting for another process that holds the terminal: abandoned (failed, ABORTED), the other payment untouched', async () => {
+    const slow = await new PayableSimulator({ port: 0, statusPort: 0, cardDelayMs: 3_000 }).start();
+    try {
+      const dataDir = tempDir('cli-int2-');
+      const args = (reference: string, pos: string) => [
+        'pay',
+        '--terminal',
+        slow.url,
+        '--amount',
+        '20.00',
+        '--reference',
+        reference,
+        '--pos',
+        pos,
+        '--data-dir',
+        dataDir,
+        '--json',
+      ];
+      const holder = startCli(args('HOLD-1', 'POS-A'));
+      await waitFor(() => slow.busy, 10_000, 'the first card step');
+      const waiter = startCli(args('WAIT-1', 'POS-B'));
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      waiter.child.kill('SIGINT');
+      const waited = await waiter.done;
+      expect(waited.code).toBe(4);
+      expect(json(waited)).toMatchObject({
+        outcome: 'failed',
+        errorCode: 'ABORTED',
+        reference: 'WAIT-1',
+      });
+      const held = await holder.done;
+      expect(json(held)).toMatchObject({ outcome: 'approved', reference: 'HOLD-1' });
+      expect(slow.ledger.all().map((c) => c.reference)).toEqual(['HOLD-1']);
+    } finally {
+      await slow.stop();
+    }
+  });
+});
+
 describe('Ctrl-C during the card step', () => {
   it('asks the terminal to stop: cancelled, exit 3, nothing charged', async () => {
     const slow = await new PayableSimulator({
