@@ -224,9 +224,35 @@ export class TransactionService {
       };
       if (error.code === 'INTERNAL') log.error({ err: thrown }, 'driver failed unexpectedly');
     }
-    const stored = this.journal.complete(row.id, this.owner, outcome);
+    const stored = this.store(row, outcome, log);
     log.info({ outcome: stored.state, errorCode: stored.errorCode }, 'transaction completed');
     return toResult(stored, false);
+  }
+
+  /**
+   * Journals the outcome of an attempt this process drove. If another process took the row for
+   * a crashed one and made it `unknown` meanwhile, the terminal's answer still settles it: the
+   * outcome is never dropped.
+   */
+  private store(row: JournalRow, outcome: DriverOutcome, log: Logger): JournalRow {
+    try {
+      return this.journal.complete(row.id, this.owner, outcome);
+    } catch (error) {
+      const settled = this.journal.resolveUnknown(row.id, outcome) ?? this.journal.get(row.id);
+      log.error(
+        {
+          err: toEcrError(error).message,
+          outcome: outcome.outcome,
+          errorCode: outcome.errorCode,
+          approvalCode: outcome.approvalCode,
+          terminalTxId: outcome.terminalTxId,
+          journalState: settled?.state,
+        },
+        'the row was no longer held by this process when its outcome arrived',
+      );
+      if (settled === undefined) throw error;
+      return settled;
+    }
   }
 
   /** The terminal answered after all: an `unknown` row gets its real outcome. */

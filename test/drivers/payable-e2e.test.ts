@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/core/logger.js';
+import { makeOwner } from '../../src/core/owner.js';
 import { TransactionService } from '../../src/core/transaction-service.js';
 import type { PaymentRequest } from '../../src/core/transaction.js';
 import { PayableDriver, type PayableDriverOptions } from '../../src/drivers/payable.js';
@@ -257,6 +259,29 @@ describe('TransactionService over a real terminal link', () => {
       expect(result.terminalTxId).toBe(first?.terminalTxId);
     }
     expect(results.filter((r) => !r.replayed)).toHaveLength(1);
+  });
+
+  it('a row recovered as if its owner had crashed, while the owner still pays, gets the real answer', async () => {
+    const { simulator, journal } = await setup({ simulator: { slowAnswerMs: 500 } });
+    // The paying service carries the identity of a process that has exited: others see it dead.
+    const exited = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => exited.once('exit', resolve));
+    const paying = new TransactionService({ journal, owner: makeOwner(exited.pid as number) });
+    paying.addTerminal(
+      't2',
+      new PayableDriver({ url: simulator.url, token: TOKEN, posName: 'POS-2' }),
+    );
+    cleanups.push(() => paying.close());
+    const result = paying.pay('t2', sale('GHOST-1', 2056));
+    await waitFor(() => simulator.ledger.count === 1, 5000, 'the charge');
+    expect(new TransactionService({ journal }).recover().map((r) => r.reference)).toEqual([
+      'GHOST-1',
+    ]);
+    expect(await result).toMatchObject({ outcome: 'approved', state: 'approved' });
+    expect(
+      journal.find({ merchantId: 'default', terminalId: 't2', reference: 'GHOST-1' })?.state,
+    ).toBe('approved');
+    expect(simulator.ledger.count).toBe(1);
   });
 
   it('the same reference with another amount is refused with DUPLICATE_REFERENCE and sends nothing', async () => {
