@@ -33,6 +33,8 @@ export function exitCodeForError(error: unknown): number {
     : GENERIC_ERROR_EXIT_CODE;
 }
 
+const NOT_CHARGED: ReadonlySet<Outcome> = new Set(['declined', 'cancelled', 'failed']);
+
 const MARKS: Readonly<Record<Outcome, string>> = {
   approved: '✔',
   declined: '✖',
@@ -58,7 +60,7 @@ export function describeResult(result: TransactionResult): string {
   }
   if (result.replayed)
     lines.push(
-      '  (stored result of an earlier request with this reference: nothing was sent again)',
+      `  (stored result of an earlier request with this reference: nothing was sent again${NOT_CHARGED.has(result.outcome) ? '; nothing was charged: use a new reference to try again' : ''})`,
     );
   if (result.outcome === 'unknown') {
     lines.push(

@@ -33,7 +33,7 @@ export const ERROR_CODES = {
   },
   TERMINAL_HOST_UNREACHABLE: {
     http: 502,
-    summary: "The terminal could not reach its acquirer's host; nothing was charged.",
+    summary: "The terminal lost its acquirer's host mid-transaction; reconcile.",
   },
   TERMINAL_REFUSED: {
     http: 422,

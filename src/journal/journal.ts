@@ -15,10 +15,9 @@ import type {
  */
 export interface Journal {
   /**
-   * Claims `reference` for a new attempt. Atomic across processes: the unique key
-   * (merchant, terminal, reference) decides. Returns `claimed` with a fresh wire id when this
-   * caller must drive the terminal (a new row, or a `failed` row being tried again), otherwise
-   * the `existing` row, whatever its state.
+   * Claims `reference`. Atomic across processes: the unique key (merchant, terminal,
+   * reference) decides. Returns `claimed` with a fresh wire id when the row is new and this
+   * caller must drive the terminal, otherwise the `existing` row, whatever its state.
    */
   claim(input: ClaimInput): ClaimResult;
   /** `received → sent`, right before the first byte goes to the terminal. */
@@ -98,7 +97,6 @@ export interface JournalRow extends TransactionKey {
   readonly cardBrand: string | undefined;
   readonly terminalTxId: string | undefined;
   readonly details: Readonly<Record<string, string | number | boolean>> | undefined;
-  readonly attempts: number;
   readonly ownerPid: number | undefined;
   readonly ownerToken: string | undefined;
   /** Milliseconds since the epoch. */

@@ -24,7 +24,6 @@ export const MIGRATIONS: readonly string[] = [
     card_brand         TEXT,
     terminal_tx_id     TEXT,
     details            TEXT,
-    attempts           INTEGER NOT NULL DEFAULT 1,
     owner_pid          INTEGER,
     owner_token        TEXT,
     created_at         INTEGER NOT NULL,

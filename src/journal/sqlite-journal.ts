@@ -44,7 +44,6 @@ interface Row {
   card_brand: string | null;
   terminal_tx_id: string | null;
   details: string | null;
-  attempts: number;
   owner_pid: number | null;
   owner_token: string | null;
   created_at: number;
@@ -96,7 +95,6 @@ function toJournalRow(row: Row): JournalRow {
     cardBrand: row.card_brand ?? undefined,
     terminalTxId: row.terminal_tx_id ?? undefined,
     details: row.details === null ? undefined : (JSON.parse(row.details) as JournalRow['details']),
-    attempts: row.attempts,
     ownerPid: row.owner_pid ?? undefined,
     ownerToken: row.owner_token ?? undefined,
     createdAt: row.created_at,
@@ -159,11 +157,6 @@ export class SqliteJournal implements Journal {
       byId: db.prepare<[number], Row>('SELECT * FROM transactions WHERE id = ?'),
       byReference: db.prepare<[string], Row>(
         'SELECT * FROM transactions WHERE reference = ? ORDER BY id DESC',
-      ),
-      retryFailed: db.prepare(
-        `UPDATE transactions SET state = 'received', attempts = attempts + 1, error_code = NULL, message = NULL,
-           details = NULL, completed_at = NULL, owner_pid = @pid, owner_token = @token, updated_at = @now
-         WHERE id = @id AND state = 'failed'`,
       ),
       newAttempt: db.prepare('INSERT INTO attempts (transaction_id, started_at) VALUES (?, ?)'),
       markSent: db.prepare(
@@ -232,31 +225,11 @@ export class SqliteJournal implements Journal {
         token: input.owner.token,
         now,
       };
-      let row: Row | undefined;
-      if (this.statements.insert.run(params).changes === 1) {
-        row = this.statements.byKey.get(input.merchantId, input.terminalId, input.reference);
-      } else {
-        const existing = this.statements.byKey.get(
-          input.merchantId,
-          input.terminalId,
-          input.reference,
-        ) as Row;
-        const sameRequest =
-          existing.kind === input.kind &&
-          existing.amount_minor === input.amountMinor &&
-          existing.currency === input.currency;
-        // A failed attempt certainly charged nothing: the same request may try again.
-        if (!sameRequest || existing.state !== 'failed')
-          return { type: 'existing', row: toJournalRow(existing) };
-        this.statements.retryFailed.run({
-          id: existing.id,
-          pid: input.owner.pid,
-          token: input.owner.token,
-          now,
-        });
-        row = this.statements.byId.get(existing.id);
-      }
+      const inserted = this.statements.insert.run(params).changes === 1;
+      const row = this.statements.byKey.get(input.merchantId, input.terminalId, input.reference);
       if (row === undefined) throw new Error('claimed row vanished inside its own transaction');
+      // An existing row is answered as stored, whatever its state (ARCHITECTURE.md invariant 1).
+      if (!inserted) return { type: 'existing', row: toJournalRow(row) };
       const wireId = Number(this.statements.newAttempt.run(row.id, now).lastInsertRowid);
       return { type: 'claimed', row: toJournalRow(row), wireId };
     });

@@ -302,11 +302,12 @@ describe('TransactionService over a real terminal link', () => {
     expect(results.map((r) => r.outcome)).toEqual(['approved', 'approved', 'failed']);
     expect(results[2]).toMatchObject({ errorCode: 'TERMINAL_BUSY' });
     expect(simulator.ledger.all().map((c) => c.reference)).toEqual(['Q-1', 'Q-2']);
-    // A failed attempt charged nothing, so the same reference may be tried again.
+    // The stored result is the answer for that reference from now on (invariant 1).
     expect(await service.pay('t1', sale('Q-3', 2000))).toMatchObject({
-      outcome: 'approved',
-      replayed: false,
+      outcome: 'failed',
+      replayed: true,
     });
+    expect(simulator.ledger.count).toBe(2);
   });
 
   it('bad input is refused before anything is journaled or sent', async () => {

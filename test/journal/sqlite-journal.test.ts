@@ -100,23 +100,9 @@ describe('SqliteJournal', () => {
     expect(() => journal.complete(claim.row.id, alice, { outcome: 'declined' })).toThrow();
   });
 
-  it('a failed row (certainly not charged) may be claimed again by the same request, not by another amount', () => {
+  it('a final row is never claimed again, whatever its outcome (invariant 1: the stored result)', () => {
     const journal = open();
-    const claim = journal.claim(input('R-1'));
-    if (claim.type !== 'claimed') throw new Error('expected a claim');
-    journal.complete(claim.row.id, alice, { outcome: 'failed', errorCode: 'TERMINAL_BUSY' });
-    expect(journal.claim(input('R-1', bob, 2100)).type).toBe('existing');
-    const retry = journal.claim(input('R-1', bob));
-    expect(retry).toMatchObject({
-      type: 'claimed',
-      row: { state: 'received', attempts: 2, ownerToken: 'bob', errorCode: undefined },
-    });
-    expect(retry.type === 'claimed' && retry.wireId > claim.wireId).toBe(true);
-  });
-
-  it('declined, approved and unknown rows are never claimed again', () => {
-    const journal = open();
-    for (const outcome of ['declined', 'approved', 'unknown', 'cancelled'] as const) {
+    for (const outcome of ['declined', 'approved', 'unknown', 'cancelled', 'failed'] as const) {
       const claim = journal.claim(input(outcome));
       if (claim.type !== 'claimed') throw new Error('expected a claim');
       journal.complete(claim.row.id, alice, { outcome });

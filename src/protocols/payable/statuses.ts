@@ -12,8 +12,11 @@ export const PAYABLE_STATUSES = {
   STATUS_SUCCESS: { outcome: 'approved' },
   /** Card step done and refused, or cancelled (refined by `error`, see FAILED_ERRORS). */
   STATUS_FAILED: { outcome: 'declined' },
-  /** *assumed*: the terminal could not reach its host, so nothing was authorised. */
-  STATUS_API_UNREACHABLE: { outcome: 'failed', errorCode: 'TERMINAL_HOST_UNREACHABLE' },
+  /**
+   * The terminal lost its host. Whether that happened before or after the authorisation went
+   * out is not said, so the money is not known either way: reconcile.
+   */
+  STATUS_API_UNREACHABLE: { outcome: 'unknown', errorCode: 'TERMINAL_HOST_UNREACHABLE' },
   STATUS_NOT_LOGIN: { outcome: 'failed', errorCode: 'TERMINAL_NOT_READY' },
   STATUS_INVALID_AMOUNT: { outcome: 'failed', errorCode: 'TERMINAL_REFUSED' },
   STATUS_BUSY: { outcome: 'failed', errorCode: 'TERMINAL_BUSY' },

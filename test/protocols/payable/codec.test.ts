@@ -661,7 +661,7 @@ describe('statuses', () => {
     STATUS_TERMINAL_AUTHORIZED: { outcome: 'unknown', errorCode: 'PROTOCOL_ERROR' },
     STATUS_SUCCESS: { outcome: 'approved' },
     STATUS_FAILED: { outcome: 'declined' },
-    STATUS_API_UNREACHABLE: { outcome: 'failed', errorCode: 'TERMINAL_HOST_UNREACHABLE' },
+    STATUS_API_UNREACHABLE: { outcome: 'unknown', errorCode: 'TERMINAL_HOST_UNREACHABLE' },
     STATUS_NOT_LOGIN: { outcome: 'failed', errorCode: 'TERMINAL_NOT_READY' },
     STATUS_INVALID_AMOUNT: { outcome: 'failed', errorCode: 'TERMINAL_REFUSED' },
     STATUS_BUSY: { outcome: 'failed', errorCode: 'TERMINAL_BUSY' },
@@ -712,13 +712,13 @@ describe('statuses', () => {
     });
   });
 
-  it('NOT_LOGIN → failed TERMINAL_NOT_READY; API_UNREACHABLE → failed TERMINAL_HOST_UNREACHABLE', () => {
+  it('NOT_LOGIN → failed TERMINAL_NOT_READY; API_UNREACHABLE → unknown TERMINAL_HOST_UNREACHABLE (reconcile)', () => {
     expect(outcomeOf('STATUS_NOT_LOGIN', undefined)).toEqual({
       outcome: 'failed',
       errorCode: 'TERMINAL_NOT_READY',
     });
     expect(outcomeOf('STATUS_API_UNREACHABLE', undefined)).toEqual({
-      outcome: 'failed',
+      outcome: 'unknown',
       errorCode: 'TERMINAL_HOST_UNREACHABLE',
     });
   });
