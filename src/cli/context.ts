@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
+import { EcrError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { TransactionService } from '../core/transaction-service.js';
 import { JOURNAL_FILE_NAME, SqliteJournal } from '../journal/sqlite-journal.js';
@@ -21,15 +22,29 @@ export interface Context {
  */
 export function openContext(options: { dataDir: string; logLevel: string }): Context {
   const dataDir = resolve(options.dataDir);
-  const logger = createLogger({
-    level: options.logLevel,
-    destination: pino.destination({
-      dest: join(dataDir, 'logs', 'ecr-bridge.log'),
-      sync: true,
-      mkdir: true,
-    }),
-  });
-  const journal = new SqliteJournal({ path: join(dataDir, JOURNAL_FILE_NAME) });
+  let logger: Logger;
+  let journal: SqliteJournal;
+  try {
+    logger = createLogger({
+      level: options.logLevel,
+      destination: pino.destination({
+        dest: join(dataDir, 'logs', 'ecr-bridge.log'),
+        sync: true,
+        mkdir: true,
+      }),
+    });
+    journal = new SqliteJournal({ path: join(dataDir, JOURNAL_FILE_NAME) });
+  } catch (error) {
+    throw new EcrError(
+      'INVALID_INPUT',
+      `data-dir: cannot use ${dataDir}: ${(error as Error).message}`,
+      {
+        field: 'data-dir',
+        rule: 'must be a writable directory',
+        cause: error,
+      },
+    );
+  }
   const service = new TransactionService({ journal, logger });
   service.recover();
   return {

@@ -36,17 +36,28 @@ function common(command: Command): Command {
     );
 }
 
-export function positiveInteger(name: string) {
+/** An option parser for whole numbers in [min, max]; commander reports the message as a usage error. */
+export function integerIn(name: string, min: number, max: number) {
   return (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) > 2 ** 31)
-      throw new InvalidArgumentError(`${name} must be a whole number`);
-    return Number(value);
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    }
+    return n;
   };
 }
+
+const port = (name: string) => integerIn(name, 0, 65_535);
 
 function print(output: CommandOutput, json: boolean): void {
   if (json && output.json !== undefined) process.stdout.write(`${JSON.stringify(output.json)}\n`);
   else if (output.text !== undefined) process.stdout.write(`${output.text}\n`);
+}
+
+function printJsonError(reference: string | null, error: unknown): void {
+  process.stdout.write(
+    `${JSON.stringify({ outcome: null, reference, error: errorJson(error) })}\n`,
+  );
 }
 
 type Action<O> = (options: O & CommonOptions, ...args: string[]) => Promise<CommandOutput>;
@@ -62,10 +73,8 @@ function action<O>(run: Action<O>) {
       print(output, options.json);
       process.exitCode = output.exitCode;
     } catch (error) {
-      if (options.json)
-        process.stdout.write(
-          `${JSON.stringify({ outcome: null, reference: (options as { reference?: string }).reference ?? null, error: errorJson(error) })}\n`,
-        );
+      const reference = (options as { reference?: string }).reference ?? positional[0] ?? null;
+      if (options.json) printJsonError(reference, error);
       else process.stderr.write(`${describeError(error)}\n`);
       process.exitCode = exitCodeForError(error);
     }
@@ -111,7 +120,7 @@ export function buildProgram(): Command {
       .option(
         '--timeout <seconds>',
         'how long to wait for the cardholder',
-        positiveInteger('--timeout'),
+        integerIn('--timeout', 1, 3600),
         180,
       ),
   ).action(action(runPay));
@@ -119,7 +128,7 @@ export function buildProgram(): Command {
   const tx = program.command('tx').description('read the journal');
   common(tx.command('list').description('list transactions, newest first'))
     .option('--unresolved', 'only transactions whose outcome is not known (reconcile these)', false)
-    .option('--limit <n>', 'at most this many', positiveInteger('--limit'), 50)
+    .option('--limit <n>', 'at most this many', integerIn('--limit', 1, 10_000), 50)
     .action(action(runTxList));
   common(
     tx
@@ -134,11 +143,11 @@ export function buildProgram(): Command {
       .description('run a simulated terminal until interrupted')
       .argument('<protocol>', 'payable')
       .option('--host <host>', 'address to listen on', '127.0.0.1')
-      .option('--port <port>', 'terminal port (0: any free port)', positiveInteger('--port'), 45454)
+      .option('--port <port>', 'terminal port (0: any free port)', port('--port'), 45454)
       .option(
         '--status-port <port>',
         'status page and /ledger port (0: any free port)',
-        positiveInteger('--status-port'),
+        port('--status-port'),
         8080,
       )
       .option(
@@ -149,13 +158,13 @@ export function buildProgram(): Command {
       .option(
         '--card-delay <ms>',
         'time the simulated cardholder takes',
-        positiveInteger('--card-delay'),
+        integerIn('--card-delay', 0, 600_000),
         0,
       )
       .option(
         '--slow-answer <ms>',
         'delay of the slow scenario (amounts ending in 56)',
-        positiveInteger('--slow-answer'),
+        integerIn('--slow-answer', 0, 600_000),
         5000,
       ),
   ).action(action(runSimulate));
@@ -164,8 +173,8 @@ export function buildProgram(): Command {
     program
       .command('demo')
       .description('start a simulated PAYable terminal and print how to pay against it')
-      .option('--port <port>', 'terminal port', positiveInteger('--port'), 45454)
-      .option('--status-port <port>', 'status page port', positiveInteger('--status-port'), 8080),
+      .option('--port <port>', 'terminal port', port('--port'), 45454)
+      .option('--status-port <port>', 'status page port', port('--status-port'), 8080),
   ).action(action(runDemo));
 
   return program;
@@ -178,8 +187,13 @@ export async function main(argv: readonly string[]): Promise<void> {
     await program.parseAsync([...argv]);
   } catch (error) {
     if (error instanceof CommanderError) {
-      // Help and version are successes; anything else commander refused is a usage error.
-      process.exitCode = error.exitCode === 0 ? 0 : (ERROR_EXIT_CODES.INVALID_INPUT ?? 64);
+      // Help and version are successes; anything else commander refused is a usage error
+      // (already explained on stderr; scripts asking for --json get it on stdout too).
+      if (error.exitCode === 0) return;
+      process.exitCode = ERROR_EXIT_CODES.INVALID_INPUT ?? 64;
+      if (argv.includes('--json')) {
+        printJsonError(null, new EcrError('INVALID_INPUT', error.message.replace(/^error: /, '')));
+      }
       return;
     }
     process.stderr.write(

@@ -32,21 +32,6 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
   });
   const reference = validateReference(options.reference);
 
-  // `simulator:payable`: a terminal simulated inside this process, on free ports.
-  let simulator: PayableSimulator | undefined;
-  if (address.transport === 'simulator') {
-    simulator = await new PayableSimulator({
-      port: 0,
-      statusPort: 0,
-      currency: amount.currency,
-    }).start();
-    address = {
-      ...address,
-      transport: 'ws',
-      host: '127.0.0.1',
-      port: simulator.port,
-    } satisfies TerminalAddress;
-  }
   const context = openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
   const spinner =
     !options.json && process.stderr.isTTY ? ora({ stream: process.stderr }) : undefined;
@@ -58,7 +43,22 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     if (spinner !== undefined)
       spinner.text = `waiting for the terminal… ${((Date.now() - started) / 1000).toFixed(1)} s`;
   }, 100);
+  let simulator: PayableSimulator | undefined;
   try {
+    // `simulator:payable`: a terminal simulated inside this process, on free ports.
+    if (address.transport === 'simulator') {
+      simulator = await new PayableSimulator({
+        port: 0,
+        statusPort: 0,
+        currency: amount.currency,
+      }).start();
+      address = {
+        ...address,
+        transport: 'ws',
+        host: '127.0.0.1',
+        port: simulator.port,
+      } satisfies TerminalAddress;
+    }
     const driver = createDriver(address, {
       ...(options.token === undefined ? {} : { token: options.token }),
       ...(options.pos === undefined ? {} : { posName: options.pos }),

@@ -39,17 +39,24 @@ export function maskPan(pan: string): string {
   );
 }
 
-/** Runs of digits, possibly grouped by single spaces or dashes (`4111 1111-1111 1111 2`). */
-const DIGIT_RUN = /(?<!\d)\d+(?:[ -]\d+)*(?!\d)/g;
+/** Runs of digits, possibly grouped by one or two spaces, dots or dashes (`4111 1111.1111-1111`). */
+const DIGIT_RUN = /(?<!\d)\d+(?:[ .-]{1,2}\d+)*(?!\d)/g;
 
 /** First digits of card numbers: 2 Mastercard 2-series, 3 Amex/JCB/Diners, 4 Visa, 5 Mastercard, 6 Discover/UnionPay/Maestro. */
 const CARD_FIRST_DIGIT = /^[2-6]/;
 
+function isCardNumber(digits: string): boolean {
+  return (
+    digits.length >= 13 && digits.length <= 19 && CARD_FIRST_DIGIT.test(digits) && luhnValid(digits)
+  );
+}
+
 /**
- * Spans of `run` (start and end offsets) that are card numbers: whole digit groups adding up to
- * 13–19 digits, starting with a card industry digit, passing Luhn. Grouping matters: in
- * `4111111111111111 1` the card is the first group, and a lone digit beside it must not hide it.
- * Excluding first digits 0, 1, 7, 8 and 9 keeps epoch-millisecond timestamps and serials out.
+ * Spans of `run` (start and end offsets) that are card numbers: one group of 13–19 digits, or
+ * consecutive groups of 3 or more digits each (4-4-4-4, 4-6-5, …) adding up to that, starting
+ * with a card industry digit and passing Luhn. Whole groups only: in `4111111111111111 1` the
+ * card is the first group and the lone digit beside it does not hide it; `2.00 3.00 4.00` is no
+ * card. Excluding first digits 0, 1, 7, 8 and 9 keeps epoch-millisecond timestamps out.
  */
 function panSpans(run: string): [number, number][] {
   const groups = [...run.matchAll(/\d+/g)].map((m) => ({
@@ -63,14 +70,10 @@ function panSpans(run: string): [number, number][] {
     let last: number | undefined;
     // From group i, the longest run of whole groups that is a card number.
     for (let j = i; j < groups.length && digits.length < 19; j++) {
-      digits += (groups[j] as { digits: string }).digits;
-      if (
-        digits.length >= 13 &&
-        digits.length <= 19 &&
-        CARD_FIRST_DIGIT.test(digits) &&
-        luhnValid(digits)
-      )
-        last = j;
+      const group = (groups[j] as { digits: string }).digits;
+      if (j > i && (group.length < 3 || digits.length < 3)) break;
+      digits += group;
+      if (isCardNumber(digits)) last = j;
     }
     if (last !== undefined) {
       spans.push([(groups[i] as { start: number }).start, (groups[last] as { end: number }).end]);
@@ -80,12 +83,45 @@ function panSpans(run: string): [number, number][] {
   return spans;
 }
 
+/** The longest suffix of `digits` that is a card number (a PAN glued behind an EMV tag). */
+function cardSuffix(digits: string): string | undefined {
+  for (let length = Math.min(19, digits.length); length >= 13; length--) {
+    const suffix = digits.slice(digits.length - length);
+    if (isCardNumber(suffix)) return suffix;
+  }
+  return undefined;
+}
+
 /**
- * Replaces every card number in `text` (see `panSpans`) by its masked form. Used on every free
- * text a terminal sends before it is stored or logged; harmless on text without card numbers.
+ * Track 2 data (ISO 7813 `PAN=YYMM…`, or EMV tag 57's `PAN D YYMM …` in hex): the PAN is masked
+ * and everything after the separator — expiry, service code, discretionary data — removed.
+ */
+const TRACK2 = /(\d+)[=D]\d{4}[\dF]*\??/g;
+
+/** EMV tag 5A (application PAN) in hex: `5A` + length byte + BCD digits, `F`-padded when odd. */
+const EMV_PAN = /5A(0[6-9A])(\d{12,20})/gi;
+
+function redactTracks(text: string): string {
+  return text
+    .replace(TRACK2, (match, digits: string) => {
+      const pan = cardSuffix(digits);
+      return pan === undefined
+        ? match
+        : `${digits.slice(0, digits.length - pan.length)}${maskPan(pan)}=[removed]`;
+    })
+    .replace(EMV_PAN, (match, length: string, digits: string) => {
+      const pan = digits.slice(0, parseInt(length, 16) * 2);
+      return isCardNumber(pan) ? `5A${length}${maskPan(pan)}${digits.slice(pan.length)}` : match;
+    });
+}
+
+/**
+ * Masks every card number in `text`: grouped or plain digit runs (see `panSpans`), track 2
+ * data and EMV PAN tags. Used on every free text a terminal sends before it is stored or logged;
+ * harmless on text without card numbers.
  */
 export function redactPans(text: string): string {
-  return text.replace(DIGIT_RUN, (run) => {
+  return redactTracks(text).replace(DIGIT_RUN, (run) => {
     let out = '';
     let at = 0;
     for (const [start, end] of panSpans(run)) {
@@ -96,12 +132,9 @@ export function redactPans(text: string): string {
   });
 }
 
-/** True when `text` holds a card number (what the card-data scans look for). */
+/** True when `text` holds card data that `redactPans` would mask. */
 export function containsPan(text: string): boolean {
-  for (const match of text.matchAll(DIGIT_RUN)) {
-    if (panSpans(match[0]).length > 0) return true;
-  }
-  return false;
+  return redactPans(text) !== text;
 }
 
 /** Deep copy of a JSON value with `redactPans` applied to every string. */

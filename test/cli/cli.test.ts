@@ -143,6 +143,31 @@ describe('ecr-bridge pay', () => {
         64,
       ],
       [['simulate', 'semi'], /INVALID_INPUT: protocol: must be payable/, 64],
+      [
+        ['simulate', 'payable', '--port', '70000'],
+        /--port must be a whole number from 0 to 65535/,
+        64,
+      ],
+      [
+        ['tx', 'list', '--limit', '0', '--data-dir', dataDir],
+        /--limit must be a whole number from 1/,
+        64,
+      ],
+      [
+        [...pay(dataDir, '20.00', 'BAD-9'), '--timeout', '0'],
+        /--timeout must be a whole number from 1 to 3600/,
+        64,
+      ],
+      [
+        [...pay(dataDir, '20.00', 'BAD-10'), '--receipt-email', 'nope'],
+        /INVALID_INPUT: receiptEmail:/,
+        64,
+      ],
+      [
+        [...pay(dataDir, '20.00', 'BAD-11'), '--data-dir', '/etc/passwd'],
+        /INVALID_INPUT: data-dir: cannot use \/etc\/passwd/,
+        64,
+      ],
     ];
     for (const [args, pattern, code] of cases) {
       const run = await runCli(args);
@@ -153,6 +178,18 @@ describe('ecr-bridge pay', () => {
     const list = await runCli(['tx', 'list', '--data-dir', dataDir, '--json']);
     expect(json(list)).toMatchObject({ count: 0 });
     expect(simulator.ledger.count).toBe(before);
+  });
+
+  it('--json usage errors are a JSON object on stdout too', async () => {
+    const run = await runCli(['pay', '--amount', '1', '--json']);
+    expect(run.code).toBe(64);
+    expect(json(run)).toMatchObject({ outcome: null, error: { code: 'INVALID_INPUT' } });
+    expect(
+      json(await runCli(['tx', 'show', 'NOPE', '--json', '--data-dir', tempDir('cli-')])),
+    ).toMatchObject({
+      reference: 'NOPE',
+      error: { code: 'NOT_FOUND' },
+    });
   });
 
   it('--json errors are one JSON object too, with the error code and field', async () => {

@@ -266,3 +266,37 @@ describe('redactJson', () => {
     expect(redactJson('4111111111111111')).toBe('411111******1111');
   });
 });
+
+describe('redactPans — card data in other shapes', () => {
+  const VISA = '4761739001010010';
+  it.each([
+    ['dots', '4761.7390.0101.0010'],
+    ['double spaces', '4761  7390  0101  0010'],
+    ['Amex 4-6-5 grouping', '3782 822463 10005'],
+    ['ISO 7813 track 2', `;${VISA}=25121011234567?`],
+    ['EMV tag 57 (track 2 equivalent) in hex', `5713${VISA}D25122011234567890F`],
+    ['EMV tag 5A (application PAN) in hex', `9F02060000000020005A08${VISA}5F2403251231`],
+  ])('%s: masked, and the scan finds it', (_shape, text) => {
+    expect(containsPan(text)).toBe(true);
+    const redacted = redactPans(text);
+    expect(containsPan(redacted)).toBe(false);
+    expect(redacted.replace(/\D/g, '')).not.toContain(VISA.slice(6, 12));
+  });
+
+  it('track 2 keeps nothing after the separator: expiry, service code and discretionary data go', () => {
+    expect(redactPans(`;${VISA}=25121011234567?`)).toBe(';476173******0010=[removed]');
+  });
+
+  it('an odd-length PAN padded with F in tag 5A is masked and the next tag kept', () => {
+    expect(redactPans('5A08378282246310005F9F1A020144')).toBe('5A08378282*****0005F9F1A020144');
+  });
+
+  it.each([
+    ['prices', 'prices 2.00 3.00 4.00 5.00 6.00 7.00 8.00'],
+    ['an IP address and port', 'origin /192.168.2.230:41588'],
+    ['a date and time', '2020-09-29 01:42:22 PM'],
+    ['an epoch timestamp', 'time 1795000000000'],
+  ])('leaves %s alone', (_what, text) => {
+    expect(redactPans(text)).toBe(text);
+  });
+});
