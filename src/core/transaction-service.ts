@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { Journal, JournalRow, Owner } from '../journal/journal.js';
 import { requireCapability, type TerminalDriver } from './driver.js';
 import { EcrError, invalid, toEcrError } from './errors.js';
 import { silentLogger } from './logger.js';
+import { MAX_TIMER_MS, parseOptions, wholeNumber } from './options.js';
 import { formatMoney } from './money.js';
 import { isOwnerAlive, PROCESS_OWNER } from './owner.js';
 import { DEFAULT_MAX_QUEUE, TerminalQueue } from './terminal-queue.js';
@@ -41,6 +43,31 @@ export interface TransactionServiceOptions {
   readonly owner?: Owner;
 }
 
+const OPTIONS = z.strictObject({
+  journal: z.custom<Journal>(
+    (value) => typeof value === 'object' && value !== null,
+    'must be a Journal',
+  ),
+  logger: z
+    .custom<Logger>((value) => typeof value === 'object' && value !== null, 'must be a pino logger')
+    .optional(),
+  merchantId: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(64, 'must be at most 64 characters')
+    .default(DEFAULT_MERCHANT_ID),
+  maxQueue: wholeNumber(0, 10_000).default(DEFAULT_MAX_QUEUE),
+  lockWaitMs: wholeNumber(0, MAX_TIMER_MS).default(DEFAULT_LOCK_WAIT_MS),
+  inFlightWaitMs: wholeNumber(0, MAX_TIMER_MS).default(DEFAULT_IN_FLIGHT_WAIT_MS),
+  pollIntervalMs: wholeNumber(1, 10_000).default(DEFAULT_POLL_INTERVAL_MS),
+  owner: z
+    .custom<Owner>(
+      (value) => typeof value === 'object' && value !== null && 'pid' in value && 'token' in value,
+      'must be an Owner',
+    )
+    .optional(),
+});
+
 export interface PayOptions {
   /** Aborts while waiting for the terminal; once the request is sent the outcome is awaited. */
   readonly signal?: AbortSignal;
@@ -69,15 +96,16 @@ export class TransactionService {
   /** Attempts this process is driving, by journal id, so same-process retries await them. */
   private readonly inFlight = new Map<number, Promise<TransactionResult>>();
 
-  constructor(options: TransactionServiceOptions) {
+  constructor(input: TransactionServiceOptions) {
+    const options = parseOptions(OPTIONS, input, 'TransactionService');
     this.journal = options.journal;
     this.logger = options.logger ?? silentLogger;
-    this.merchantId = options.merchantId ?? DEFAULT_MERCHANT_ID;
+    this.merchantId = options.merchantId;
     this.owner = options.owner ?? PROCESS_OWNER;
-    this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
-    this.lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
-    this.inFlightWaitMs = options.inFlightWaitMs ?? DEFAULT_IN_FLIGHT_WAIT_MS;
-    this.pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    this.maxQueue = options.maxQueue;
+    this.lockWaitMs = options.lockWaitMs;
+    this.inFlightWaitMs = options.inFlightWaitMs;
+    this.pollIntervalMs = options.pollIntervalMs;
   }
 
   /**

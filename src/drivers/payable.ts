@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import {
   requireCapability,
   type DriverRequest,
@@ -9,6 +10,7 @@ import {
 import { EcrError, invalid, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { requireCurrency } from '../core/money.js';
+import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
 import { withoutSecrets } from '../core/terminal-address.js';
 import type { DriverOutcome, PaymentRequest, TransactionKind } from '../core/transaction.js';
 import {
@@ -31,29 +33,6 @@ export const PAYABLE_ANSWER_TIMEOUT_MS = 180_000;
 /** Connection attempts before TERMINAL_UNREACHABLE (safe: no payment byte has left yet). */
 export const PAYABLE_CONNECT_ATTEMPTS = 3;
 
-/** Longest delay a Node timer can hold; past it setTimeout fires at once. */
-const MAX_TIMER_MS = 2_147_483_647;
-
-/** An integer option within [min, max], or its default; anything else names the option. */
-function bounded(
-  value: number | undefined,
-  fallback: number,
-  field: string,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw invalid(
-      'INVALID_INPUT',
-      field,
-      `must be a whole number from ${min} to ${max}`,
-      String(value),
-    );
-  }
-  return value;
-}
-
 export interface PayableDriverOptions {
   /** `ws://host:port`; a `token` and `pos` in its query string are used unless given below. */
   readonly url: string;
@@ -73,6 +52,20 @@ export interface PayableDriverOptions {
   readonly maxMessageBytes?: number;
   readonly logger?: Logger;
 }
+
+const OPTIONS = z.strictObject({
+  url: z.string().max(2048, 'must be at most 2048 characters'),
+  token: z.string().max(256, 'must be at most 256 characters').optional(),
+  posName: z.string().max(64, 'must be at most 64 characters').optional(),
+  currency: z.string().default(PAYABLE_DEFAULT_CURRENCY),
+  connectTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(PAYABLE_CONNECT_TIMEOUT_MS),
+  answerTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(PAYABLE_ANSWER_TIMEOUT_MS),
+  connectAttempts: wholeNumber(1, 10).default(PAYABLE_CONNECT_ATTEMPTS),
+  maxMessageBytes: wholeNumber(1024, MAX_MESSAGE_BYTES).default(MAX_MESSAGE_BYTES),
+  logger: z
+    .custom<Logger>((value) => typeof value === 'object' && value !== null, 'must be a pino logger')
+    .optional(),
+});
 
 const CAPABILITIES: ReadonlySet<TransactionKind> = new Set(['sale', 'cancel-current']);
 
@@ -98,9 +91,15 @@ export class PayableDriver implements TerminalDriver {
   /** Serial number the terminal announced in its greeting. */
   serial: string | undefined;
 
-  constructor(options: PayableDriverOptions) {
-    const url = new URL(options.url);
-    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+  constructor(input: PayableDriverOptions) {
+    const options = parseOptions(OPTIONS, input, 'PayableDriver');
+    let url: URL | undefined;
+    try {
+      url = new URL(options.url);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'ws:' && url.protocol !== 'wss:')) {
       throw invalid(
         'INVALID_TERMINAL_ADDRESS',
         'url',
@@ -111,35 +110,11 @@ export class PayableDriver implements TerminalDriver {
     if (options.token !== undefined) url.searchParams.set('token', options.token);
     if (options.posName !== undefined) url.searchParams.set('pos', options.posName);
     this.url = url.toString();
-    this.currency = requireCurrency(options.currency ?? PAYABLE_DEFAULT_CURRENCY).code;
-    this.connectTimeoutMs = bounded(
-      options.connectTimeoutMs,
-      PAYABLE_CONNECT_TIMEOUT_MS,
-      'connectTimeoutMs',
-      1,
-      MAX_TIMER_MS,
-    );
-    this.answerTimeoutMs = bounded(
-      options.answerTimeoutMs,
-      PAYABLE_ANSWER_TIMEOUT_MS,
-      'answerTimeoutMs',
-      1,
-      MAX_TIMER_MS,
-    );
-    this.connectAttempts = bounded(
-      options.connectAttempts,
-      PAYABLE_CONNECT_ATTEMPTS,
-      'connectAttempts',
-      1,
-      10,
-    );
-    this.maxMessageBytes = bounded(
-      options.maxMessageBytes,
-      MAX_MESSAGE_BYTES,
-      'maxMessageBytes',
-      1024,
-      MAX_MESSAGE_BYTES,
-    );
+    this.currency = requireCurrency(options.currency).code;
+    this.connectTimeoutMs = options.connectTimeoutMs;
+    this.answerTimeoutMs = options.answerTimeoutMs;
+    this.connectAttempts = options.connectAttempts;
+    this.maxMessageBytes = options.maxMessageBytes;
     this.logger = (options.logger ?? silentLogger).child({
       protocol: 'payable',
       terminal: withoutSecrets(this.url),

@@ -79,4 +79,13 @@ it('options outside their bounds are refused, naming the option', () => {
   expect(() => new PayableDriver({ url, maxMessageBytes: 10 * 1024 * 1024 })).toThrow(
     /maxMessageBytes/,
   );
+  expect(() => new PayableDriver({ url, answerTimeout: 5 } as never)).toThrow(
+    /answerTimeout: is not an option of PayableDriver/,
+  );
+  expect(() => new PayableDriver({ url: 'not a url' })).toThrow(
+    /url: must be a ws:\/\/ or wss:\/\/ address/,
+  );
+  expect(() => new PayableDriver({ url, currency: 'XYZ' })).toThrow(
+    /currency: must be an active ISO 4217 currency/,
+  );
 });

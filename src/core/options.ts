@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import { invalid } from './errors.js';
+
+/** Longest delay a Node timer can hold; past it setTimeout fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A whole number in [min, max], with one message for every way of missing it. */
+export function wholeNumber(min: number, max: number) {
+  const rule = `must be a whole number from ${min} to ${max}`;
+  return z.number({ error: rule }).int(rule).min(min, rule).max(max, rule);
+}
+
+/**
+ * The one path for options (house style 5): a strict zod schema with the defaults, then a frozen
+ * object. The first problem becomes an INVALID_INPUT error naming the option and the rule;
+ * unknown option names are refused.
+ */
+export function parseOptions<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  what: string,
+): Readonly<z.output<S>> {
+  const result = schema.safeParse(input);
+  if (result.success) return Object.freeze(result.data);
+  const issue = result.error.issues[0] as z.core.$ZodIssue;
+  if (issue.code === 'unrecognized_keys') {
+    throw invalid('INVALID_INPUT', issue.keys.join(', '), `is not an option of ${what}`);
+  }
+  throw invalid(
+    'INVALID_INPUT',
+    issue.path.length === 0 ? what : issue.path.join('.'),
+    issue.message,
+  );
+}
