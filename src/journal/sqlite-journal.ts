@@ -331,21 +331,32 @@ export class SqliteJournal implements Journal {
       }
       this.statements.lockPut.run(terminalId, owner.pid, owner.token, this.now());
       return true;
-    });
+    }, 'volatile');
   }
 
   unlockTerminal(terminalId: string, owner: Owner): void {
-    this.write(() => this.statements.lockDelete.run(terminalId, owner.token));
+    this.write(() => this.statements.lockDelete.run(terminalId, owner.token), 'volatile');
   }
 
   close(): void {
     if (this.db.open) this.db.close();
   }
 
-  /** Runs `fn` in an IMMEDIATE transaction (write lock taken up front: no upgrade deadlocks). */
-  private write<T>(fn: () => T): T {
+  /**
+   * Runs `fn` in an IMMEDIATE transaction (write lock taken up front: no upgrade deadlocks).
+   * `volatile` changes need not survive a power cut (terminal locks: a lost lock row only means
+   * no process holds the terminal), so their commit skips the fsync; the next durable commit
+   * syncs the WAL, their frames included.
+   */
+  private write<T>(fn: () => T, durability: 'durable' | 'volatile' = 'durable'): T {
     try {
-      return this.db.transaction(fn).immediate();
+      if (durability === 'durable') return this.db.transaction(fn).immediate();
+      this.db.pragma('synchronous = NORMAL');
+      try {
+        return this.db.transaction(fn).immediate();
+      } finally {
+        this.db.pragma('synchronous = FULL');
+      }
     } catch (error) {
       if (error instanceof EcrError) throw error;
       throw new EcrError('JOURNAL_ERROR', `journal write failed: ${(error as Error).message}`, {
