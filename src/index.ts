@@ -31,6 +31,7 @@ export {
   PAYMENT_METHODS,
   STATES,
   TRANSACTION_KINDS,
+  validatePaymentRequest,
   validateReference,
   type DriverOutcome,
   type MoneyKind,

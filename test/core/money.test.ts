@@ -250,7 +250,7 @@ describe('requireCurrency', () => {
     { code: '978', rule: 'must be a three-letter ISO 4217 code in capitals' },
     { code: 978, rule: 'must be a three-letter ISO 4217 code in capitals' },
     { code: null, rule: 'must be a three-letter ISO 4217 code in capitals' },
-    { code: 'XXX', rule: 'must be an active ISO 4217 currency' },
+    { code: 'XTS', rule: 'must be an active ISO 4217 currency' },
     { code: 'XAU', rule: 'must be an active ISO 4217 currency' },
     { code: 'HRK', rule: 'must be an active ISO 4217 currency' },
     { code: 'SLL', rule: 'must be an active ISO 4217 currency' },
@@ -314,7 +314,7 @@ describe('currency table', () => {
 
   it('looks codes up case-sensitively and leaves withdrawn and metal codes out', () => {
     expect(findCurrency('eur')).toBeUndefined();
-    for (const code of ['HRK', 'SLL', 'XAU', 'XXX', 'XDR']) {
+    for (const code of ['HRK', 'SLL', 'XAU', 'XTS', 'XDR']) {
       expect(findCurrency(code)).toBeUndefined();
     }
   });
@@ -411,6 +411,6 @@ describe('moneyFromMinor', () => {
 
   it('names a custom field and checks the currency', () => {
     expectRefusal(() => moneyFromMinor(-1, 'EUR', 'tipMinor'), 'INVALID_AMOUNT', 'tipMinor', RULE);
-    expectRefusal(() => moneyFromMinor(1, 'XXX'), 'INVALID_CURRENCY', 'currency', 'active');
+    expectRefusal(() => moneyFromMinor(1, 'XTS'), 'INVALID_CURRENCY', 'currency', 'active');
   });
 });
