@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { PayableSimulator } from '../../src/simulators/payable/simulator.js';
 import { tempDir, waitFor } from '../helpers.js';
 import { json, runCli, startCli } from './run-cli.js';
@@ -10,13 +12,15 @@ beforeAll(async () => {
     port: 0,
     statusPort: 0,
     token: 'T',
-    slowAnswerMs: 20_000,
     cardDelayMs: 150,
   }).start();
 });
 
+const cleanup: (() => Promise<void>)[] = [];
+
 afterAll(async () => {
   await simulator.stop();
+  for (const stop of cleanup) await stop();
 });
 
 function pay(dataDir: string, amount: string, reference: string, ...extra: string[]): string[] {
@@ -253,10 +257,28 @@ describe('across processes sharing one data directory', () => {
 
   it('killed with SIGKILL after the card was read → unknown on restart, listed as unresolved, never charged again', async () => {
     const dataDir = tempDir('cli-crash-');
+    // Its own terminal: it stays busy for the 20 s of the slow answer after the kill.
+    const terminal = await new PayableSimulator({
+      port: 0,
+      statusPort: 0,
+      slowAnswerMs: 20_000,
+    }).start();
+    cleanup.push(() => terminal.stop());
+    const crashPay = [
+      'pay',
+      '--terminal',
+      terminal.url,
+      '--amount',
+      '20.56',
+      '--reference',
+      'CRASH-1',
+      '--data-dir',
+      dataDir,
+    ];
     // Amount ending in 56: charged at the card read, answered 20 s later — the kill lands in between.
-    const { child, done } = startCli(pay(dataDir, '20.56', 'CRASH-1'));
+    const { child, done } = startCli(crashPay);
     await waitFor(
-      () => simulator.ledger.forReference('CRASH-1').length === 1,
+      () => terminal.ledger.forReference('CRASH-1').length === 1,
       20_000,
       'the card read',
     );
@@ -278,16 +300,16 @@ describe('across processes sharing one data directory', () => {
     const human = await runCli(['tx', 'list', '--unresolved', '--data-dir', dataDir]);
     expect(human.stdout).toMatch(/CRASH-1.*unknown/);
 
-    const retry = await runCli(pay(dataDir, '20.56', 'CRASH-1', '--json'));
+    const retry = await runCli([...crashPay, '--json']);
     expect(retry.code).toBe(5);
     expect(json(retry)).toMatchObject({ outcome: 'unknown', replayed: true });
-    expect(simulator.ledger.forReference('CRASH-1')).toHaveLength(1);
+    expect(terminal.ledger.forReference('CRASH-1')).toHaveLength(1);
   }, 60_000);
 });
 
 describe('Ctrl-C', () => {
   it('while waiting for another process that holds the terminal: abandoned (failed, ABORTED), the other payment untouched', async () => {
-    const slow = await new PayableSimulator({ port: 0, statusPort: 0, cardDelayMs: 3_000 }).start();
+    const slow = await new PayableSimulator({ port: 0, statusPort: 0, cardDelayMs: 6_000 }).start();
     try {
       const dataDir = tempDir('cli-int2-');
       const args = (reference: string, pos: string) => [
@@ -307,7 +329,17 @@ describe('Ctrl-C', () => {
       const holder = startCli(args('HOLD-1', 'POS-A'));
       await waitFor(() => slow.busy, 10_000, 'the first card step');
       const waiter = startCli(args('WAIT-1', 'POS-B'));
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      // Its row is journaled after its Ctrl-C handler is installed: then it waits for the lock.
+      const journal = new SqliteJournal({ path: join(dataDir, 'ecr-bridge.db') });
+      try {
+        await waitFor(
+          () => journal.findByReference('WAIT-1').length === 1,
+          20_000,
+          'the second request',
+        );
+      } finally {
+        journal.close();
+      }
       waiter.child.kill('SIGINT');
       const waited = await waiter.done;
       expect(waited.code).toBe(4);
