@@ -5,7 +5,7 @@ import { describeError, errorJson, exitCodeForError, ERROR_EXIT_CODES } from './
 import { runDemo } from './demo.js';
 import { runPay } from './pay.js';
 import { runSimulate } from './simulate.js';
-import { runTxList, runTxShow } from './tx.js';
+import { runTxList, runTxResolve, runTxShow } from './tx.js';
 
 /** Options every command takes. */
 export interface CommonOptions {
@@ -125,7 +125,7 @@ export function buildProgram(): Command {
       ),
   ).action(action(runPay));
 
-  const tx = program.command('tx').description('read the journal');
+  const tx = program.command('tx').description('read the journal; settle unknown transactions');
   common(tx.command('list').description('list transactions, newest first'))
     .option('--unresolved', 'only transactions whose outcome is not known (reconcile these)', false)
     .option('--limit <n>', 'at most this many', integerIn('--limit', 1, 10_000), 50)
@@ -136,6 +136,21 @@ export function buildProgram(): Command {
       .description('show the transactions with a reference')
       .argument('<reference>'),
   ).action(action(runTxShow));
+  common(
+    tx
+      .command('resolve')
+      .description(
+        'record the outcome of an unknown transaction, after checking the terminal or the acquirer',
+      )
+      .argument('<reference>')
+      .addOption(
+        new Option('--outcome <outcome>', 'what really happened')
+          .choices(['approved', 'declined', 'cancelled', 'failed'])
+          .makeOptionMandatory(),
+      )
+      .requiredOption('--note <text>', 'how it was checked (kept in the journal)')
+      .option('--terminal <id>', 'terminal id, when the reference exists on several terminals'),
+  ).action(action(runTxResolve));
 
   common(
     program

@@ -1,6 +1,6 @@
-import { EcrError } from '../core/errors.js';
+import { EcrError, invalid } from '../core/errors.js';
 import { formatMoney } from '../core/money.js';
-import { validateReference } from '../core/transaction.js';
+import { hasControlCharacters, validateReference, type Outcome } from '../core/transaction.js';
 import type { JournalRow } from '../journal/journal.js';
 import { openContext } from './context.js';
 import type { CommandOutput, CommonOptions } from './main.js';
@@ -75,6 +75,75 @@ export async function runTxShow(options: CommonOptions, reference: string): Prom
       exitCode: 0,
       text,
       json: { reference, outcome: first.outcome ?? null, transactions: rows.map(rowJson) },
+    };
+  } finally {
+    await context.close();
+  }
+}
+
+export interface ResolveOptions extends CommonOptions {
+  readonly outcome: Exclude<Outcome, 'unknown'>;
+  readonly note: string;
+  readonly terminal?: string;
+}
+
+/** Longest reconciliation note kept. */
+const MAX_NOTE_LENGTH = 500;
+
+/**
+ * A person reconciled an `unknown` transaction (terminal receipt, acquirer report): record what
+ * really happened. Only `unknown` rows can be resolved, and only once.
+ */
+export async function runTxResolve(
+  options: ResolveOptions,
+  reference: string,
+): Promise<CommandOutput> {
+  validateReference(reference);
+  const note = options.note.trim();
+  if (note.length === 0 || note.length > MAX_NOTE_LENGTH || hasControlCharacters(note)) {
+    throw invalid('INVALID_INPUT', 'note', `must be 1–${MAX_NOTE_LENGTH} printable characters`);
+  }
+  const context = openContext(options);
+  try {
+    const rows = context.journal
+      .findByReference(reference)
+      .filter((row) => options.terminal === undefined || row.terminalId === options.terminal);
+    if (rows.length === 0) {
+      throw new EcrError(
+        'NOT_FOUND',
+        `no transaction has reference ${reference}${options.terminal === undefined ? '' : ` on ${options.terminal}`}`,
+        { field: 'reference' },
+      );
+    }
+    if (rows.length > 1) {
+      throw invalid(
+        'INVALID_INPUT',
+        'terminal',
+        `must name one of ${rows.map((r) => r.terminalId).join(', ')}: the reference exists on several terminals`,
+      );
+    }
+    const row = rows[0] as JournalRow;
+    const resolved = context.journal.resolveUnknown(row.id, {
+      outcome: options.outcome,
+      message: `resolved by hand: ${note}`,
+      ...(row.approvalCode === undefined ? {} : { approvalCode: row.approvalCode }),
+    });
+    if (resolved === undefined) {
+      throw invalid(
+        'INVALID_INPUT',
+        'reference',
+        'must name an unknown transaction',
+        `it is ${row.state}`,
+      );
+    }
+    context.logger.warn(
+      { reference, terminalId: row.terminalId, outcome: options.outcome },
+      'unknown transaction resolved by hand',
+    );
+    return {
+      exitCode: 0,
+      text: `${reference}: unknown → ${resolved.state} (${note})`,
+      json: { reference, outcome: resolved.outcome ?? null, transaction: rowJson(resolved) },
     };
   } finally {
     await context.close();

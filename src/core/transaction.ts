@@ -74,6 +74,11 @@ export interface TransactionResult extends DriverOutcome {
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
+/** True when `text` holds a C0 or C1 control character or DEL. */
+export function hasControlCharacters(text: string): boolean {
+  return CONTROL_CHARACTERS.test(text);
+}
+
 /** Checks a reference: 1–64 characters, no control characters, no surrounding spaces. */
 export function validateReference(value: unknown, field = 'reference'): string {
   if (typeof value !== 'string') throw invalid('INVALID_REFERENCE', field, 'must be a string');

@@ -304,6 +304,39 @@ describe('across processes sharing one data directory', () => {
     expect(retry.code).toBe(5);
     expect(json(retry)).toMatchObject({ outcome: 'unknown', replayed: true });
     expect(terminal.ledger.forReference('CRASH-1')).toHaveLength(1);
+
+    // A person checks the acquirer's report and records what happened.
+    const tx = (...args: string[]) => runCli(['tx', ...args, '--data-dir', dataDir]);
+    expect((await tx('resolve', 'CRASH-1', '--outcome', 'approved', '--note', '')).stderr).toMatch(
+      /INVALID_INPUT: note:/,
+    );
+    const resolved = await tx(
+      'resolve',
+      'CRASH-1',
+      '--outcome',
+      'approved',
+      '--note',
+      'acquirer report 23/11',
+      '--json',
+    );
+    expect(resolved.code).toBe(0);
+    expect(json(resolved)).toMatchObject({
+      outcome: 'approved',
+      transaction: { state: 'approved', message: 'resolved by hand: acquirer report 23/11' },
+    });
+    expect(json(await tx('list', '--unresolved', '--json'))).toMatchObject({ count: 0 });
+    const again = await tx(
+      'resolve',
+      'CRASH-1',
+      '--outcome',
+      'declined',
+      '--note',
+      'second thoughts',
+    );
+    expect(again.code).toBe(64);
+    expect(again.stderr).toMatch(/reference: must name an unknown transaction \(it is approved\)/);
+    expect((await tx('resolve', 'NOPE-1', '--outcome', 'approved', '--note', 'x')).code).toBe(66);
+    expect((await tx('resolve', 'CRASH-1', '--outcome', 'unknown', '--note', 'x')).code).toBe(64);
   }, 60_000);
 });
 
