@@ -6,7 +6,7 @@ import { requireCapability, type TerminalDriver } from './driver.js';
 import { EcrError, invalid, toEcrError } from './errors.js';
 import { silentLogger } from './logger.js';
 import { MAX_TIMER_MS, parseOptions, wholeNumber } from './options.js';
-import { formatMoney } from './money.js';
+import { DEFAULT_MAX_AMOUNT_MINOR, formatMoney } from './money.js';
 import { isOwnerAlive, PROCESS_OWNER } from './owner.js';
 import { DEFAULT_MAX_QUEUE, TerminalQueue } from './terminal-queue.js';
 import {
@@ -31,6 +31,8 @@ export interface TransactionServiceOptions {
   readonly logger?: Logger;
   /** @default DEFAULT_MERCHANT_ID */
   readonly merchantId?: string;
+  /** Largest payment accepted, in minor units. @default DEFAULT_MAX_AMOUNT_MINOR */
+  readonly maxAmountMinor?: number;
   /** Requests that may wait per terminal before TERMINAL_BUSY. @default DEFAULT_MAX_QUEUE */
   readonly maxQueue?: number;
   /** @default DEFAULT_LOCK_WAIT_MS */
@@ -57,6 +59,7 @@ const OPTIONS = z.strictObject({
     .max(64, 'must be at most 64 characters')
     .default(DEFAULT_MERCHANT_ID),
   maxQueue: wholeNumber(0, 10_000).default(DEFAULT_MAX_QUEUE),
+  maxAmountMinor: wholeNumber(1, Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_AMOUNT_MINOR),
   lockWaitMs: wholeNumber(0, MAX_TIMER_MS).default(DEFAULT_LOCK_WAIT_MS),
   inFlightWaitMs: wholeNumber(0, MAX_TIMER_MS).default(DEFAULT_IN_FLIGHT_WAIT_MS),
   pollIntervalMs: wholeNumber(1, 10_000).default(DEFAULT_POLL_INTERVAL_MS),
@@ -89,6 +92,7 @@ export class TransactionService {
   private readonly merchantId: string;
   private readonly owner: Owner;
   private readonly maxQueue: number;
+  private readonly maxAmountMinor: number;
   private readonly lockWaitMs: number;
   private readonly inFlightWaitMs: number;
   private readonly pollIntervalMs: number;
@@ -103,6 +107,7 @@ export class TransactionService {
     this.merchantId = options.merchantId;
     this.owner = options.owner ?? PROCESS_OWNER;
     this.maxQueue = options.maxQueue;
+    this.maxAmountMinor = options.maxAmountMinor;
     this.lockWaitMs = options.lockWaitMs;
     this.inFlightWaitMs = options.inFlightWaitMs;
     this.pollIntervalMs = options.pollIntervalMs;
@@ -137,7 +142,7 @@ export class TransactionService {
     options: PayOptions = {},
   ): Promise<TransactionResult> {
     const terminal = this.terminal(terminalId);
-    const valid = validatePaymentRequest(request);
+    const valid = validatePaymentRequest(request, this.maxAmountMinor);
     const { reference, amount } = valid;
     terminal.driver.validate(valid);
 

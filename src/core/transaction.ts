@@ -108,7 +108,10 @@ const MAX_EMAIL_LENGTH = 254;
  * Checks a whole payment request at the edge of TransactionService and returns it normalised.
  * Every rule names its field; nothing is journaled or sent when one fails.
  */
-export function validatePaymentRequest(request: PaymentRequest): PaymentRequest {
+export function validatePaymentRequest(
+  request: PaymentRequest,
+  maxAmountMinor: number = DEFAULT_MAX_AMOUNT_MINOR,
+): PaymentRequest {
   if (!(MONEY_KINDS as readonly string[]).includes(request.kind)) {
     throw invalid(
       'INVALID_INPUT',
@@ -120,12 +123,8 @@ export function validatePaymentRequest(request: PaymentRequest): PaymentRequest 
   const reference = validateReference(request.reference);
   const amount = moneyFromMinor(request.amount?.minor, request.amount?.currency);
   if (amount.minor === 0) throw invalid('INVALID_AMOUNT', 'amount', 'must be greater than zero');
-  if (amount.minor > DEFAULT_MAX_AMOUNT_MINOR) {
-    throw invalid(
-      'INVALID_AMOUNT',
-      'amount',
-      `must be at most ${DEFAULT_MAX_AMOUNT_MINOR} minor units`,
-    );
+  if (amount.minor > maxAmountMinor) {
+    throw invalid('INVALID_AMOUNT', 'amount', `must be at most ${maxAmountMinor} minor units`);
   }
   const method = request.method ?? 'card';
   if (!(PAYMENT_METHODS as readonly string[]).includes(method)) {

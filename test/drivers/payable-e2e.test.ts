@@ -310,6 +310,20 @@ describe('TransactionService over a real terminal link', () => {
     expect(simulator.ledger.count).toBe(2);
   });
 
+  it('an amount past the configured maximum is refused before anything is journaled', async () => {
+    const { simulator, journal, driver } = await setup();
+    const capped = new TransactionService({ journal, maxAmountMinor: 5_000 });
+    capped.addTerminal('capped', driver);
+    await expect(capped.pay('capped', sale('CAP-1', 5_001))).rejects.toMatchObject({
+      code: 'INVALID_AMOUNT',
+      field: 'amount',
+      message: 'amount: must be at most 5000 minor units',
+    });
+    expect((await capped.pay('capped', sale('CAP-2', 5_000))).outcome).toBe('approved');
+    expect(journal.list().map((row) => row.reference)).toEqual(['CAP-2']);
+    expect(simulator.ledger.count).toBe(1);
+  });
+
   it('bad input is refused before anything is journaled or sent', async () => {
     const { simulator, service, journal } = await setup();
     await expect(service.pay('t1', sale('x'.repeat(65), 2000))).rejects.toMatchObject({
