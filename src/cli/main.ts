@@ -105,7 +105,11 @@ export function buildProgram(): Command {
       )
       .option(
         '--currency <code>',
-        "ISO 4217 code (default: the terminal protocol's currency, LKR for payable)",
+        "ISO 4217 code; must be the terminal's currency (?currency= in the address, LKR by default for payable)",
+      )
+      .option(
+        '--terminal-id <id>',
+        'stable name of the terminal; references are unique per terminal id (default: the address without options)',
       )
       .option('--protocol <name>', 'override the protocol the address implies')
       .option('--token <token>', 'terminal access token (PAYable newer firmware)')

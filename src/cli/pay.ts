@@ -1,8 +1,12 @@
 import ora from 'ora';
-import { toEcrError } from '../core/errors.js';
+import { invalid, toEcrError } from '../core/errors.js';
 import { parseAmount } from '../core/money.js';
 import { parseTerminalAddress, type TerminalAddress } from '../core/terminal-address.js';
-import { validateReference, type PaymentMethod } from '../core/transaction.js';
+import {
+  hasControlCharacters,
+  validateReference,
+  type PaymentMethod,
+} from '../core/transaction.js';
 import { createDriver } from '../drivers/index.js';
 import { PAYABLE_DEFAULT_CURRENCY } from '../drivers/payable.js';
 import { PayableSimulator } from '../simulators/payable/simulator.js';
@@ -22,15 +26,31 @@ export interface PayOptions extends CommonOptions {
   readonly receiptEmail?: string;
   readonly receiptSms?: string;
   readonly timeout: number;
+  readonly terminalId?: string;
+}
+
+/** A terminal id names the journal's idempotency scope: 1–128 printable characters. */
+function validateTerminalId(value: string): string {
+  if (value.length === 0 || value.length > 128 || hasControlCharacters(value)) {
+    throw invalid('INVALID_INPUT', 'terminal-id', 'must be 1–128 printable characters');
+  }
+  return value;
 }
 
 export async function runPay(options: PayOptions): Promise<CommandOutput> {
   // Validate everything before touching the journal or the network.
   let address = parseTerminalAddress(options.terminal, options.protocol);
-  const amount = parseAmount(options.amount, options.currency ?? PAYABLE_DEFAULT_CURRENCY, {
+  const simulated = address.transport === 'simulator';
+  // The terminal's currency is part of its set-up (`?currency=` in the address), never taken
+  // from the request: PAYable requests carry no currency, so a mismatch must be refused here.
+  const terminalCurrency = simulated
+    ? (options.currency ?? address.params.currency ?? PAYABLE_DEFAULT_CURRENCY)
+    : (address.params.currency ?? PAYABLE_DEFAULT_CURRENCY);
+  const amount = parseAmount(options.amount, options.currency ?? terminalCurrency, {
     field: 'amount',
   });
   const reference = validateReference(options.reference);
+  const terminalId = validateTerminalId(options.terminalId ?? address.id);
 
   const context = openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
   const spinner =
@@ -50,7 +70,7 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
       simulator = await new PayableSimulator({
         port: 0,
         statusPort: 0,
-        currency: amount.currency,
+        currency: terminalCurrency,
       }).start();
       address = {
         ...address,
@@ -62,12 +82,11 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     const driver = createDriver(address, {
       ...(options.token === undefined ? {} : { token: options.token }),
       ...(options.pos === undefined ? {} : { posName: options.pos }),
-      currency: amount.currency,
+      currency: terminalCurrency,
       answerTimeoutMs: options.timeout * 1000,
       logger: context.logger,
     });
-    context.service.addTerminal(address.id, driver);
-    const terminalId = address.id;
+    context.service.addTerminal(terminalId, driver);
     // Ctrl-C: a request still waiting for the terminal is abandoned (nothing sent: `failed`,
     // ABORTED); one at the card step is STOPped on this command's own connection (the outcome
     // comes back `cancelled`). A second Ctrl-C quits at once; the next command recovers the
@@ -84,7 +103,7 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     process.on('SIGINT', onInterrupt);
     spinner?.start('waiting for the terminal…');
     const result = await context.service.pay(
-      address.id,
+      terminalId,
       {
         kind: 'sale',
         reference,

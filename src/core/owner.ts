@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Owner } from '../journal/journal.js';
 
@@ -18,40 +18,83 @@ export function processStartTime(pid: number): string {
   }
 }
 
+/** This boot of the kernel ('' without /proc): processes of an earlier boot are all gone. */
+function bootId(): string {
+  try {
+    // Digits become letters: a hex run in a token must never look like a card number.
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1')
+      .trim()
+      .replace(/-/g, '')
+      .replace(/\d/g, (d) => 'ghijklmnop'[Number(d)] as string);
+  } catch {
+    return '';
+  }
+}
+
+/** The pid namespace of this process ('' without /proc): pids only mean something inside it. */
+function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid').replace(/\D/g, '');
+  } catch {
+    return '';
+  }
+}
+
 /** Letters only, so that a token can never look like a card number to the card-data scans. */
 function randomLetters(length: number): string {
   return [...randomBytes(length)].map((byte) => String.fromCharCode(97 + (byte % 26))).join('');
 }
 
-/**
- * Builds the owner identity of a process: its pid, and a token `<host>~<start time>~<random>`
- * that names this process life on this host.
- */
-export function makeOwner(pid = process.pid, host = hostname()): Owner {
-  return Object.freeze({ pid, token: `${host}~${processStartTime(pid)}~${randomLetters(16)}` });
+const HOST = hostname();
+const BOOT = bootId();
+const PID_NAMESPACE = pidNamespace();
+
+interface OwnerParts {
+  readonly host: string;
+  readonly boot: string;
+  readonly namespace: string;
+  readonly started: string;
 }
 
-/** This process, as the owner of the journal rows it drives. */
-export const PROCESS_OWNER: Owner = makeOwner();
+function partsOf(owner: Owner): OwnerParts | undefined {
+  const [host, boot, namespace, started] = owner.token.split('~');
+  if (host === undefined || boot === undefined || namespace === undefined || started === undefined)
+    return undefined;
+  return { host, boot, namespace, started };
+}
 
 /**
- * True when the process that owns a row may still be running. Checked on this host by pid and
- * start time (so a reused pid, or another container's PID 1 under the same host name, does not
- * pass for the owner). An owner on another host is assumed alive: a data directory is shared by
- * the processes of one host (SQLite over a network file system is not supported).
+ * Builds an owner identity: the pid, and a token `<host>~<boot>~<pid namespace>~<start time>~<random>`
+ * that names one life of one process (or one service object in it, by the random part).
  */
-export function isOwnerAlive(owner: Owner, self: Owner = PROCESS_OWNER): boolean {
+export function makeOwner(pid = process.pid): Owner {
+  return Object.freeze({
+    pid,
+    token: [HOST, BOOT, PID_NAMESPACE, processStartTime(pid), randomLetters(16)].join('~'),
+  });
+}
+
+/**
+ * True unless the process that owns a row is certainly gone. Dead means: an earlier boot of this
+ * machine, or, in this pid namespace on this host, a pid that is not running or that now belongs
+ * to a process with another start time (pid reuse). Anything that cannot be checked — another
+ * host, another pid namespace (a container), a system without /proc for the start time — is
+ * assumed alive, so a live payment is never taken from its owner; such rows wait for a person.
+ */
+export function isOwnerAlive(owner: Owner, self: Owner = makeOwner()): boolean {
   if (owner.token === self.token) return true;
-  const [host, started] = owner.token.split('~');
-  const [selfHost] = self.token.split('~');
-  if (host !== selfHost) return true;
-  // Our own pid: alive only if it is our own life (another owner object in this process).
-  if (owner.pid === self.pid) return started === processStartTime(self.pid);
+  const theirs = partsOf(owner);
+  const ours = partsOf(self);
+  if (theirs === undefined || ours === undefined || theirs.host !== ours.host) return true;
+  if (theirs.boot !== '' && ours.boot !== '' && theirs.boot !== ours.boot) return false;
+  if (theirs.namespace !== ours.namespace || theirs.namespace === '') return true;
+  // Our own pid: alive only if it is our own life (another service object in this process).
+  if (owner.pid === self.pid) return theirs.started === ours.started;
   try {
     process.kill(owner.pid, 0);
   } catch (error) {
     // EPERM: the process exists but belongs to someone else.
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  return started === undefined || started === '' || started === processStartTime(owner.pid);
+  return theirs.started === '' || theirs.started === processStartTime(owner.pid);
 }

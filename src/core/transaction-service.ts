@@ -7,7 +7,7 @@ import { EcrError, invalid, toEcrError } from './errors.js';
 import { silentLogger } from './logger.js';
 import { MAX_TIMER_MS, parseOptions, wholeNumber } from './options.js';
 import { DEFAULT_MAX_AMOUNT_MINOR, formatMoney } from './money.js';
-import { isOwnerAlive, PROCESS_OWNER } from './owner.js';
+import { isOwnerAlive, makeOwner } from './owner.js';
 import { DEFAULT_MAX_QUEUE, TerminalQueue } from './terminal-queue.js';
 import {
   isFinal,
@@ -41,7 +41,7 @@ export interface TransactionServiceOptions {
   readonly inFlightWaitMs?: number;
   /** @default DEFAULT_POLL_INTERVAL_MS */
   readonly pollIntervalMs?: number;
-  /** Owner identity written on in-flight rows. @default PROCESS_OWNER */
+  /** Owner identity written on in-flight rows. @default a fresh one for this service object */
   readonly owner?: Owner;
 }
 
@@ -105,7 +105,7 @@ export class TransactionService {
     this.journal = options.journal;
     this.logger = options.logger ?? silentLogger;
     this.merchantId = options.merchantId;
-    this.owner = options.owner ?? PROCESS_OWNER;
+    this.owner = options.owner ?? makeOwner();
     this.maxQueue = options.maxQueue;
     this.maxAmountMinor = options.maxAmountMinor;
     this.lockWaitMs = options.lockWaitMs;
@@ -248,8 +248,15 @@ export class TransactionService {
       );
     } catch (thrown) {
       const error = toEcrError(thrown);
-      // Whether a byte may have left decides failed (certainly not charged) or unknown.
-      const sent = this.journal.get(row.id)?.state === 'sent';
+      // Whether a byte may have left decides failed (certainly not charged) or unknown. Only a
+      // row still `received` proves nothing left; `sent`, a row another process recovered to
+      // `unknown`, or a journal we cannot read all mean it may have.
+      let sent = true;
+      try {
+        sent = this.journal.get(row.id)?.state !== 'received';
+      } catch {
+        sent = true;
+      }
       outcome = {
         outcome: sent ? 'unknown' : 'failed',
         errorCode: sent ? 'OUTCOME_UNKNOWN' : error.code,
@@ -324,7 +331,15 @@ export class TransactionService {
         throw new EcrError('ABORTED', 'cancelled while waiting for the terminal');
       return await fn();
     } finally {
-      this.journal.unlockTerminal(terminalId, this.owner);
+      try {
+        this.journal.unlockTerminal(terminalId, this.owner);
+      } catch (error) {
+        // Never let the lock hide the outcome; a lock left behind is taken over once we are gone.
+        this.logger.error(
+          { terminalId, err: toEcrError(error).message },
+          'could not release the terminal lock',
+        );
+      }
     }
   }
 

@@ -7,6 +7,7 @@ import { PayableDriver } from './payable.js';
 export interface DriverSettings {
   readonly token?: string;
   readonly posName?: string;
+  /** The terminal's currency; wins over `?currency=` in the address. */
   readonly currency?: string;
   readonly answerTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
@@ -24,11 +25,12 @@ export function createDriver(
   if (address.protocol === 'payable' && address.transport === 'ws') {
     const token = settings.token ?? address.params.token;
     const posName = settings.posName ?? address.params.pos;
+    const currency = settings.currency ?? address.params.currency;
     return new PayableDriver({
       url: `ws://${address.host}:${address.port}`,
       ...(token === undefined ? {} : { token }),
       ...(posName === undefined ? {} : { posName }),
-      ...(settings.currency === undefined ? {} : { currency: settings.currency }),
+      ...(currency === undefined ? {} : { currency }),
       ...(settings.answerTimeoutMs === undefined
         ? {}
         : { answerTimeoutMs: settings.answerTimeoutMs }),

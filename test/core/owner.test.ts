@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { isOwnerAlive, makeOwner, PROCESS_OWNER, processStartTime } from '../../src/core/owner.js';
+import type { Owner } from '../../src/journal/journal.js';
+import { isOwnerAlive, makeOwner, processStartTime } from '../../src/core/owner.js';
 import { containsPan } from '../../src/core/pan.js';
 
 async function deadPid(): Promise<number> {
@@ -9,44 +10,55 @@ async function deadPid(): Promise<number> {
   return child.pid as number;
 }
 
+/** The owner with one part of its token replaced: 0 host, 1 boot, 2 pid namespace, 3 start time. */
+function withPart(owner: Owner, index: number, value: string): Owner {
+  const parts = owner.token.split('~');
+  parts[index] = value;
+  return { pid: owner.pid, token: parts.join('~') };
+}
+
 describe('owner identity and liveness', () => {
-  it('this process, another owner object in it, and a running child are alive', () => {
-    expect(isOwnerAlive(PROCESS_OWNER)).toBe(true);
-    expect(isOwnerAlive(makeOwner())).toBe(true);
+  const self = makeOwner();
+
+  it('this service, another service object in this process, and a running child are alive', () => {
+    expect(isOwnerAlive(self, self)).toBe(true);
+    expect(isOwnerAlive(makeOwner(), self)).toBe(true);
     const child = spawn('sleep', ['5']);
     try {
-      expect(isOwnerAlive(makeOwner(child.pid as number))).toBe(true);
+      expect(isOwnerAlive(makeOwner(child.pid as number), self)).toBe(true);
     } finally {
       child.kill();
     }
   });
 
   it('a process that exited is dead', async () => {
-    expect(isOwnerAlive(makeOwner(await deadPid()))).toBe(false);
+    expect(isOwnerAlive(makeOwner(await deadPid()), self)).toBe(false);
   });
 
   it('a reused pid (same pid, another start time) is not the owner', () => {
     const child = spawn('sleep', ['5']);
     try {
-      const owner = makeOwner(child.pid as number);
-      const earlierLife = { pid: owner.pid, token: owner.token.replace(/~\d*~/, '~1~') };
-      expect(isOwnerAlive(earlierLife)).toBe(false);
-      const ourPidEarlierLife = {
-        pid: process.pid,
-        token: PROCESS_OWNER.token.replace(/~\d*~/, '~1~'),
-      };
-      expect(isOwnerAlive(ourPidEarlierLife)).toBe(false);
+      expect(isOwnerAlive(withPart(makeOwner(child.pid as number), 3, '1'), self)).toBe(false);
+      expect(isOwnerAlive(withPart(makeOwner(), 3, '1'), self)).toBe(false);
     } finally {
       child.kill();
     }
   });
 
-  it('an owner on another host is assumed alive (its pid means nothing here)', async () => {
-    expect(isOwnerAlive({ pid: await deadPid(), token: 'other-host~1~abcdef' })).toBe(true);
+  it('an owner from an earlier boot is dead, even if its pid runs now', () => {
+    expect(isOwnerAlive(withPart(makeOwner(), 1, 'earlierboot'), self)).toBe(false);
   });
 
-  it('tokens name host and start time and can never look like a card number', () => {
+  it('what cannot be checked is assumed alive: another host, another pid namespace', async () => {
+    const gone = makeOwner(await deadPid());
+    expect(isOwnerAlive(withPart(gone, 0, 'other-host'), self)).toBe(true);
+    expect(isOwnerAlive(withPart(gone, 2, '4026530000'), self)).toBe(true);
+    expect(isOwnerAlive({ pid: gone.pid, token: 'not-a-token' }, self)).toBe(true);
+  });
+
+  it('tokens name host, boot, pid namespace and start time, and never look like a card number', () => {
     expect(processStartTime(process.pid)).toMatch(/^\d+$/);
+    expect(self.token.split('~')).toHaveLength(5);
     for (let i = 0; i < 2000; i++) expect(containsPan(makeOwner().token)).toBe(false);
   });
 });
