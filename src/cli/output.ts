@@ -23,6 +23,7 @@ export const ERROR_EXIT_CODES: Partial<Readonly<Record<ErrorCode, number>>> = {
   DUPLICATE_REFERENCE: 65,
   NOT_FOUND: 66,
   TIMEOUT: 75,
+  ABORTED: 130,
 };
 /** Any other error. */
 export const GENERIC_ERROR_EXIT_CODE = 1;

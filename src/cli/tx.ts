@@ -123,11 +123,7 @@ export async function runTxResolve(
       );
     }
     const row = rows[0] as JournalRow;
-    const resolved = context.journal.resolveUnknown(row.id, {
-      outcome: options.outcome,
-      message: `resolved by hand: ${note}`,
-      ...(row.approvalCode === undefined ? {} : { approvalCode: row.approvalCode }),
-    });
+    const resolved = context.journal.resolveByHand(row.id, options.outcome, note);
     if (resolved === undefined) {
       throw invalid(
         'INVALID_INPUT',

@@ -39,8 +39,11 @@ export function maskPan(pan: string): string {
   );
 }
 
-/** Runs of digits, possibly grouped by one or two spaces, dots or dashes (`4111 1111.1111-1111`). */
-const DIGIT_RUN = /(?<!\d)\d+(?:[ .-]{1,2}\d+)*(?!\d)/g;
+/**
+ * Runs of digits, possibly grouped by up to three separators: spaces (Unicode ones included),
+ * dots, dashes, slashes, underscores (`4111 1111.1111-1111`, `4761 / 7390 / 0101 / 0010`).
+ */
+const DIGIT_RUN = /(?<!\d)\d+(?:[\s\u00a0\u2000-\u200b\u202f\u3000./_-]{1,3}\d+)*(?!\d)/g;
 
 /** First digits of card numbers: 2 Mastercard 2-series, 3 Amex/JCB/Diners, 4 Visa, 5 Mastercard, 6 Discover/UnionPay/Maestro. */
 const CARD_FIRST_DIGIT = /^[2-6]/;

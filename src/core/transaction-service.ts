@@ -175,7 +175,7 @@ export class TransactionService {
           },
         );
       }
-      return this.awaitExisting(row);
+      return this.awaitExisting(row, options.signal);
     }
     const attempt = this.drive(terminal, claim.row, valid, claim.wireId, options);
     this.inFlight.set(claim.row.id, attempt);
@@ -304,8 +304,17 @@ export class TransactionService {
           .filter(Boolean)
           .join('; '),
       });
-      if (resolved !== undefined)
+      if (resolved !== undefined) {
         log.warn({ outcome: resolved.state }, 'unknown transaction settled by a late answer');
+        return;
+      }
+      const current = this.journal.get(row.id);
+      if (current !== undefined && current.state !== late.outcome) {
+        log.error(
+          { recorded: current.state, terminalSaid: late.outcome, approvalCode: late.approvalCode },
+          'a late answer from the terminal contradicts the recorded outcome: reconcile',
+        );
+      }
     } catch (error) {
       log.error({ err: toEcrError(error).message }, 'could not record a late answer');
     }
@@ -344,13 +353,26 @@ export class TransactionService {
   }
 
   /** A retry of a known reference: the stored result, or the one in flight when it lands. */
-  private async awaitExisting(row: JournalRow): Promise<TransactionResult> {
+  private async awaitExisting(row: JournalRow, signal?: AbortSignal): Promise<TransactionResult> {
     if (isFinal(row.state)) return toResult(row, true);
+    const stopped = (): EcrError =>
+      new EcrError(
+        'ABORTED',
+        `stopped waiting for reference ${row.reference}; the payment in flight goes on`,
+      );
     const local = this.inFlight.get(row.id);
-    if (local !== undefined) return { ...(await local), replayed: true };
+    if (local !== undefined) {
+      if (signal === undefined) return { ...(await local), replayed: true };
+      if (signal.aborted) throw stopped();
+      const aborted = new Promise<never>((_, reject) =>
+        signal.addEventListener('abort', () => reject(stopped()), { once: true }),
+      );
+      return { ...(await Promise.race([local, aborted])), replayed: true };
+    }
     // Driven by another process: watch the journal; if that process dies, recover the row.
     const deadline = Date.now() + this.inFlightWaitMs;
     for (;;) {
+      if (signal?.aborted === true) throw stopped();
       await sleep(this.pollIntervalMs);
       const current = this.journal.get(row.id);
       if (current === undefined)

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { EcrError, toEcrError } from '../core/errors.js';
+import { redactPans } from '../core/pan.js';
 import type { DriverOutcome } from '../core/transaction.js';
 import {
   decodeTerminalMessage,
@@ -53,8 +54,8 @@ export class PayableConnection {
 
   /**
    * Sends a payment frame and resolves with its outcome: the terminal's answer, or `unknown` on
-   * timeout, link loss or bad bytes. After a timeout a STOP is sent (the cardholder may still be
-   * at the terminal) and `onLate` receives the answer if it comes after all.
+   * timeout, link loss or bad bytes. After a timeout `onLate` receives the answer if it comes
+   * after all.
    */
   request(
     id: number,
@@ -72,7 +73,8 @@ export class PayableConnection {
           message: `no answer within ${timeoutMs} ms`,
         });
         if (onLate !== undefined) this.awaitLate(id, onLate);
-        void this.link.send(encodeStop(this.serial)).catch(() => undefined);
+        // No STOP here: the terminal may by now serve another POS, whose payment it would cancel.
+        // If ours is still running, the next request is refused with STATUS_BUSY (not charged).
       }, timeoutMs);
       this.pending = { id, timer, settle: resolve };
     });
@@ -172,7 +174,7 @@ export function toOutcome(answer: PaymentAnswer): DriverOutcome {
     ...(answer.error === undefined ? {} : { message: answer.error }),
     ...(answer.approvalCode === undefined ? {} : { approvalCode: answer.approvalCode }),
     ...(answer.cardType === undefined ? {} : { cardBrand: answer.cardType }),
-    ...(answer.txid === undefined ? {} : { terminalTxId: String(answer.txid) }),
+    ...(answer.txid === undefined ? {} : { terminalTxId: redactPans(String(answer.txid)) }),
     details,
   };
 }

@@ -29,6 +29,16 @@ export interface Journal {
    * status query). Returns the row, or undefined when it was not `unknown`.
    */
   resolveUnknown(id: number, outcome: DriverOutcome): JournalRow | undefined;
+  /**
+   * `unknown → outcome` recorded by a person after reconciling. Only the state and the message
+   * change (the message keeps what was known before); every other column stays as evidence.
+   * Returns the row, or undefined when it was not `unknown`.
+   */
+  resolveByHand(
+    id: number,
+    outcome: Exclude<Outcome, 'unknown'>,
+    note: string,
+  ): JournalRow | undefined;
   get(id: number): JournalRow | undefined;
   find(key: TransactionKey): JournalRow | undefined;
   /** Every row with this reference, across terminals and merchants, newest first. */

@@ -167,6 +167,12 @@ export class SqliteJournal implements Journal {
         `${SET_OUTCOME} WHERE id = @id AND state IN ('received', 'sent') AND owner_token = @token`,
       ),
       resolveUnknown: db.prepare(`${SET_OUTCOME} WHERE id = @id AND state = 'unknown'`),
+      resolveByHand: db.prepare(
+        `UPDATE transactions SET state = @state, error_code = NULL, updated_at = @now, completed_at = @now,
+           message = 'resolved by hand: ' || @note || ' (was unknown' ||
+             coalesce(': ' || error_code, '') || coalesce(': ' || message, '') || ')'
+         WHERE id = @id AND state = 'unknown'`,
+      ),
       inFlight: db.prepare<[], Row>(
         "SELECT * FROM transactions WHERE state IN ('received', 'sent')",
       ),
@@ -261,6 +267,22 @@ export class SqliteJournal implements Journal {
       const changes = this.statements.resolveUnknown.run(
         outcomeParams(id, outcome, this.now()),
       ).changes;
+      return changes === 1 ? toJournalRow(this.statements.byId.get(id) as Row) : undefined;
+    });
+  }
+
+  resolveByHand(
+    id: number,
+    outcome: Exclude<Outcome, 'unknown'>,
+    note: string,
+  ): JournalRow | undefined {
+    return this.write(() => {
+      const changes = this.statements.resolveByHand.run({
+        id,
+        state: outcome,
+        note,
+        now: this.now(),
+      }).changes;
       return changes === 1 ? toJournalRow(this.statements.byId.get(id) as Row) : undefined;
     });
   }

@@ -272,6 +272,11 @@ describe('redactPans — card data in other shapes', () => {
   it.each([
     ['dots', '4761.7390.0101.0010'],
     ['double spaces', '4761  7390  0101  0010'],
+    ['slashes', '4761/7390/0101/0010'],
+    ['underscores', '4761_7390_0101_0010'],
+    ['spaced dashes', '4761 - 7390 - 0101 - 0010'],
+    ['non-breaking spaces', '4761\u00a07390\u00a00101\u00a00010'],
+    ['line breaks', '4761\n7390\n0101\n0010'],
     ['Amex 4-6-5 grouping', '3782 822463 10005'],
     ['ISO 7813 track 2', `;${VISA}=25121011234567?`],
     ['EMV tag 57 (track 2 equivalent) in hex', `5713${VISA}D25122011234567890F`],

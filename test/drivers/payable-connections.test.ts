@@ -89,3 +89,24 @@ it('options outside their bounds are refused, naming the option', () => {
     /currency: must be an active ISO 4217 currency/,
   );
 });
+
+it('a terminal transaction id that is a card number is masked in the outcome', async () => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  closers.push(() => new Promise((resolve) => wss.close(resolve)));
+  wss.on('connection', (ws) => {
+    ws.send('Terminal connection established: PP1');
+    ws.on('message', (data) => {
+      const request = JSON.parse(String(data)) as Record<string, unknown>;
+      ws.send(JSON.stringify({ request, status: 'STATUS_SUCCESS', txid: 4761739001010010 }));
+    });
+  });
+  const driver = new PayableDriver({
+    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+  });
+  closers.push(() => driver.close());
+  expect(await driver.execute(sale(3))).toMatchObject({
+    outcome: 'approved',
+    terminalTxId: '476173******0010',
+  });
+});

@@ -284,6 +284,28 @@ describe('TransactionService over a real terminal link', () => {
     expect(simulator.ledger.count).toBe(1);
   });
 
+  it('a retry that is cancelled while waiting stops waiting (ABORTED); the payment in flight goes on', async () => {
+    const { simulator, service } = await setup({ simulator: { cardDelayMs: 300 } });
+    const first = service.pay('t1', sale('AB-1', 2000));
+    const controller = new AbortController();
+    const retry = service.pay('t1', sale('AB-1', 2000), { signal: controller.signal });
+    controller.abort();
+    await expect(retry).rejects.toMatchObject({ code: 'ABORTED' });
+    expect((await first).outcome).toBe('approved');
+    expect(simulator.ledger.forReference('AB-1')).toHaveLength(1);
+  });
+
+  it('a request aborted while queued behind another is failed ABORTED and never sent', async () => {
+    const { simulator, service } = await setup({ simulator: { cardDelayMs: 300 } });
+    const first = service.pay('t1', sale('QA-1', 2000));
+    const controller = new AbortController();
+    const queued = service.pay('t1', sale('QA-2', 2000), { signal: controller.signal });
+    controller.abort();
+    expect(await queued).toMatchObject({ outcome: 'failed', errorCode: 'ABORTED' });
+    expect((await first).outcome).toBe('approved');
+    expect(simulator.ledger.all().map((c) => c.reference)).toEqual(['QA-1']);
+  });
+
   it('the same reference with another amount is refused with DUPLICATE_REFERENCE and sends nothing', async () => {
     const { simulator, service } = await setup();
     await service.pay('t1', sale('R-1', 2000));

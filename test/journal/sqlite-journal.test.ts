@@ -152,6 +152,31 @@ describe('SqliteJournal', () => {
     expect(journal.get(claim.row.id)?.state).toBe('approved');
   });
 
+  it('resolveByHand changes only the state and the message, keeping the evidence', () => {
+    const journal = open();
+    const claim = journal.claim(input('H-1'));
+    if (claim.type !== 'claimed') throw new Error('expected a claim');
+    expect(journal.resolveByHand(claim.row.id, 'approved', 'too early')).toBeUndefined();
+    journal.complete(claim.row.id, alice, {
+      outcome: 'unknown',
+      errorCode: 'TERMINAL_HOST_UNREACHABLE',
+      message: 'host lost',
+      terminalTxId: '77',
+      details: { status: 'STATUS_API_UNREACHABLE' },
+    });
+    expect(
+      journal.resolveByHand(claim.row.id, 'declined', 'acquirer: no authorisation'),
+    ).toMatchObject({
+      state: 'declined',
+      errorCode: undefined,
+      message:
+        'resolved by hand: acquirer: no authorisation (was unknown: TERMINAL_HOST_UNREACHABLE: host lost)',
+      terminalTxId: '77',
+      details: { status: 'STATUS_API_UNREACHABLE' },
+    });
+    expect(journal.resolveByHand(claim.row.id, 'approved', 'again')).toBeUndefined();
+  });
+
   it('the terminal lock is exclusive between live owners and taken over from dead ones', () => {
     const journal = open();
     const alive = new Set(['alice', 'bob']);

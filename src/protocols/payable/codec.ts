@@ -124,7 +124,7 @@ function parseObject(text: string, who: string): Record<string, unknown> {
 function text(obj: Record<string, unknown>, key: string, path = key): string | undefined {
   const value = obj[key];
   if (value === undefined || value === null) return undefined;
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'number' && Number.isFinite(value)) return redactPans(String(value));
   if (typeof value !== 'string') throw protocolError(path, 'must be a string');
   if (value.length > MAX_TEXT_FIELD)
     throw protocolError(path, `must be at most ${MAX_TEXT_FIELD} characters`);

@@ -805,3 +805,18 @@ describe('decodeTerminalMessage — properties', () => {
     );
   });
 });
+
+describe('card numbers in numeric fields', () => {
+  it('a PAN sent as a JSON number in mid or txid is masked like text', () => {
+    const frame = JSON.stringify({
+      status: 'STATUS_SUCCESS',
+      mid: 4761739001010010,
+      txid: 4761739001010010,
+      request: { id: 1 },
+    });
+    const message = decodeTerminalMessage(frame);
+    expect(message.type).toBe('answer');
+    if (message.type !== 'answer') return;
+    expect(message.answer.mid).toBe('476173******0010');
+  });
+});
