@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 const shared = {
   // Real sockets, real child processes and a real SQLite file: give them room on 2 cores.
   pool: 'forks' as const,
-  testTimeout: 30_000,
+  testTimeout: 60_000,
   hookTimeout: 30_000,
 };
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { PayableSimulator } from '../../src/simulators/payable/simulator.js';
 import { tempDir, waitFor } from '../helpers.js';
-import { json, runCli, startCli } from './run-cli.js';
+import { json, runCli, startCli, type CliRun } from './run-cli.js';
 
 let simulator: PayableSimulator;
 
@@ -183,16 +183,21 @@ describe('ecr-bridge pay', () => {
         64,
       ],
     ];
-    for (const [args, pattern, code] of cases) {
-      const run = await runCli(args);
-      expect(run.stderr, args.join(' ')).toMatch(pattern);
-      expect(run.stderr).not.toMatch(/\n\s+at /);
-      expect(run.code, args.join(' ')).toBe(code);
+    // Four at a time: each case is a process start.
+    for (let i = 0; i < cases.length; i += 4) {
+      const batch = cases.slice(i, i + 4);
+      const runs = await Promise.all(batch.map(([args]) => runCli(args)));
+      for (const [j, [args, pattern, code]] of batch.entries()) {
+        const run = runs[j] as CliRun;
+        expect(run.stderr, args.join(' ')).toMatch(pattern);
+        expect(run.stderr).not.toMatch(/\n\s+at /);
+        expect(run.code, args.join(' ')).toBe(code);
+      }
     }
     const list = await runCli(['tx', 'list', '--data-dir', dataDir, '--json']);
     expect(json(list)).toMatchObject({ count: 0 });
     expect(simulator.ledger.count).toBe(before);
-  });
+  }, 120_000);
 
   it('--json usage errors are a JSON object on stdout too', async () => {
     const run = await runCli(['pay', '--amount', '1', '--json']);
