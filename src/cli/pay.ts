@@ -50,7 +50,9 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     field: 'amount',
   });
   const reference = validateReference(options.reference);
-  const terminalId = validateTerminalId(options.terminalId ?? address.id);
+  // The default id comes from an address already checked; only a given one needs checking.
+  const terminalId =
+    options.terminalId === undefined ? address.id : validateTerminalId(options.terminalId);
 
   const context = openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
   const spinner =

@@ -1,4 +1,5 @@
 import { EcrError, invalid } from '../core/errors.js';
+import { redactPans } from '../core/pan.js';
 import { formatMoney } from '../core/money.js';
 import { hasControlCharacters, validateReference, type Outcome } from '../core/transaction.js';
 import type { JournalRow } from '../journal/journal.js';
@@ -99,7 +100,8 @@ export async function runTxResolve(
   reference: string,
 ): Promise<CommandOutput> {
   validateReference(reference);
-  const note = options.note.trim();
+  // A note may quote a receipt: card numbers in it are masked before anything keeps it.
+  const note = redactPans(options.note.trim());
   if (note.length === 0 || note.length > MAX_NOTE_LENGTH || hasControlCharacters(note)) {
     throw invalid('INVALID_INPUT', 'note', `must be 1–${MAX_NOTE_LENGTH} printable characters`);
   }

@@ -34,6 +34,11 @@ export interface ExecuteOptions {
 export interface TerminalDriver {
   /** Protocol name, as in terminal addresses (`payable`). */
   readonly protocol: string;
+  /**
+   * The device this driver talks to (`payable+ws://10.0.0.5:45454`): what one-at-a-time is
+   * enforced on across processes, whatever terminal ids callers give it.
+   */
+  readonly endpoint: string;
   /** What this terminal can do; anything else fails with UNSUPPORTED_OPERATION. */
   readonly capabilities: ReadonlySet<TransactionKind>;
   /**

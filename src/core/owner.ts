@@ -74,20 +74,31 @@ export function makeOwner(pid = process.pid): Owner {
   });
 }
 
+/** How often a service with work in flight refreshes its heartbeat in the journal. */
+export const HEARTBEAT_INTERVAL_MS = 5_000;
+/** An owner that cannot be checked directly is taken for gone after this long without a heartbeat. */
+export const OWNER_STALE_AFTER_MS = 30_000;
+
 /**
- * True unless the process that owns a row is certainly gone. Dead means: an earlier boot of this
- * machine, or, in this pid namespace on this host, a pid that is not running or that now belongs
- * to a process with another start time (pid reuse). Anything that cannot be checked — another
- * host, another pid namespace (a container), a system without /proc for the start time — is
- * assumed alive, so a live payment is never taken from its owner; such rows wait for a person.
+ * True unless the process that owns a row is gone. Where it can be checked — this host, this
+ * pid namespace, with /proc — dead means: an earlier boot, a pid not running, or a pid now
+ * belonging to a process with another start time (pid reuse). Where it cannot — another host,
+ * another pid namespace (a container), no start time to compare — the owner's heartbeat decides:
+ * alive while it refreshed the journal in the last OWNER_STALE_AFTER_MS.
  */
-export function isOwnerAlive(owner: Owner, self: Owner = makeOwner()): boolean {
+export function isOwnerAlive(
+  owner: Owner,
+  self: Owner = makeOwner(),
+  now: number = Date.now(),
+): boolean {
   if (owner.token === self.token) return true;
+  const byHeartbeat = (): boolean =>
+    owner.heartbeatAt === undefined || now - owner.heartbeatAt < OWNER_STALE_AFTER_MS;
   const theirs = partsOf(owner);
   const ours = partsOf(self);
-  if (theirs === undefined || ours === undefined || theirs.host !== ours.host) return true;
+  if (theirs === undefined || ours === undefined || theirs.host !== ours.host) return byHeartbeat();
   if (theirs.boot !== '' && ours.boot !== '' && theirs.boot !== ours.boot) return false;
-  if (theirs.namespace !== ours.namespace || theirs.namespace === '') return true;
+  if (theirs.namespace !== ours.namespace || theirs.namespace === '') return byHeartbeat();
   // Our own pid: alive only if it is our own life (another service object in this process).
   if (owner.pid === self.pid) return theirs.started === ours.started;
   try {
@@ -96,5 +107,8 @@ export function isOwnerAlive(owner: Owner, self: Owner = makeOwner()): boolean {
     // EPERM: the process exists but belongs to someone else.
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  return theirs.started === '' || theirs.started === processStartTime(owner.pid);
+  const started = processStartTime(owner.pid);
+  // A process we may not look into (hidepid, another user): only its heartbeat can tell.
+  if (theirs.started === '' || started === '') return byHeartbeat();
+  return theirs.started === started;
 }

@@ -7,7 +7,7 @@ import { EcrError, invalid, toEcrError } from './errors.js';
 import { silentLogger } from './logger.js';
 import { MAX_TIMER_MS, parseOptions, wholeNumber } from './options.js';
 import { DEFAULT_MAX_AMOUNT_MINOR, formatMoney } from './money.js';
-import { isOwnerAlive, makeOwner } from './owner.js';
+import { HEARTBEAT_INTERVAL_MS, isOwnerAlive, makeOwner } from './owner.js';
 import { DEFAULT_MAX_QUEUE, TerminalQueue } from './terminal-queue.js';
 import {
   isFinal,
@@ -97,6 +97,9 @@ export class TransactionService {
   private readonly inFlightWaitMs: number;
   private readonly pollIntervalMs: number;
   private readonly terminals = new Map<string, Terminal>();
+  /** Attempts being driven, and the heartbeat that runs while there are any. */
+  private driving = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
   /** Attempts this process is driving, by journal id, so same-process retries await them. */
   private readonly inFlight = new Map<number, Promise<TransactionResult>>();
 
@@ -220,7 +223,32 @@ export class TransactionService {
     return isOwnerAlive(owner, this.owner);
   }
 
+  /** Drives one claimed row while telling the journal, every few seconds, that we are alive. */
   private async drive(
+    terminal: Terminal,
+    row: JournalRow,
+    request: PaymentRequest,
+    wireId: number,
+    options: PayOptions,
+  ): Promise<TransactionResult> {
+    if (this.driving++ === 0) {
+      this.heartbeat = setInterval(() => {
+        try {
+          this.journal.heartbeat(this.owner);
+        } catch (error) {
+          this.logger.error({ err: toEcrError(error).message }, 'heartbeat could not be written');
+        }
+      }, HEARTBEAT_INTERVAL_MS);
+      this.heartbeat.unref();
+    }
+    try {
+      return await this.driveOnce(terminal, row, request, wireId, options);
+    } finally {
+      if (--this.driving === 0) clearInterval(this.heartbeat);
+    }
+  }
+
+  private async driveOnce(
     terminal: Terminal,
     row: JournalRow,
     request: PaymentRequest,
@@ -231,7 +259,7 @@ export class TransactionService {
     let outcome: DriverOutcome;
     try {
       outcome = await terminal.queue.run(() =>
-        this.withTerminalLock(row.terminalId, options.signal, async () => {
+        this.withTerminalLock(terminal.driver.endpoint, options.signal, async () => {
           log.info(
             { kind: request.kind, amount: formatMoney(request.amount) },
             'sending to terminal',
@@ -278,7 +306,7 @@ export class TransactionService {
     try {
       return this.journal.complete(row.id, this.owner, outcome);
     } catch (error) {
-      const settled = this.journal.resolveUnknown(row.id, outcome) ?? this.journal.get(row.id);
+      // First of all, the terminal's word goes to the log: whatever fails next, it is not lost.
       log.error(
         {
           err: toEcrError(error).message,
@@ -286,12 +314,32 @@ export class TransactionService {
           errorCode: outcome.errorCode,
           approvalCode: outcome.approvalCode,
           terminalTxId: outcome.terminalTxId,
-          journalState: settled?.state,
         },
-        'the row was no longer held by this process when its outcome arrived',
+        'could not journal the outcome of an attempt this process drove',
       );
-      if (settled === undefined) throw error;
-      return settled;
+      let settled: JournalRow | undefined;
+      try {
+        settled = this.journal.resolveUnknown(row.id, outcome) ?? this.journal.get(row.id);
+      } catch (again) {
+        log.error({ err: toEcrError(again).message }, 'the journal is unusable');
+      }
+      if (settled !== undefined && isFinal(settled.state)) return settled;
+      // Not recorded anywhere we can read back: the caller must reconcile, so the answer is
+      // `unknown`, carrying what the terminal said.
+      return {
+        ...row,
+        state: 'unknown',
+        outcome: 'unknown',
+        errorCode: 'JOURNAL_ERROR',
+        message: `the terminal answered ${outcome.outcome} but the journal could not record it: reconcile`,
+        approvalCode: outcome.approvalCode,
+        maskedPan: outcome.maskedPan,
+        cardBrand: outcome.cardBrand,
+        terminalTxId: outcome.terminalTxId,
+        details: outcome.details,
+        updatedAt: Date.now(),
+        completedAt: undefined,
+      };
     }
   }
 

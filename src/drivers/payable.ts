@@ -77,6 +77,7 @@ const CAPABILITIES: ReadonlySet<TransactionKind> = new Set(['sale', 'cancel-curr
 export class PayableDriver implements TerminalDriver {
   readonly protocol = 'payable';
   readonly capabilities = CAPABILITIES;
+  readonly endpoint: string;
   private readonly url: string;
   private readonly currency: string;
   private readonly connectTimeoutMs: number;
@@ -110,6 +111,7 @@ export class PayableDriver implements TerminalDriver {
     if (options.token !== undefined) url.searchParams.set('token', options.token);
     if (options.posName !== undefined) url.searchParams.set('pos', options.posName);
     this.url = url.toString();
+    this.endpoint = `payable+${url.protocol.slice(0, -1)}://${url.host}`;
     this.currency = requireCurrency(options.currency).code;
     this.connectTimeoutMs = options.connectTimeoutMs;
     this.answerTimeoutMs = options.answerTimeoutMs;
@@ -215,6 +217,7 @@ export class PayableDriver implements TerminalDriver {
       } catch (error) {
         const e = toEcrError(error, 'TERMINAL_UNREACHABLE');
         if (e.code !== 'TERMINAL_UNREACHABLE' || attempt + 1 >= this.connectAttempts) throw e;
+        if (signal?.aborted === true) throw new EcrError('ABORTED', 'cancelled while connecting');
         this.logger.warn(
           { attempt: attempt + 1, err: e.message },
           'terminal unreachable, retrying',
@@ -223,7 +226,9 @@ export class PayableDriver implements TerminalDriver {
           backoffDelay(attempt),
           undefined,
           signal === undefined ? undefined : { signal },
-        );
+        ).catch(() => {
+          throw new EcrError('ABORTED', 'cancelled while waiting to reconnect');
+        });
       }
     }
   }

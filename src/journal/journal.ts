@@ -55,6 +55,8 @@ export interface Journal {
    */
   tryLockTerminal(terminalId: string, owner: Owner, isAlive: (owner: Owner) => boolean): boolean;
   unlockTerminal(terminalId: string, owner: Owner): void;
+  /** The owner is alive: refreshes the heartbeat of its in-flight rows and terminal locks. */
+  heartbeat(owner: Owner): void;
   close(): void;
 }
 
@@ -62,6 +64,11 @@ export interface Journal {
 export interface Owner {
   readonly pid: number;
   readonly token: string;
+  /**
+   * When the owner last said it is alive (ms since the epoch), as read from the journal: what
+   * decides for owners whose process cannot be checked from here.
+   */
+  readonly heartbeatAt?: number;
 }
 
 export interface TransactionKey {

@@ -26,6 +26,7 @@ export const MIGRATIONS: readonly string[] = [
     details            TEXT,
     owner_pid          INTEGER,
     owner_token        TEXT,
+    heartbeat_at       INTEGER,
     created_at         INTEGER NOT NULL,
     updated_at         INTEGER NOT NULL,
     completed_at       INTEGER,
@@ -45,7 +46,8 @@ export const MIGRATIONS: readonly string[] = [
     terminal_id  TEXT PRIMARY KEY,
     owner_pid    INTEGER NOT NULL,
     owner_token  TEXT    NOT NULL,
-    acquired_at  INTEGER NOT NULL
+    acquired_at  INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
   );
   `,
 ];

@@ -46,6 +46,7 @@ interface Row {
   details: string | null;
   owner_pid: number | null;
   owner_token: string | null;
+  heartbeat_at: number | null;
   created_at: number;
   updated_at: number;
   completed_at: number | null;
@@ -146,9 +147,9 @@ export class SqliteJournal implements Journal {
     this.statements = {
       insert: db.prepare(
         `INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency, method,
-           original_reference, state, owner_pid, owner_token, created_at, updated_at)
+           original_reference, state, owner_pid, owner_token, heartbeat_at, created_at, updated_at)
          VALUES (@merchantId, @terminalId, @reference, @kind, @amountMinor, @currency, @method,
-           @originalReference, 'received', @pid, @token, @now, @now)
+           @originalReference, 'received', @pid, @token, @now, @now, @now)
          ON CONFLICT (merchant_id, terminal_id, reference) DO NOTHING`,
       ),
       byKey: db.prepare<[string, string, string], Row>(
@@ -181,13 +182,23 @@ export class SqliteJournal implements Journal {
            owner_pid = NULL, owner_token = NULL, updated_at = @now, completed_at = @now
          WHERE id = @id AND state = @state AND owner_token IS @token`,
       ),
-      lockGet: db.prepare<[string], { owner_pid: number; owner_token: string }>(
-        'SELECT owner_pid, owner_token FROM terminal_locks WHERE terminal_id = ?',
-      ),
+      lockGet: db.prepare<
+        [string],
+        { owner_pid: number; owner_token: string; heartbeat_at: number }
+      >('SELECT owner_pid, owner_token, heartbeat_at FROM terminal_locks WHERE terminal_id = ?'),
       lockPut: db.prepare(
-        `INSERT INTO terminal_locks (terminal_id, owner_pid, owner_token, acquired_at) VALUES (?, ?, ?, ?)
+        `INSERT INTO terminal_locks (terminal_id, owner_pid, owner_token, acquired_at, heartbeat_at)
+         VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (terminal_id) DO UPDATE SET owner_pid = excluded.owner_pid,
-           owner_token = excluded.owner_token, acquired_at = excluded.acquired_at`,
+           owner_token = excluded.owner_token, acquired_at = excluded.acquired_at,
+           heartbeat_at = excluded.heartbeat_at`,
+      ),
+      heartbeatRows: db.prepare(
+        `UPDATE transactions SET heartbeat_at = @now
+         WHERE owner_token = @token AND state IN ('received', 'sent')`,
+      ),
+      heartbeatLocks: db.prepare(
+        'UPDATE terminal_locks SET heartbeat_at = @now WHERE owner_token = @token',
       ),
       lockDelete: db.prepare(
         'DELETE FROM terminal_locks WHERE terminal_id = ? AND owner_token = ?',
@@ -322,7 +333,11 @@ export class SqliteJournal implements Journal {
         const owner =
           row.owner_pid === null || row.owner_token === null
             ? undefined
-            : { pid: row.owner_pid, token: row.owner_token };
+            : {
+                pid: row.owner_pid,
+                token: row.owner_token,
+                ...(row.heartbeat_at === null ? {} : { heartbeatAt: row.heartbeat_at }),
+              };
         if (owner !== undefined && isAlive(owner)) continue;
         const message =
           row.state === 'received'
@@ -347,12 +362,21 @@ export class SqliteJournal implements Journal {
       if (
         held !== undefined &&
         held.owner_token !== owner.token &&
-        isAlive({ pid: held.owner_pid, token: held.owner_token })
+        isAlive({ pid: held.owner_pid, token: held.owner_token, heartbeatAt: held.heartbeat_at })
       ) {
         return false;
       }
-      this.statements.lockPut.run(terminalId, owner.pid, owner.token, this.now());
+      const now = this.now();
+      this.statements.lockPut.run(terminalId, owner.pid, owner.token, now, now);
       return true;
+    }, 'volatile');
+  }
+
+  heartbeat(owner: Owner): void {
+    this.write(() => {
+      const params = { token: owner.token, now: this.now() };
+      this.statements.heartbeatRows.run(params);
+      this.statements.heartbeatLocks.run(params);
     }, 'volatile');
   }
 

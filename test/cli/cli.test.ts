@@ -377,7 +377,7 @@ describe('across processes sharing one data directory', () => {
       '--outcome',
       'approved',
       '--note',
-      'acquirer report 23/11',
+      'acquirer report 23/11, card 4761 7390 0101 0010',
       '--json',
     );
     expect(resolved.code).toBe(0);
@@ -386,7 +386,7 @@ describe('across processes sharing one data directory', () => {
       transaction: {
         state: 'approved',
         message: expect.stringMatching(
-          /^resolved by hand: acquirer report 23\/11 \(was unknown: OUTCOME_UNKNOWN: interrupted after the request was sent/,
+          /^resolved by hand: acquirer report 23\/11, card 476173\*{6}0010 \(was unknown: OUTCOME_UNKNOWN: interrupted after the request was sent/,
         ),
       },
     });

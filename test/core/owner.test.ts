@@ -1,7 +1,12 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { Owner } from '../../src/journal/journal.js';
-import { isOwnerAlive, makeOwner, processStartTime } from '../../src/core/owner.js';
+import {
+  isOwnerAlive,
+  makeOwner,
+  OWNER_STALE_AFTER_MS,
+  processStartTime,
+} from '../../src/core/owner.js';
 import { containsPan } from '../../src/core/pan.js';
 
 async function deadPid(): Promise<number> {
@@ -49,7 +54,7 @@ describe('owner identity and liveness', () => {
     expect(isOwnerAlive(withPart(makeOwner(), 1, 'earlierboot'), self)).toBe(false);
   });
 
-  it('what cannot be checked is assumed alive: another host, another pid namespace', async () => {
+  it('what cannot be checked, with no heartbeat on record, is assumed alive', async () => {
     const gone = makeOwner(await deadPid());
     expect(isOwnerAlive(withPart(gone, 0, 'other-host'), self)).toBe(true);
     expect(isOwnerAlive(withPart(gone, 2, '4026530000'), self)).toBe(true);
@@ -60,5 +65,48 @@ describe('owner identity and liveness', () => {
     expect(processStartTime(process.pid)).toMatch(/^\d+$/);
     expect(self.token.split('~')).toHaveLength(5);
     for (let i = 0; i < 2000; i++) expect(containsPan(makeOwner().token)).toBe(false);
+  });
+});
+
+describe('owners that cannot be checked directly: the heartbeat decides', () => {
+  const self = makeOwner();
+  const now = Date.now();
+
+  it.each([
+    ['another host', 0, 'other-host'],
+    ['another pid namespace', 2, '4026530000'],
+  ])(
+    '%s: alive with a fresh heartbeat, gone after OWNER_STALE_AFTER_MS without one',
+    async (_case, part, value) => {
+      const owner = withPart(makeOwner(await deadPid()), part, value);
+      expect(isOwnerAlive({ ...owner, heartbeatAt: now - 1_000 }, self, now)).toBe(true);
+      expect(
+        isOwnerAlive({ ...owner, heartbeatAt: now - OWNER_STALE_AFTER_MS - 1 }, self, now),
+      ).toBe(false);
+    },
+  );
+
+  it('a running pid whose start time is unknown: the heartbeat decides (a process already gone is gone)', async () => {
+    const child = spawn('sleep', ['5']);
+    try {
+      const owner = withPart(makeOwner(child.pid as number), 3, '');
+      expect(isOwnerAlive({ ...owner, heartbeatAt: now - 1_000 }, self, now)).toBe(true);
+      expect(
+        isOwnerAlive({ ...owner, heartbeatAt: now - OWNER_STALE_AFTER_MS - 1 }, self, now),
+      ).toBe(false);
+    } finally {
+      child.kill();
+    }
+    expect(
+      isOwnerAlive({ ...withPart(makeOwner(await deadPid()), 3, ''), heartbeatAt: now }, self, now),
+    ).toBe(false);
+  });
+
+  it('a checkable owner is judged by its process, not its heartbeat', async () => {
+    const gone = makeOwner(await deadPid());
+    expect(isOwnerAlive({ ...gone, heartbeatAt: now }, self, now)).toBe(false);
+    expect(
+      isOwnerAlive({ ...makeOwner(), heartbeatAt: now - 10 * OWNER_STALE_AFTER_MS }, self, now),
+    ).toBe(true);
   });
 });

@@ -306,6 +306,56 @@ describe('TransactionService over a real terminal link', () => {
     expect(simulator.ledger.all().map((c) => c.reference)).toEqual(['QA-1']);
   });
 
+  it('a journal that fails when the answer arrives: the result is unknown with the approval, never an exception', async () => {
+    const { simulator } = await setup();
+    const dir = tempDir('broken-');
+    class BrokenJournal extends SqliteJournal {
+      override complete(): never {
+        throw new Error('disk full');
+      }
+      override resolveUnknown(): never {
+        throw new Error('disk full');
+      }
+    }
+    const journal = new BrokenJournal({ path: join(dir, 'ecr-bridge.db') });
+    cleanups.push(() => journal.close());
+    const service = new TransactionService({ journal });
+    service.addTerminal(
+      't3',
+      new PayableDriver({ url: simulator.url, token: TOKEN, posName: 'POS-3' }),
+    );
+    cleanups.push(() => service.close());
+    const result = await service.pay('t3', sale('DISK-1', 2000));
+    expect(result).toMatchObject({
+      outcome: 'unknown',
+      errorCode: 'JOURNAL_ERROR',
+      approvalCode: simulator.ledger.all()[0]?.approvalCode,
+    });
+    expect(result.message).toMatch(
+      /the terminal answered approved but the journal could not record it/,
+    );
+  });
+
+  it("one device, two terminal ids, two processes' worth of services: still one transaction at a time on the wire", async () => {
+    const { simulator, journal } = await setup({ simulator: { cardDelayMs: 200 } });
+    const services = ['till-1', 'till-2'].map((id, i) => {
+      const service = new TransactionService({ journal });
+      service.addTerminal(
+        id,
+        new PayableDriver({ url: simulator.url, token: TOKEN, posName: `POS-X${i}` }),
+      );
+      cleanups.push(() => service.close());
+      return service;
+    });
+    const results = await Promise.all([
+      services[0]?.pay('till-1', sale('DEV-1', 2000)),
+      services[1]?.pay('till-2', sale('DEV-2', 2000)),
+    ]);
+    // Had both gone on the wire at once, the terminal would have answered the second STATUS_BUSY.
+    expect(results.map((r) => r?.outcome)).toEqual(['approved', 'approved']);
+    expect(simulator.ledger.count).toBe(2);
+  });
+
   it('the same reference with another amount is refused with DUPLICATE_REFERENCE and sends nothing', async () => {
     const { simulator, service } = await setup();
     await service.pay('t1', sale('R-1', 2000));

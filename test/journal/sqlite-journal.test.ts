@@ -177,6 +177,34 @@ describe('SqliteJournal', () => {
     expect(journal.resolveByHand(claim.row.id, 'approved', 'again')).toBeUndefined();
   });
 
+  it('heartbeat refreshes the in-flight rows and locks of its owner only; recovery passes it on', () => {
+    let clock = 1_000;
+    const path = join(tempDir('journal-'), 'ecr-bridge.db');
+    const journal = new SqliteJournal({ path, now: () => clock });
+    journals.push(journal);
+    const a = journal.claim(input('HB-A'));
+    journal.claim(input('HB-B', bob));
+    expect(journal.tryLockTerminal('t', alice, () => true)).toBe(true);
+    clock = 5_000;
+    journal.heartbeat(alice);
+    const seen: Owner[] = [];
+    journal.recoverOrphans((owner) => {
+      seen.push(owner);
+      return true;
+    });
+    expect(seen.map((o) => [o.token, o.heartbeatAt])).toEqual([
+      ['alice', 5_000],
+      ['bob', 1_000],
+    ]);
+    const lockSeen: Owner[] = [];
+    journal.tryLockTerminal('t', bob, (owner) => {
+      lockSeen.push(owner);
+      return true;
+    });
+    expect(lockSeen).toEqual([{ pid: 1001, token: 'alice', heartbeatAt: 5_000 }]);
+    expect(a.type).toBe('claimed');
+  });
+
   it('the terminal lock is exclusive between live owners and taken over from dead ones', () => {
     const journal = open();
     const alive = new Set(['alice', 'bob']);

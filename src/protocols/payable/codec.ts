@@ -124,7 +124,13 @@ function parseObject(text: string, who: string): Record<string, unknown> {
 function text(obj: Record<string, unknown>, key: string, path = key): string | undefined {
   const value = obj[key];
   if (value === undefined || value === null) return undefined;
-  if (typeof value === 'number' && Number.isFinite(value)) return redactPans(String(value));
+  if (typeof value === 'number' && Number.isFinite(value)) {
+    // Past 2^53 an integer arrives rounded: a card number in it would escape masking.
+    if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      throw protocolError(path, 'must be text or a number below 2^53');
+    }
+    return redactPans(String(value));
+  }
   if (typeof value !== 'string') throw protocolError(path, 'must be a string');
   if (value.length > MAX_TEXT_FIELD)
     throw protocolError(path, `must be at most ${MAX_TEXT_FIELD} characters`);
@@ -135,7 +141,9 @@ function integer(obj: Record<string, unknown>, key: string, path: string): numbe
   const value = obj[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw protocolError(path, 'must be a non-negative integer', JSON.stringify(value).slice(0, 32));
+    // No echo of the value: a number past 2^53 arrives rounded, and a card number in it would
+    // then escape masking.
+    throw protocolError(path, 'must be a non-negative integer below 2^53');
   }
   return value;
 }
@@ -152,7 +160,11 @@ export function decodeTerminalMessage(frame: string): TerminalMessage {
   const status = obj.status;
   if (typeof status !== 'string') throw protocolError('status', 'must be a string');
   if (!isPayableStatus(status))
-    throw protocolError('status', 'must be a known PAYable status', status.slice(0, 64));
+    throw protocolError(
+      'status',
+      'must be a known PAYable status',
+      redactPans(status).slice(0, 64),
+    );
   const request = obj.request;
   if (
     request !== undefined &&
@@ -214,7 +226,11 @@ export function decodePosMessage(frame: string): PosMessage {
     return terminal === undefined ? { type: 'stop' } : { type: 'stop', terminal };
   }
   if (endpoint !== 'PAYMENT')
-    throw protocolError('endpoint', 'must be PAYMENT or STOP', String(endpoint).slice(0, 32));
+    throw protocolError(
+      'endpoint',
+      'must be PAYMENT or STOP',
+      redactPans(String(endpoint)).slice(0, 32),
+    );
   const id = integer(obj, 'id', 'id');
   if (id === undefined) throw protocolError('id', 'is required');
   const method = obj.method ?? 'CARD';

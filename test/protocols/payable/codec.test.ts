@@ -807,6 +807,27 @@ describe('decodeTerminalMessage — properties', () => {
 });
 
 describe('card numbers in numeric fields', () => {
+  it('an integer past 2^53 (rounded on arrival, so unmaskable) is refused without echoing it', () => {
+    const error = thrownBy(() =>
+      decodeTerminalMessage(
+        '{"status":"STATUS_SUCCESS","tid":6212345678901234567,"request":{"id":1}}',
+      ),
+    );
+    expect(error).toMatchObject({ code: 'PROTOCOL_ERROR', field: 'tid' });
+    expect(error.message).not.toMatch(/621234/);
+    const id = thrownBy(() =>
+      decodeTerminalMessage('{"status":"STATUS_SUCCESS","request":{"id":6212345678901234567}}'),
+    );
+    expect(id.message).not.toMatch(/621234/);
+  });
+
+  it('a card number in a refused status is masked before the message is cut short', () => {
+    const error = thrownBy(() =>
+      decodeTerminalMessage(`{"status":"${'X'.repeat(50)}4761739001010010"}`),
+    );
+    expect(error.message).not.toMatch(/476173900101/);
+  });
+
   it('a PAN sent as a JSON number in mid or txid is masked like text', () => {
     const frame = JSON.stringify({
       status: 'STATUS_SUCCESS',
