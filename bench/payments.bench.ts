@@ -44,32 +44,31 @@ const dir = mkdtempSync(join(tmpdir(), 'ecr-bridge-bench-'));
 try {
   // (a) baseline: the driver alone, one connection, no journal.
   const raw = new PayableDriver({ url: simulator.url, token: 'bench', posName: 'BENCH-RAW' });
-  let wireId = 1;
-  await measure(
-    () => raw.execute({ kind: 'sale', reference: `W-${wireId}`, amount: AMOUNT, wireId: wireId++ }),
-    WARMUP,
-  );
-  const rawSamples = await measure(
-    () => raw.execute({ kind: 'sale', reference: `R-${wireId}`, amount: AMOUNT, wireId: wireId++ }),
-    PAYMENTS,
-  );
-  await raw.close();
-
-  // (b) the same payments through the service and the journal.
+  // (b) the same payments through the service and the journal, on a connection of its own.
   const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
   const service = new TransactionService({ journal });
   service.addTerminal(
     'bench',
     new PayableDriver({ url: simulator.url, token: 'bench', posName: 'BENCH-SVC' }),
   );
-  await measure(
-    (i) => service.pay('bench', { kind: 'sale', reference: `WARM-${i}`, amount: AMOUNT }),
-    WARMUP,
-  );
-  const serviceSamples = await measure(
-    (i) => service.pay('bench', { kind: 'sale', reference: `PAY-${i}`, amount: AMOUNT }),
-    PAYMENTS,
-  );
+  let wireId = 1;
+  const payRaw = (): Promise<unknown> =>
+    raw.execute({ kind: 'sale', reference: `RAW-${wireId}`, amount: AMOUNT, wireId: wireId++ });
+  const payService = (i: number): Promise<unknown> =>
+    service.pay('bench', { kind: 'sale', reference: `PAY-${i}`, amount: AMOUNT });
+  for (let i = 0; i < WARMUP; i++) {
+    await payRaw();
+    await payService(-1 - i);
+  }
+  // Interleaved, one of each in turn, so that both paths see the same machine noise (fsync
+  // latency on a shared disk varies from minute to minute).
+  const rawSamples: number[] = [];
+  const serviceSamples: number[] = [];
+  for (let i = 0; i < PAYMENTS; i++) {
+    rawSamples.push(...(await measure(payRaw, 1)));
+    serviceSamples.push(...(await measure(() => payService(i), 1)));
+  }
+  await raw.close();
   await service.close();
   journal.close();
 
