@@ -90,9 +90,9 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     });
     context.service.addTerminal(terminalId, driver);
     // Ctrl-C: a request still waiting for the terminal is abandoned (nothing sent: `failed`,
-    // ABORTED); one at the card step is STOPped on this command's own connection (the outcome
-    // comes back `cancelled`). A second Ctrl-C quits at once; the next command recovers the
-    // transaction as `unknown`, never silently dropping it.
+    // ABORTED); one at the card step is STOPped on this command's own connection (`cancelled`
+    // if the card was not read yet; otherwise the terminal's answer decides). A second Ctrl-C
+    // quits at once; the next command recovers the transaction as `unknown`, never drops it.
     onInterrupt = () => {
       if (++interrupts > 1) process.exit(130);
       spinner?.stop();
