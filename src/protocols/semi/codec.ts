@@ -1,0 +1,171 @@
+import { EcrError } from '../../core/errors.js';
+import { redactPans } from '../../core/pan.js';
+import {
+  isSemiState,
+  SEMI_TRAN_CODES,
+  SEMI_TRAN_MODES,
+  tranCodeName,
+  tranModeName,
+  type SemiState,
+  type SemiTranCode,
+  type SemiTranMode,
+} from './codes.js';
+import { SEMI_MAX_FRAME_BYTES } from './framer.js';
+
+/**
+ * SEMI messages (seed 004, protocols.md "semi"): flat JSON objects of string values, the same
+ * over WebSocket and raw TCP. Pure functions; the driver and the simulator both use them.
+ */
+
+const MAX_FIELD = 256;
+const DIGITS = /^\d{1,12}$/;
+
+export interface SemiRequest {
+  readonly code: SemiTranCode;
+  /** @default 'credit' */
+  readonly mode?: SemiTranMode;
+  /** Minor units; absent for cancel, status and batch close. */
+  readonly amountMinor?: number;
+  /** The POS's reference, echoed by the terminal as MER_TXN_ID (*assumed* request field). */
+  readonly merTxnId?: string;
+  /** The terminal's id of the transaction a void, capture or tip adjust applies to (*assumed*). */
+  readonly origTxnId?: string;
+  /** Tip in minor units for a tip adjust (*assumed*). */
+  readonly tipMinor?: number;
+}
+
+function minorText(field: string, value: number): string {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new EcrError(
+      'INVALID_AMOUNT',
+      `${field}: must be a non-negative integer of minor units`,
+      { field, rule: 'minor units' },
+    );
+  }
+  return String(value);
+}
+
+/** `{"TRAN_MODE":"1","TRAN_CODE":"1","AMOUNT":"100"}` — every value a string, amounts in minor units. */
+export function encodeRequest(request: SemiRequest): string {
+  const fields: Record<string, string> = {
+    TRAN_MODE: SEMI_TRAN_MODES[request.mode ?? 'credit'],
+    TRAN_CODE: SEMI_TRAN_CODES[request.code],
+  };
+  if (request.amountMinor !== undefined) fields.AMOUNT = minorText('AMOUNT', request.amountMinor);
+  if (request.tipMinor !== undefined) fields.TIP_AMOUNT = minorText('TIP_AMOUNT', request.tipMinor);
+  if (request.merTxnId !== undefined) fields.MER_TXN_ID = request.merTxnId;
+  if (request.origTxnId !== undefined) fields.ORIG_TXN_ID = request.origTxnId;
+  return JSON.stringify(fields);
+}
+
+/** A terminal's response, validated, card data masked. */
+export interface SemiResponse {
+  readonly state: SemiState;
+  /** Approved amount in minor units (what a partial approval really charged). */
+  readonly amountMinor?: number;
+  readonly totalAmountMinor?: number;
+  readonly merTxnId?: string;
+  readonly txnId?: string;
+  readonly approvalCode?: string;
+  readonly maskedPan?: string;
+  readonly cardType?: string;
+  readonly message?: string;
+  /** Every other field, masked and bounded, for the journal's details. */
+  readonly fields: Readonly<Record<string, string>>;
+}
+
+function protocolError(field: string, rule: string): EcrError {
+  return new EcrError('PROTOCOL_ERROR', `terminal message ${field}: ${rule}`, { field, rule });
+}
+
+function parseFlatObject(text: string, who: string): Record<string, string> {
+  if (Buffer.byteLength(text, 'utf8') > SEMI_MAX_FRAME_BYTES) {
+    throw new EcrError('FRAME_TOO_LARGE', `${who} message is over ${SEMI_MAX_FRAME_BYTES} bytes`, {
+      field: 'message',
+      rule: `at most ${SEMI_MAX_FRAME_BYTES} bytes`,
+    });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    // No parser message: it quotes the raw bytes.
+    throw protocolError('message', 'must be a JSON object');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw protocolError('message', 'must be a JSON object');
+  const fields: Record<string, string> = {};
+  for (const [key, raw] of Object.entries(value)) {
+    if (key.length > 64)
+      throw protocolError('message', 'field names must be at most 64 characters');
+    if (typeof raw === 'number' && Number.isSafeInteger(raw)) fields[key] = String(raw);
+    else if (typeof raw === 'string') fields[key] = raw;
+    else throw protocolError(redactPans(key), 'must be a string');
+    if ((fields[key] as string).length > MAX_FIELD)
+      throw protocolError(redactPans(key), `must be at most ${MAX_FIELD} characters`);
+    fields[key] = redactPans(fields[key] as string);
+  }
+  return fields;
+}
+
+function amount(fields: Record<string, string>, key: string): number | undefined {
+  const value = fields[key];
+  if (value === undefined || value === '') return undefined;
+  if (!DIGITS.test(value)) throw protocolError(key, 'must be digits (minor units)');
+  return Number(value);
+}
+
+/** Decodes a terminal's response. Throws PROTOCOL_ERROR / FRAME_TOO_LARGE naming the field. */
+export function decodeResponse(text: string): SemiResponse {
+  const fields = parseFlatObject(text, 'terminal');
+  const state = fields.STATE;
+  if (state === undefined) throw protocolError('STATE', 'is required');
+  if (!isSemiState(state))
+    throw protocolError('STATE', `must be one of 0, 1, -1, -2 (got ${state.slice(0, 8)})`);
+  const out: Record<string, unknown> = { state, fields };
+  const set = (name: string, value: unknown): void => {
+    if (value !== undefined && value !== '') out[name] = value;
+  };
+  set('amountMinor', amount(fields, 'AMOUNT'));
+  set('totalAmountMinor', amount(fields, 'TOTAL_AMOUNT'));
+  set('merTxnId', fields.MER_TXN_ID);
+  set('txnId', fields.TXN_ID);
+  set('approvalCode', fields.CODE);
+  set('maskedPan', fields.MASKED_PAN);
+  set('cardType', fields.CARD_TYPE);
+  set('message', fields.ERROR_MSG || fields.AUTH_RSP_TEXT);
+  return out as unknown as SemiResponse;
+}
+
+/** A request as a simulator reads it. */
+export interface DecodedRequest {
+  readonly code: SemiTranCode;
+  readonly mode: SemiTranMode;
+  readonly amountMinor?: number;
+  readonly tipMinor?: number;
+  readonly merTxnId?: string;
+  readonly origTxnId?: string;
+}
+
+/** Decodes a POS request (simulator side). Throws PROTOCOL_ERROR naming the field. */
+export function decodeRequest(text: string): DecodedRequest {
+  const fields = parseFlatObject(text, 'POS');
+  const code = tranCodeName(fields.TRAN_CODE ?? '');
+  if (code === undefined)
+    throw protocolError('TRAN_CODE', 'must be one of the SEMI transaction codes');
+  const mode = tranModeName(fields.TRAN_MODE ?? '1');
+  if (mode === undefined) throw protocolError('TRAN_MODE', 'must be one of the SEMI tender modes');
+  const out: Record<string, unknown> = { code, mode };
+  const amountMinor = amount(fields, 'AMOUNT');
+  const tipMinor = amount(fields, 'TIP_AMOUNT');
+  if (amountMinor !== undefined) out.amountMinor = amountMinor;
+  if (tipMinor !== undefined) out.tipMinor = tipMinor;
+  if (fields.MER_TXN_ID !== undefined) out.merTxnId = fields.MER_TXN_ID;
+  if (fields.ORIG_TXN_ID !== undefined) out.origTxnId = fields.ORIG_TXN_ID;
+  return out as unknown as DecodedRequest;
+}
+
+/** A response as a simulator writes it: every value a string. */
+export function encodeResponse(fields: Readonly<Record<string, string>>): string {
+  return JSON.stringify(fields);
+}
