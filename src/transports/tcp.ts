@@ -1,0 +1,232 @@
+import {
+  createConnection,
+  createServer,
+  type AddressInfo,
+  type Server,
+  type Socket,
+} from 'node:net';
+import { EcrError } from '../core/errors.js';
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_BUFFERED_MESSAGES,
+  type LinkClosed,
+  type MessageLink,
+} from './message-link.js';
+import { listen } from './http-server.js';
+import type { ListeningServer } from './websocket.js';
+
+/** What a stream framer reports; the protocol layer supplies the framer (e.g. SEMI's JSON objects). */
+export type StreamEvent =
+  | { readonly type: 'frame'; readonly text: string }
+  | { readonly type: 'garbage' | 'oversize'; readonly error: EcrError };
+
+export interface StreamFramer {
+  push(chunk: Uint8Array): readonly StreamEvent[];
+}
+
+/** Hook for tests and simulators: how each outgoing message is cut into writes. */
+export type WriteSplitter = (bytes: Uint8Array) => readonly Uint8Array[];
+
+/**
+ * A raw TCP connection as a MessageLink: bytes in go through the injected framer, messages out
+ * are written as UTF-8 with nothing added (the protocol's own encoding delimits them). Garbage
+ * is skipped (the framer resynchronises); an oversize frame ends the link with FRAME_TOO_LARGE.
+ */
+class TcpLink implements MessageLink {
+  readonly closed: Promise<LinkClosed>;
+  private handler: ((text: string) => void) | undefined;
+  private readonly backlog: string[] = [];
+  private failure: EcrError | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    readonly remote: string,
+    framer: StreamFramer,
+    private readonly split: WriteSplitter | undefined,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      for (const event of framer.push(chunk)) {
+        if (event.type === 'frame') this.deliver(event.text);
+        else if (event.type === 'oversize') this.fail(event.error);
+      }
+    });
+    socket.on('error', (error: Error) => {
+      this.failure ??= new EcrError('LINK_LOST', `link to ${remote} failed: ${error.message}`, {
+        cause: error,
+      });
+    });
+    this.closed = new Promise((resolve) => {
+      socket.once('close', (hadError: boolean) => {
+        const closed: LinkClosed = {
+          code: hadError ? 1006 : 1000,
+          reason: hadError ? 'transmission error' : '',
+        };
+        resolve(this.failure === undefined ? closed : { ...closed, error: this.failure });
+      });
+    });
+  }
+
+  get isOpen(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
+  send(text: string): Promise<void> {
+    if (!this.isOpen)
+      return Promise.reject(new EcrError('LINK_LOST', `link to ${this.remote} is closed`));
+    const bytes = Buffer.from(text, 'utf8');
+    const pieces = this.split === undefined ? [bytes] : this.split(bytes);
+    return new Promise((resolve, reject) => {
+      pieces.forEach((piece, i) => {
+        const last = i === pieces.length - 1;
+        this.socket.write(piece, (error) => {
+          if (error !== undefined && error !== null) {
+            reject(
+              new EcrError('LINK_LOST', `send to ${this.remote} failed: ${error.message}`, {
+                cause: error,
+              }),
+            );
+          } else if (last) resolve();
+        });
+      });
+    });
+  }
+
+  onMessage(handler: ((text: string) => void) | undefined): void {
+    this.handler = handler;
+    while (this.handler !== undefined && this.backlog.length > 0)
+      this.handler(this.backlog.shift() as string);
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+
+  terminate(): void {
+    this.socket.destroy();
+  }
+
+  private fail(error: EcrError): void {
+    this.failure ??= error;
+    this.socket.destroy();
+  }
+
+  private deliver(text: string): void {
+    if (this.handler !== undefined) {
+      this.handler(text);
+      return;
+    }
+    if (this.backlog.length >= DEFAULT_MAX_BUFFERED_MESSAGES) {
+      this.fail(
+        new EcrError(
+          'FRAME_TOO_LARGE',
+          `more than ${DEFAULT_MAX_BUFFERED_MESSAGES} unread messages from ${this.remote}`,
+        ),
+      );
+      return;
+    }
+    this.backlog.push(text);
+  }
+}
+
+export interface TcpConnectOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly framer: StreamFramer;
+  /** @default DEFAULT_CONNECT_TIMEOUT_MS */
+  readonly connectTimeoutMs?: number;
+  readonly signal?: AbortSignal;
+  readonly split?: WriteSplitter;
+}
+
+/** Opens a TCP link; TERMINAL_UNREACHABLE when no connection can be made in time. */
+export function connectTcp(options: TcpConnectOptions): Promise<MessageLink> {
+  const target = `${options.host}:${options.port}`;
+  return new Promise((resolve, reject) => {
+    if (options.signal?.aborted === true) {
+      reject(new EcrError('ABORTED', 'cancelled before connecting'));
+      return;
+    }
+    const socket = createConnection({ host: options.host, port: options.port });
+    let settled = false;
+    const finish = (error?: EcrError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+      if (error === undefined) {
+        resolve(
+          new TcpLink(
+            socket,
+            `${socket.remoteAddress}:${socket.remotePort}`,
+            options.framer,
+            options.split,
+          ),
+        );
+      } else {
+        socket.destroy();
+        reject(error);
+      }
+    };
+    const onError = (error: Error): void =>
+      finish(
+        new EcrError('TERMINAL_UNREACHABLE', `cannot connect to ${target}: ${error.message}`, {
+          cause: error,
+        }),
+      );
+    const onAbort = (): void => finish(new EcrError('ABORTED', 'cancelled while connecting'));
+    const timer = setTimeout(
+      () =>
+        finish(
+          new EcrError(
+            'TERMINAL_UNREACHABLE',
+            `cannot connect to ${target} within ${options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`,
+          ),
+        ),
+      options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    );
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', onError);
+    socket.once('connect', () => finish());
+  });
+}
+
+export interface TcpServerOptions {
+  /** @default '127.0.0.1' */
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** A fresh framer per connection. */
+  readonly framer: () => StreamFramer;
+  readonly onConnection: (link: MessageLink) => void;
+  readonly split?: WriteSplitter;
+}
+
+/** A TCP server whose connections are MessageLinks (simulators). */
+export async function listenTcp(options: TcpServerOptions): Promise<ListeningServer> {
+  const host = options.host ?? '127.0.0.1';
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    options.onConnection(
+      new TcpLink(
+        socket,
+        `${socket.remoteAddress}:${socket.remotePort}`,
+        options.framer(),
+        options.split,
+      ),
+    );
+  });
+  await listen(server, options.port, host);
+  return {
+    port: (server.address() as AddressInfo).port,
+    host,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
