@@ -139,20 +139,3 @@ export function redactPans(text: string): string {
 export function containsPan(text: string): boolean {
   return redactPans(text) !== text;
 }
-
-/** Deep copy of a JSON value with `redactPans` applied to every string. */
-export function redactJson(value: unknown): unknown {
-  if (typeof value === 'string') return redactPans(value);
-  if (Array.isArray(value)) return value.map(redactJson);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [key, inner] of Object.entries(value)) {
-      // Track data and CVV have no business being kept at all, masked or not.
-      out[key] = SECRET_KEYS.test(key) ? '[removed]' : redactJson(inner);
-    }
-    return out;
-  }
-  return value;
-}
-
-const SECRET_KEYS = /track|cvv|cvc|^cid$|^pin(_?block)?$/i;
