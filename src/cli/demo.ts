@@ -15,7 +15,8 @@ export async function runDemo(
     currency: 'LKR',
     cardDelay: 1500,
     slowAnswer: 5000,
-    logLevel: 'warn',
+    logLevel: 'info',
+    json: options.json,
   });
   const pay = (amount: string, reference: string) =>
     `npx ecr-bridge pay --terminal ${info.url} --token ${DEMO_TOKEN} --pos POS-1 --amount ${amount} --currency LKR --reference ${reference}`;

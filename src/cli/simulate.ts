@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { invalid } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
+import { humanLogDestination } from './human-log.js';
 import { requireCurrency } from '../core/money.js';
 import { PayableSimulator } from '../simulators/payable/simulator.js';
 import type { CommandOutput, CommonOptions } from './main.js';
@@ -17,7 +18,7 @@ export interface SimulateOptions extends CommonOptions {
 
 /** Starts a PAYable simulator and returns it with a description of where it listens. */
 export async function startPayableSimulator(
-  options: Omit<SimulateOptions, keyof CommonOptions> & { logLevel: string },
+  options: Omit<SimulateOptions, keyof CommonOptions> & { logLevel: string; json: boolean },
 ) {
   const simulator = await new PayableSimulator({
     host: options.host,
@@ -26,7 +27,11 @@ export async function startPayableSimulator(
     currency: requireCurrency(options.currency).code,
     cardDelayMs: options.cardDelay,
     slowAnswerMs: options.slowAnswer,
-    logger: createLogger({ level: options.logLevel }),
+    // JSON lines for --json (machines), one readable line per event otherwise.
+    logger: createLogger({
+      level: options.logLevel,
+      ...(options.json ? {} : { destination: humanLogDestination() }),
+    }),
     ...(options.token === undefined ? {} : { token: options.token }),
   }).start();
   const info = {
