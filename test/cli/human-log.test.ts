@@ -11,6 +11,6 @@ it('simulator logs for people: one line per event, time, level, message, fields;
   logger.info({ reference: 'ORDER-1', txid: 7, pan: '4111111111111111' }, 'card charged');
   logger.debug('not shown');
   expect(text).toMatch(
-    /^\d\d:\d\d:\d\d info  card charged reference=ORDER-1 txid=7 pan=\[redacted\]\n$/,
+    /^\d\d:\d\d:\d\d info {2}card charged reference=ORDER-1 txid=7 pan=\[redacted\]\n$/,
   );
 });
