@@ -1,7 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { EcrError } from '../core/errors.js';
-import type { AddressInfo, Server, Socket } from 'node:net';
-import type { ListeningServer } from './websocket.js';
+import { serve, type ListeningServer } from './serve.js';
 
 export interface HttpReply {
   readonly status: number;
@@ -21,7 +19,6 @@ export async function listenHttp(options: {
   readonly handle: (path: string, query: URLSearchParams) => HttpReply;
 }): Promise<ListeningServer> {
   const host = options.host ?? '127.0.0.1';
-  const sockets = new Set<Socket>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let reply: HttpReply;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -37,44 +34,9 @@ export async function listenHttp(options: {
     res.writeHead(reply.status, { 'content-type': reply.contentType, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : reply.body);
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await listen(server, options.port, host, options.field);
-  return {
-    port: (server.address() as AddressInfo).port,
+  return serve(server, {
+    port: options.port,
     host,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** `server.listen` as a promise, with a clear error for a port in use or not allowed. */
-export function listen(server: Server, port: number, host: string, field = 'port'): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      const why =
-        error.code === 'EADDRINUSE'
-          ? 'is already in use'
-          : error.code === 'EACCES'
-            ? 'needs privileges'
-            : `cannot be used (${error.message})`;
-      reject(
-        new EcrError(
-          'INVALID_INPUT',
-          `${field}: ${port} on ${host} ${why}; choose another (0 picks a free one)`,
-          { field, rule: 'must be a free port' },
-        ),
-      );
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
+    ...(options.field === undefined ? {} : { field: options.field }),
   });
 }

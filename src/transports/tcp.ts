@@ -1,10 +1,4 @@
-import {
-  createConnection,
-  createServer,
-  type AddressInfo,
-  type Server,
-  type Socket,
-} from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { EcrError } from '../core/errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -12,8 +6,7 @@ import {
   type LinkClosed,
   type MessageLink,
 } from './message-link.js';
-import { listen } from './http-server.js';
-import type { ListeningServer } from './websocket.js';
+import { serve, type ListeningServer } from './serve.js';
 
 /** What a stream framer reports; the protocol layer supplies the framer (e.g. SEMI's JSON objects). */
 export type StreamEvent =
@@ -206,10 +199,7 @@ export interface TcpServerOptions {
 /** A TCP server whose connections are MessageLinks (simulators). */
 export async function listenTcp(options: TcpServerOptions): Promise<ListeningServer> {
   const host = options.host ?? '127.0.0.1';
-  const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     options.onConnection(
       new TcpLink(
         socket,
@@ -219,14 +209,5 @@ export async function listenTcp(options: TcpServerOptions): Promise<ListeningSer
       ),
     );
   });
-  await listen(server, options.port, host);
-  return {
-    port: (server.address() as AddressInfo).port,
-    host,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return serve(server, { port: options.port, host });
 }

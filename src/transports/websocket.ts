@@ -1,9 +1,11 @@
 import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { EcrError } from '../core/errors.js';
 import { withoutSecrets } from '../core/terminal-address.js';
-import { listen } from './http-server.js';
+import { serve, type ListeningServer } from './serve.js';
+
+export type { ListeningServer } from './serve.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_BUFFERED_MESSAGES,
@@ -198,12 +200,6 @@ export interface WebSocketServerOptions<C> {
   readonly onConnection: (link: MessageLink, context: C) => void;
 }
 
-export interface ListeningServer {
-  readonly port: number;
-  readonly host: string;
-  close(): Promise<void>;
-}
-
 /** A WebSocket server whose handshake can be refused with any HTTP status (PAYable: 404). */
 export async function listenWebSocket<C>(
   options: WebSocketServerOptions<C>,
@@ -216,11 +212,6 @@ export async function listenWebSocket<C>(
   });
   const http = createServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n');
-  });
-  const sockets = new Set<Socket>();
-  http.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
   });
   http.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
     const remote = `/${socket.remoteAddress}:${socket.remotePort}`;
@@ -241,16 +232,12 @@ export async function listenWebSocket<C>(
       options.onConnection(new WebSocketLink(ws, remote), context),
     );
   });
-  await listen(http, options.port, host);
-  return {
-    port: (http.address() as AddressInfo).port,
+  return serve(http, {
+    port: options.port,
     host,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const client of wss.clients) client.terminate();
-        for (const socket of sockets) socket.destroy();
-        wss.close();
-        http.close(() => resolve());
-      }),
-  };
+    beforeClose: () => {
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+    },
+  });
 }
