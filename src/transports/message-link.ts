@@ -1,4 +1,4 @@
-import type { EcrError } from '../core/errors.js';
+import { EcrError } from '../core/errors.js';
 
 /** Messages buffered while nobody listens yet (e.g. a greeting sent before a handler is set). */
 export const DEFAULT_MAX_BUFFERED_MESSAGES = 64;
@@ -35,4 +35,43 @@ export interface MessageLink {
   close(code?: number, reason?: string): void;
   /** Drops the connection without a closing handshake (a pulled cable). */
   terminate(): void;
+}
+
+/**
+ * The receiving side every MessageLink shares: one handler; messages that arrive while none is
+ * set wait in a bounded backlog. Past the bound, `overflow` gets a FRAME_TOO_LARGE error and
+ * the link is expected to close.
+ */
+export class Inbox {
+  private handler: ((text: string) => void) | undefined;
+  private readonly backlog: string[] = [];
+
+  constructor(
+    private readonly remote: string,
+    private readonly overflow: (error: EcrError) => void,
+  ) {}
+
+  setHandler(handler: ((text: string) => void) | undefined): void {
+    this.handler = handler;
+    // A handler may detach itself while the backlog drains: keep the rest for the next one.
+    while (this.handler !== undefined && this.backlog.length > 0)
+      this.handler(this.backlog.shift() as string);
+  }
+
+  deliver(text: string): void {
+    if (this.handler !== undefined) {
+      this.handler(text);
+      return;
+    }
+    if (this.backlog.length >= DEFAULT_MAX_BUFFERED_MESSAGES) {
+      this.overflow(
+        new EcrError(
+          'FRAME_TOO_LARGE',
+          `more than ${DEFAULT_MAX_BUFFERED_MESSAGES} unread messages from ${this.remote}`,
+        ),
+      );
+      return;
+    }
+    this.backlog.push(text);
+  }
 }

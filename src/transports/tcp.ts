@@ -2,8 +2,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { EcrError } from '../core/errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_MAX_BUFFERED_MESSAGES,
   type LinkClosed,
+  Inbox,
   type MessageLink,
 } from './message-link.js';
 import { serve, type ListeningServer } from './serve.js';
@@ -27,8 +27,7 @@ export type WriteSplitter = (bytes: Uint8Array) => readonly Uint8Array[];
  */
 class TcpLink implements MessageLink {
   readonly closed: Promise<LinkClosed>;
-  private handler: ((text: string) => void) | undefined;
-  private readonly backlog: string[] = [];
+  private readonly inbox: Inbox;
   private failure: EcrError | undefined;
 
   constructor(
@@ -37,10 +36,11 @@ class TcpLink implements MessageLink {
     framer: StreamFramer,
     private readonly split: WriteSplitter | undefined,
   ) {
+    this.inbox = new Inbox(remote, (error) => this.fail(error));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       for (const event of framer.push(chunk)) {
-        if (event.type === 'frame') this.deliver(event.text);
+        if (event.type === 'frame') this.inbox.deliver(event.text);
         else if (event.type === 'oversize') this.fail(event.error);
       }
     });
@@ -86,9 +86,7 @@ class TcpLink implements MessageLink {
   }
 
   onMessage(handler: ((text: string) => void) | undefined): void {
-    this.handler = handler;
-    while (this.handler !== undefined && this.backlog.length > 0)
-      this.handler(this.backlog.shift() as string);
+    this.inbox.setHandler(handler);
   }
 
   close(): void {
@@ -102,23 +100,6 @@ class TcpLink implements MessageLink {
   private fail(error: EcrError): void {
     this.failure ??= error;
     this.socket.destroy();
-  }
-
-  private deliver(text: string): void {
-    if (this.handler !== undefined) {
-      this.handler(text);
-      return;
-    }
-    if (this.backlog.length >= DEFAULT_MAX_BUFFERED_MESSAGES) {
-      this.fail(
-        new EcrError(
-          'FRAME_TOO_LARGE',
-          `more than ${DEFAULT_MAX_BUFFERED_MESSAGES} unread messages from ${this.remote}`,
-        ),
-      );
-      return;
-    }
-    this.backlog.push(text);
   }
 }
 

@@ -8,24 +8,27 @@ import { serve, type ListeningServer } from './serve.js';
 export type { ListeningServer } from './serve.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_MAX_BUFFERED_MESSAGES,
   DEFAULT_MAX_MESSAGE_BYTES,
   type LinkClosed,
+  Inbox,
   type MessageLink,
 } from './message-link.js';
 
 /** A WebSocket as a MessageLink. Text frames only; binary frames are decoded as UTF-8. */
 class WebSocketLink implements MessageLink {
   readonly closed: Promise<LinkClosed>;
-  private handler: ((text: string) => void) | undefined;
-  private readonly backlog: string[] = [];
+  private readonly inbox: Inbox;
   private failure: EcrError | undefined;
 
   constructor(
     private readonly socket: WebSocket,
     readonly remote: string,
   ) {
-    socket.on('message', (data: RawData) => this.deliver(rawToText(data)));
+    this.inbox = new Inbox(remote, (error) => {
+      this.failure ??= error;
+      this.close(1008, 'too many unread messages');
+    });
+    socket.on('message', (data: RawData) => this.inbox.deliver(rawToText(data)));
     socket.on('error', (error: Error & { code?: string }) => {
       this.failure ??=
         error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
@@ -67,10 +70,7 @@ class WebSocketLink implements MessageLink {
   }
 
   onMessage(handler: ((text: string) => void) | undefined): void {
-    this.handler = handler;
-    // A handler may detach itself while the backlog drains: keep the rest for the next one.
-    while (this.handler !== undefined && this.backlog.length > 0)
-      this.handler(this.backlog.shift() as string);
+    this.inbox.setHandler(handler);
   }
 
   close(code = 1000, reason = ''): void {
@@ -84,22 +84,6 @@ class WebSocketLink implements MessageLink {
 
   terminate(): void {
     this.socket.terminate();
-  }
-
-  private deliver(text: string): void {
-    if (this.handler !== undefined) {
-      this.handler(text);
-      return;
-    }
-    if (this.backlog.length >= DEFAULT_MAX_BUFFERED_MESSAGES) {
-      this.failure ??= new EcrError(
-        'FRAME_TOO_LARGE',
-        `more than ${DEFAULT_MAX_BUFFERED_MESSAGES} unread messages from ${this.remote}`,
-      );
-      this.close(1008, 'too many unread messages');
-      return;
-    }
-    this.backlog.push(text);
   }
 }
 
