@@ -1,6 +1,7 @@
 import { EcrError } from '../../core/errors.js';
 import { formatMinor } from '../../core/money.js';
 import { redactPans } from '../../core/pan.js';
+import { parseJsonObject } from '../json-object.js';
 import { isPayableStatus, type PayableStatus } from './statuses.js';
 
 /**
@@ -90,36 +91,6 @@ function protocolError(field: string, rule: string, detail?: string): EcrError {
   );
 }
 
-function parseObject(text: string, who: string): Record<string, unknown> {
-  if (Buffer.byteLength(text, 'utf8') > MAX_MESSAGE_BYTES) {
-    throw new EcrError('FRAME_TOO_LARGE', `${who} message is over ${MAX_MESSAGE_BYTES} bytes`, {
-      field: 'message',
-      rule: `at most ${MAX_MESSAGE_BYTES} bytes`,
-    });
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new EcrError(
-      'PROTOCOL_ERROR',
-      `malformed JSON from the ${who}: ${(error as Error).message}`,
-      {
-        field: 'message',
-        rule: 'must be a JSON object',
-        // No `cause`: the parser's own message quotes the raw text, card numbers and all.
-      },
-    );
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new EcrError('PROTOCOL_ERROR', `the ${who} sent JSON that is not an object`, {
-      field: 'message',
-      rule: 'must be a JSON object',
-    });
-  }
-  return value as Record<string, unknown>;
-}
-
 /** Optional short text field: masked, bounded; anything else is a protocol error. */
 function text(obj: Record<string, unknown>, key: string, path = key): string | undefined {
   const value = obj[key];
@@ -156,7 +127,7 @@ export function decodeTerminalMessage(frame: string): TerminalMessage {
       throw protocolError('serial', 'must be 1–256 characters');
     return { type: 'greeting', serial: redactPans(serial), legacy: true };
   }
-  const obj = parseObject(frame, 'terminal');
+  const obj = parseJsonObject(frame, 'terminal', MAX_MESSAGE_BYTES);
   const status = obj.status;
   if (typeof status !== 'string') throw protocolError('status', 'must be a string');
   if (!isPayableStatus(status))
@@ -219,7 +190,7 @@ export type PosMessage =
 
 /** Decodes one frame a POS sent to a terminal. Throws PROTOCOL_ERROR naming the field. */
 export function decodePosMessage(frame: string): PosMessage {
-  const obj = parseObject(frame, 'POS');
+  const obj = parseJsonObject(frame, 'POS', MAX_MESSAGE_BYTES);
   const endpoint = obj.endpoint;
   if (endpoint === 'STOP') {
     const terminal = text(obj, 'terminal');

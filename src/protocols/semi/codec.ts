@@ -1,5 +1,6 @@
 import { EcrError } from '../../core/errors.js';
 import { redactPans } from '../../core/pan.js';
+import { parseJsonObject } from '../json-object.js';
 import {
   isSemiState,
   SEMI_TRAN_CODES,
@@ -79,21 +80,7 @@ function protocolError(field: string, rule: string): EcrError {
 }
 
 function parseFlatObject(text: string, who: string): Record<string, string> {
-  if (Buffer.byteLength(text, 'utf8') > SEMI_MAX_FRAME_BYTES) {
-    throw new EcrError('FRAME_TOO_LARGE', `${who} message is over ${SEMI_MAX_FRAME_BYTES} bytes`, {
-      field: 'message',
-      rule: `at most ${SEMI_MAX_FRAME_BYTES} bytes`,
-    });
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    // No parser message: it quotes the raw bytes.
-    throw protocolError('message', 'must be a JSON object');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw protocolError('message', 'must be a JSON object');
+  const value = parseJsonObject(text, who, SEMI_MAX_FRAME_BYTES);
   const fields: Record<string, string> = {};
   for (const [key, raw] of Object.entries(value)) {
     if (key.length > 64)
