@@ -1,5 +1,15 @@
 import { EcrError } from './errors.js';
-import type { DriverOutcome, PaymentRequest, TransactionKind } from './transaction.js';
+import type { Money } from './money.js';
+import type { DriverOutcome, MoneyKind, PaymentRequest, TransactionKind } from './transaction.js';
+
+/** The earlier transaction a void, capture, tip adjust or linked refund applies to. */
+export interface OriginalTransaction {
+  readonly reference: string;
+  readonly kind: MoneyKind;
+  readonly amount: Money;
+  /** The terminal's id of it, as the terminal reported it. */
+  readonly terminalTxId?: string;
+}
 
 /** A request as a driver sees it: the payment plus the wire id the journal assigned to it. */
 export interface DriverRequest extends PaymentRequest {
@@ -8,6 +18,36 @@ export interface DriverRequest extends PaymentRequest {
    * number their requests (PAYable's `id`, refused when repeated).
    */
   readonly wireId: number;
+  /** Set by TransactionService from the journal when `originalReference` names a transaction. */
+  readonly original?: OriginalTransaction;
+}
+
+/** The request whose outcome a status query asks about. */
+export interface StatusTarget {
+  readonly reference: string;
+  /** The wire id it was sent with, when known. */
+  readonly wireId?: number;
+}
+
+export interface StatusQueryOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * Keep asking, through reconnects and "busy" answers, until the driver's recovery window ends:
+   * right after a lost answer the terminal may still be at the card step. Otherwise one query.
+   * @default false
+   */
+  readonly patient?: boolean;
+}
+
+/** What a batch close reports. */
+export interface BatchTotals {
+  readonly batchNumber: string;
+  readonly saleCount: number;
+  readonly sales: Money;
+  readonly refundCount: number;
+  readonly refunds: Money;
+  /** Sales minus refunds (negative when refunds outweigh sales). */
+  readonly net: Money;
 }
 
 export interface ExecuteOptions {
@@ -53,6 +93,15 @@ export interface TerminalDriver {
    * never cancels what another POS started.
    */
   cancelCurrent(): Promise<boolean>;
+  /**
+   * With the `status` capability: asks the terminal what became of `target`. Only meaningful for
+   * the latest request sent to the terminal (TransactionService calls it under the terminal's
+   * lock, before anything else is sent). Resolves `unknown` when the terminal cannot tell;
+   * `failed` when it shows the request never completed (nothing charged).
+   */
+  queryOutcome?(target: StatusTarget, options?: StatusQueryOptions): Promise<DriverOutcome>;
+  /** With the `batch-close` capability: settles the terminal's open batch and reports its totals. */
+  batchClose?(options?: { readonly signal?: AbortSignal }): Promise<BatchTotals>;
   close(): Promise<void>;
 }
 

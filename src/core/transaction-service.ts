@@ -2,7 +2,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Journal, JournalRow, Owner } from '../journal/journal.js';
-import { requireCapability, type TerminalDriver } from './driver.js';
+import {
+  requireCapability,
+  type BatchTotals,
+  type OriginalTransaction,
+  type TerminalDriver,
+} from './driver.js';
 import { EcrError, invalid, toEcrError } from './errors.js';
 import { silentLogger } from './logger.js';
 import { MAX_TIMER_MS, parseOptions, wholeNumber } from './options.js';
@@ -11,8 +16,10 @@ import { HEARTBEAT_INTERVAL_MS, isOwnerAlive, makeOwner } from './owner.js';
 import { DEFAULT_MAX_QUEUE, TerminalQueue } from './terminal-queue.js';
 import {
   isFinal,
+  KINDS_NEEDING_ORIGINAL,
   validatePaymentRequest,
   type DriverOutcome,
+  type MoneyKind,
   type PaymentRequest,
   type TransactionResult,
 } from './transaction.js';
@@ -70,6 +77,16 @@ const OPTIONS = z.strictObject({
     )
     .optional(),
 });
+
+/** What a void, capture, tip adjust or refund may apply to. */
+const ORIGINAL_KINDS: Readonly<Record<MoneyKind, readonly MoneyKind[]>> = {
+  sale: [],
+  auth: [],
+  refund: ['sale', 'capture'],
+  void: ['sale', 'refund', 'auth', 'capture', 'tip-adjust'],
+  capture: ['auth'],
+  'tip-adjust': ['sale', 'capture'],
+};
 
 export interface PayOptions {
   /** Aborts while waiting for the terminal; once the request is sent the outcome is awaited. */
@@ -148,6 +165,7 @@ export class TransactionService {
     const valid = validatePaymentRequest(request, this.maxAmountMinor);
     const { reference, amount } = valid;
     terminal.driver.validate(valid);
+    const original = this.original(terminalId, valid);
 
     const claim = this.journal.claim({
       merchantId: this.merchantId,
@@ -180,7 +198,13 @@ export class TransactionService {
       }
       return this.awaitExisting(row, options.signal);
     }
-    const attempt = this.drive(terminal, claim.row, valid, claim.wireId, options);
+    const attempt = this.drive(
+      terminal,
+      claim.row,
+      original === undefined ? valid : { ...valid, original },
+      claim.wireId,
+      options,
+    );
     this.inFlight.set(claim.row.id, attempt);
     try {
       return await attempt;
@@ -211,6 +235,105 @@ export class TransactionService {
     await Promise.all([...this.terminals.values()].map((t) => t.driver.close()));
   }
 
+  /**
+   * Closes the terminal's batch, in turn with its transactions (one at a time per terminal, and
+   * across processes), and returns the totals the terminal reports.
+   */
+  async batchClose(terminalId: string): Promise<BatchTotals> {
+    const { driver, queue } = this.terminal(terminalId);
+    requireCapability(driver, 'batch-close');
+    const close = driver.batchClose;
+    if (close === undefined) throw new EcrError('INTERNAL', `${driver.protocol} lacks batchClose`);
+    return queue.run(() =>
+      this.withTerminalLock(driver.endpoint, undefined, () => close.call(driver)),
+    );
+  }
+
+  /**
+   * The journaled transaction a void, capture, tip adjust or linked refund applies to: it must
+   * exist on the same terminal and be approved. Refused (nothing journaled) otherwise.
+   */
+  private original(terminalId: string, request: PaymentRequest): OriginalTransaction | undefined {
+    const reference = request.originalReference;
+    if (reference === undefined) return undefined;
+    const row = this.journal.find({ merchantId: this.merchantId, terminalId, reference });
+    if (row === undefined) {
+      if (!KINDS_NEEDING_ORIGINAL.has(request.kind)) return undefined;
+      throw new EcrError(
+        'NOT_FOUND',
+        `originalReference: no transaction ${reference} on terminal ${terminalId}`,
+        { field: 'originalReference', rule: 'must name a transaction of this terminal' },
+      );
+    }
+    const allowed = ORIGINAL_KINDS[request.kind];
+    if (row.state !== 'approved' || !allowed.includes(row.kind)) {
+      throw invalid(
+        'INVALID_INPUT',
+        'originalReference',
+        `must name an approved ${allowed.join(' or ')} for a ${request.kind}`,
+        `${reference} is a ${row.state} ${row.kind}`,
+      );
+    }
+    const amount = { minor: row.amountMinor, currency: row.currency };
+    if (request.kind === 'void' && request.amount.minor !== amount.minor) {
+      throw invalid(
+        'INVALID_AMOUNT',
+        'amount',
+        `must be the voided amount, ${formatMoney(amount)}`,
+      );
+    }
+    if (
+      (request.kind === 'capture' || request.kind === 'refund') &&
+      request.amount.minor > amount.minor
+    ) {
+      throw invalid(
+        'INVALID_AMOUNT',
+        'amount',
+        `must be at most the original amount, ${formatMoney(amount)}`,
+      );
+    }
+    return {
+      reference,
+      kind: row.kind,
+      amount,
+      ...(row.terminalTxId === undefined ? {} : { terminalTxId: row.terminalTxId }),
+    };
+  }
+
+  /**
+   * Before a new request goes to a terminal that can answer a status query: if the latest
+   * request sent to it ended `unknown` (a lost answer the recovery could not settle, or a crash),
+   * ask now — once another transaction runs, "the last transaction" is no longer that one. If the
+   * terminal still cannot say, nothing new is sent (TERMINAL_NOT_READY, certainly not charged).
+   */
+  private async settleEarlier(
+    driver: TerminalDriver,
+    current: JournalRow,
+    log: Logger,
+  ): Promise<void> {
+    if (driver.queryOutcome === undefined) return;
+    const latest = this.journal
+      .list({ terminalId: current.terminalId, limit: 50 })
+      .find((r) => r.id < current.id && r.state !== 'received' && r.state !== 'failed');
+    if (latest?.state !== 'unknown') return;
+    const found = await driver.queryOutcome({ reference: latest.reference });
+    if (found.outcome === 'unknown') {
+      throw new EcrError(
+        'TERMINAL_NOT_READY',
+        `the outcome of ${latest.reference} on this terminal is still unknown and the terminal did not answer the status query: nothing was sent`,
+      );
+    }
+    const settled = this.journal.resolveUnknown(latest.id, {
+      ...found,
+      message: `${found.message ?? ''} before the next transaction`,
+    });
+    if (settled !== undefined)
+      log.warn(
+        { reference: latest.reference, outcome: settled.state },
+        'unknown transaction settled',
+      );
+  }
+
   private terminal(terminalId: string): Terminal {
     const terminal = this.terminals.get(terminalId);
     if (terminal === undefined) {
@@ -227,7 +350,7 @@ export class TransactionService {
   private async drive(
     terminal: Terminal,
     row: JournalRow,
-    request: PaymentRequest,
+    request: PaymentRequest & { readonly original?: OriginalTransaction },
     wireId: number,
     options: PayOptions,
   ): Promise<TransactionResult> {
@@ -251,7 +374,7 @@ export class TransactionService {
   private async driveOnce(
     terminal: Terminal,
     row: JournalRow,
-    request: PaymentRequest,
+    request: PaymentRequest & { readonly original?: OriginalTransaction },
     wireId: number,
     options: PayOptions,
   ): Promise<TransactionResult> {
@@ -260,11 +383,12 @@ export class TransactionService {
     try {
       outcome = await terminal.queue.run(() =>
         this.withTerminalLock(terminal.driver.endpoint, options.signal, async () => {
+          await this.settleEarlier(terminal.driver, row, log);
           log.info(
             { kind: request.kind, amount: formatMoney(request.amount) },
             'sending to terminal',
           );
-          return terminal.driver.execute(
+          const first = await terminal.driver.execute(
             { ...request, wireId },
             {
               ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -272,6 +396,20 @@ export class TransactionService {
               onLateOutcome: (late) => this.settleLate(row, late, log),
             },
           );
+          if (first.outcome !== 'unknown' || terminal.driver.queryOutcome === undefined)
+            return first;
+          // Invariant 1: never sent again; the terminal's status query says what happened.
+          log.warn({ err: first.message }, 'outcome not seen: asking the terminal');
+          const found = await terminal.driver.queryOutcome(
+            { reference: row.reference, wireId },
+            { patient: true },
+          );
+          return found.outcome === 'unknown'
+            ? { ...first, message: `${first.message ?? 'no answer'}; ${found.message ?? ''}` }
+            : {
+                ...found,
+                message: `${found.message ?? ''} (after: ${first.message ?? 'no answer'})`,
+              };
         }),
       );
     } catch (thrown) {

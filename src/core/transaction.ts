@@ -1,13 +1,35 @@
 import { invalid, type ErrorCode } from './errors.js';
 import { DEFAULT_MAX_AMOUNT_MINOR, moneyFromMinor, type Money } from './money.js';
 
-/** What a POS can ask of a terminal. `sale`, `refund` and `void` move money and are journaled. */
-export const TRANSACTION_KINDS = ['sale', 'refund', 'void', 'cancel-current', 'status'] as const;
-export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
-
-/** The kinds that move money: each is journaled under its reference before any byte is sent. */
-export const MONEY_KINDS = ['sale', 'refund', 'void'] as const;
+/**
+ * The kinds that move money (or hold it: `auth`): each is journaled under its reference before
+ * any byte is sent.
+ */
+export const MONEY_KINDS = ['sale', 'refund', 'void', 'auth', 'capture', 'tip-adjust'] as const;
 export type MoneyKind = (typeof MONEY_KINDS)[number];
+
+/**
+ * Money kinds that act on an earlier transaction of the same terminal, named by
+ * `originalReference`: a void cancels it, a capture completes an auth, a tip adjust adds a tip.
+ */
+export const KINDS_NEEDING_ORIGINAL: ReadonlySet<MoneyKind> = new Set([
+  'void',
+  'capture',
+  'tip-adjust',
+]);
+
+/**
+ * What a POS can ask of a terminal: the money kinds, plus cancelling the transaction in progress,
+ * asking the terminal for the outcome of the last one (`status`, what resolves `unknown`), and
+ * closing the batch.
+ */
+export const TRANSACTION_KINDS = [
+  ...MONEY_KINDS,
+  'cancel-current',
+  'status',
+  'batch-close',
+] as const;
+export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
 
 /**
  * Final outcomes. `failed` means certainly not charged (refused before the card step);
@@ -34,7 +56,10 @@ export interface PaymentRequest {
   readonly amount: Money;
   /** @default 'card' */
   readonly method?: PaymentMethod;
-  /** Reference of the transaction a `refund` or `void` applies to. */
+  /**
+   * Reference of the transaction this one applies to: required for `void`, `capture` and
+   * `tip-adjust` (see KINDS_NEEDING_ORIGINAL), optional for `refund`.
+   */
   readonly originalReference?: string;
   readonly receiptEmail?: string;
   readonly receiptSms?: string;
@@ -137,6 +162,13 @@ export function validatePaymentRequest(
   }
   if (request.originalReference !== undefined)
     validateReference(request.originalReference, 'originalReference');
+  else if (KINDS_NEEDING_ORIGINAL.has(request.kind)) {
+    throw invalid(
+      'INVALID_INPUT',
+      'originalReference',
+      `is required for a ${request.kind}: the reference of the transaction it applies to`,
+    );
+  }
   const { receiptEmail, receiptSms } = request;
   if (
     receiptEmail !== undefined &&

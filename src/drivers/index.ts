@@ -2,7 +2,16 @@ import type { Logger } from 'pino';
 import type { TerminalDriver } from '../core/driver.js';
 import { EcrError } from '../core/errors.js';
 import type { TerminalAddress } from '../core/terminal-address.js';
-import { PayableDriver } from './payable.js';
+import type { Protocol } from '../core/terminal-address.js';
+import { PAYABLE_DEFAULT_CURRENCY, PayableDriver } from './payable.js';
+import { SEMI_DEFAULT_CURRENCY, SemiDriver } from './semi.js';
+
+/** A terminal's currency when neither its address (`?currency=`) nor a setting names one. */
+export const DEFAULT_CURRENCIES: Readonly<Record<Protocol, string>> = {
+  payable: PAYABLE_DEFAULT_CURRENCY,
+  semi: SEMI_DEFAULT_CURRENCY,
+  concert: 'EUR',
+};
 
 export interface DriverSettings {
   readonly token?: string;
@@ -40,9 +49,23 @@ export function createDriver(
       ...(settings.logger === undefined ? {} : { logger: settings.logger }),
     });
   }
+  if (address.protocol === 'semi' && (address.transport === 'ws' || address.transport === 'tcp')) {
+    const currency = settings.currency ?? address.params.currency;
+    return new SemiDriver({
+      url: `${address.transport}://${address.host}:${address.port}`,
+      ...(currency === undefined ? {} : { currency }),
+      ...(settings.answerTimeoutMs === undefined
+        ? {}
+        : { answerTimeoutMs: settings.answerTimeoutMs }),
+      ...(settings.connectTimeoutMs === undefined
+        ? {}
+        : { connectTimeoutMs: settings.connectTimeoutMs }),
+      ...(settings.logger === undefined ? {} : { logger: settings.logger }),
+    });
+  }
   throw new EcrError(
     'UNSUPPORTED_OPERATION',
-    `${address.protocol} terminals over ${address.transport} are not available in this release of ecr-bridge (payable over ws is)`,
+    `${address.protocol} terminals over ${address.transport} are not available in this release of ecr-bridge (payable over ws and semi over ws or tcp are)`,
     { field: 'terminal', rule: 'protocol and transport must have a driver' },
   );
 }

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
@@ -18,7 +17,7 @@ import {
   encodePayment,
   MAX_MESSAGE_BYTES,
 } from '../protocols/payable/codec.js';
-import { backoffDelay } from '../transports/backoff.js';
+import { connectWithRetries } from '../transports/backoff.js';
 import { connectWebSocket } from '../transports/websocket.js';
 import { PayableConnection } from './payable-connection.js';
 
@@ -209,28 +208,14 @@ export class PayableDriver implements TerminalDriver {
   }
 
   private async connectWithRetries(signal?: AbortSignal): Promise<PayableConnection> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const connection = await this.open(signal);
-        this.connection = connection;
-        return connection;
-      } catch (error) {
-        const e = toEcrError(error, 'TERMINAL_UNREACHABLE');
-        if (e.code !== 'TERMINAL_UNREACHABLE' || attempt + 1 >= this.connectAttempts) throw e;
-        if (signal?.aborted === true) throw new EcrError('ABORTED', 'cancelled while connecting');
-        this.logger.warn(
-          { attempt: attempt + 1, err: e.message },
-          'terminal unreachable, retrying',
-        );
-        await sleep(
-          backoffDelay(attempt),
-          undefined,
-          signal === undefined ? undefined : { signal },
-        ).catch(() => {
-          throw new EcrError('ABORTED', 'cancelled while waiting to reconnect');
-        });
-      }
-    }
+    const connection = await connectWithRetries(() => this.open(signal), {
+      attempts: this.connectAttempts,
+      ...(signal === undefined ? {} : { signal }),
+      onRetry: (attempt, e) =>
+        this.logger.warn({ attempt, err: e.message }, 'terminal unreachable, retrying'),
+    });
+    this.connection = connection;
+    return connection;
   }
 
   /** Connects and waits for the greeting (old text or STATUS_TERMINAL_AUTHORIZED). */

@@ -10,6 +10,8 @@ export interface Charge {
   readonly terminalTxId: string;
   /** The request id or wire number the POS used. */
   readonly requestId: string;
+  /** What moved the money, where a terminal does more than sales (`auth`, `capture`, `refund`, …). */
+  readonly kind?: string;
   readonly at: string;
 }
 

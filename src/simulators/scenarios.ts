@@ -19,6 +19,12 @@ export const SCENARIOS = {
     summary: 'approved after a slow answer (5 s, configurable)',
   },
   '57': { name: 'invalid', charged: false, summary: 'request refused as invalid' },
+  '58': {
+    name: 'partial',
+    charged: true,
+    summary:
+      'partially approved: half the amount (SEMI); approved in full where partial approval does not exist',
+  },
 } as const;
 
 export type ScenarioName = (typeof SCENARIOS)[keyof typeof SCENARIOS]['name'] | 'approve';

@@ -21,6 +21,13 @@ export interface StreamFramer {
 export type WriteSplitter = (bytes: Uint8Array) => readonly Uint8Array[];
 
 /**
+ * What a link does with garbage between frames: `skip` it (the framer resynchronises on the next
+ * frame), or `close` the link with the framer's PROTOCOL_ERROR — for a client that must not take
+ * anything after broken bytes as an answer.
+ */
+export type GarbagePolicy = 'skip' | 'close';
+
+/**
  * A raw TCP connection as a MessageLink: bytes in go through the injected framer, messages out
  * are written as UTF-8 with nothing added (the protocol's own encoding delimits them). Garbage
  * is skipped (the framer resynchronises); an oversize frame ends the link with FRAME_TOO_LARGE.
@@ -35,13 +42,15 @@ class TcpLink implements MessageLink {
     readonly remote: string,
     framer: StreamFramer,
     private readonly split: WriteSplitter | undefined,
+    garbage: GarbagePolicy,
   ) {
     this.inbox = new Inbox(remote, (error) => this.fail(error));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       for (const event of framer.push(chunk)) {
+        if (this.failure !== undefined) return;
         if (event.type === 'frame') this.inbox.deliver(event.text);
-        else if (event.type === 'oversize') this.fail(event.error);
+        else if (event.type === 'oversize' || garbage === 'close') this.fail(event.error);
       }
     });
     socket.on('error', (error: Error) => {
@@ -111,6 +120,8 @@ export interface TcpConnectOptions {
   readonly connectTimeoutMs?: number;
   readonly signal?: AbortSignal;
   readonly split?: WriteSplitter;
+  /** @default 'skip' */
+  readonly garbage?: GarbagePolicy;
 }
 
 /** Opens a TCP link; TERMINAL_UNREACHABLE when no connection can be made in time. */
@@ -136,6 +147,7 @@ export function connectTcp(options: TcpConnectOptions): Promise<MessageLink> {
             `${socket.remoteAddress}:${socket.remotePort}`,
             options.framer,
             options.split,
+            options.garbage ?? 'skip',
           ),
         );
       } else {
@@ -187,6 +199,7 @@ export async function listenTcp(options: TcpServerOptions): Promise<ListeningSer
         `${socket.remoteAddress}:${socket.remotePort}`,
         options.framer(),
         options.split,
+        'skip',
       ),
     );
   });

@@ -33,7 +33,12 @@ export interface SemiRequest {
   readonly origTxnId?: string;
   /** Tip in minor units for a tip adjust (*assumed*). */
   readonly tipMinor?: number;
+  /** The POS's id of this very request, at most 25 characters (REQ_TXN_ID, *assumed* echoed). */
+  readonly reqTxnId?: string;
 }
+
+/** Longest REQ_TXN_ID (the vendor's cloud API's bound). */
+export const SEMI_MAX_REQ_TXN_ID = 25;
 
 function minorText(field: string, value: number): string {
   if (!Number.isSafeInteger(value) || value < 0) {
@@ -56,6 +61,16 @@ export function encodeRequest(request: SemiRequest): string {
   if (request.tipMinor !== undefined) fields.TIP_AMOUNT = minorText('TIP_AMOUNT', request.tipMinor);
   if (request.merTxnId !== undefined) fields.MER_TXN_ID = request.merTxnId;
   if (request.origTxnId !== undefined) fields.ORIG_TXN_ID = request.origTxnId;
+  if (request.reqTxnId !== undefined) {
+    if (request.reqTxnId.length > SEMI_MAX_REQ_TXN_ID) {
+      throw new EcrError(
+        'INVALID_INPUT',
+        `REQ_TXN_ID: must be at most ${SEMI_MAX_REQ_TXN_ID} characters`,
+        { field: 'REQ_TXN_ID', rule: `at most ${SEMI_MAX_REQ_TXN_ID} characters` },
+      );
+    }
+    fields.REQ_TXN_ID = request.reqTxnId;
+  }
   return JSON.stringify(fields);
 }
 
@@ -66,6 +81,10 @@ export interface SemiResponse {
   readonly amountMinor?: number;
   readonly totalAmountMinor?: number;
   readonly merTxnId?: string;
+  /** The request id echoed back (REQ_TXN_ID). */
+  readonly reqTxnId?: string;
+  /** The TRAN_CODE of the request this answers, when the terminal echoes it. */
+  readonly tranCode?: SemiTranCode;
   readonly txnId?: string;
   readonly approvalCode?: string;
   readonly maskedPan?: string;
@@ -116,6 +135,13 @@ export function decodeResponse(text: string): SemiResponse {
   set('amountMinor', amount(fields, 'AMOUNT'));
   set('totalAmountMinor', amount(fields, 'TOTAL_AMOUNT'));
   set('merTxnId', fields.MER_TXN_ID);
+  set('reqTxnId', fields.REQ_TXN_ID);
+  if (fields.TRAN_CODE !== undefined) {
+    const tranCode = tranCodeName(fields.TRAN_CODE);
+    if (tranCode === undefined)
+      throw protocolError('TRAN_CODE', 'must be one of the SEMI transaction codes');
+    out.tranCode = tranCode;
+  }
   set('txnId', fields.TXN_ID);
   set('approvalCode', fields.CODE);
   set('maskedPan', fields.MASKED_PAN);
@@ -132,6 +158,7 @@ export interface DecodedRequest {
   readonly tipMinor?: number;
   readonly merTxnId?: string;
   readonly origTxnId?: string;
+  readonly reqTxnId?: string;
 }
 
 /** Decodes a POS request (simulator side). Throws PROTOCOL_ERROR naming the field. */
@@ -149,10 +176,57 @@ export function decodeRequest(text: string): DecodedRequest {
   if (tipMinor !== undefined) out.tipMinor = tipMinor;
   if (fields.MER_TXN_ID !== undefined) out.merTxnId = fields.MER_TXN_ID;
   if (fields.ORIG_TXN_ID !== undefined) out.origTxnId = fields.ORIG_TXN_ID;
+  if (fields.REQ_TXN_ID !== undefined) out.reqTxnId = fields.REQ_TXN_ID;
   return out as unknown as DecodedRequest;
 }
 
 /** A response as a simulator writes it: every value a string. */
 export function encodeResponse(fields: Readonly<Record<string, string>>): string {
   return JSON.stringify(fields);
+}
+
+/** A batch close answer's totals (*assumed* field names, written by the simulator the same way). */
+export interface SemiBatchTotals {
+  readonly batchNumber: string;
+  readonly saleCount: number;
+  readonly saleMinor: number;
+  readonly refundCount: number;
+  readonly refundMinor: number;
+  /** Sales minus refunds. */
+  readonly netMinor: number;
+}
+
+/** The batch total fields, in one place for both ends. */
+export const SEMI_BATCH_FIELDS = {
+  batchNumber: 'BATCH_NO',
+  saleCount: 'SALE_COUNT',
+  saleMinor: 'SALE_AMOUNT',
+  refundCount: 'REFUND_COUNT',
+  refundMinor: 'REFUND_AMOUNT',
+  netMinor: 'TOTAL_AMOUNT',
+} as const;
+
+/** Reads the totals of a batch close answer; PROTOCOL_ERROR naming the field that is missing. */
+export function decodeBatchTotals(response: SemiResponse): SemiBatchTotals {
+  const fields = response.fields;
+  const batchNumber = fields[SEMI_BATCH_FIELDS.batchNumber];
+  if (batchNumber === undefined || batchNumber === '')
+    throw protocolError(SEMI_BATCH_FIELDS.batchNumber, 'is required in a batch close answer');
+  const count = (name: keyof typeof SEMI_BATCH_FIELDS): number => {
+    const key = SEMI_BATCH_FIELDS[name];
+    const text = fields[key] ?? '';
+    // The net total is negative when refunds outweigh sales.
+    const negative = name === 'netMinor' && text.startsWith('-');
+    const value = amount({ [key]: negative ? text.slice(1) : text }, key);
+    if (value === undefined) throw protocolError(key, 'is required in a batch close answer');
+    return negative ? -value : value;
+  };
+  return {
+    batchNumber,
+    saleCount: count('saleCount'),
+    saleMinor: count('saleMinor'),
+    refundCount: count('refundCount'),
+    refundMinor: count('refundMinor'),
+    netMinor: count('netMinor'),
+  };
 }
