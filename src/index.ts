@@ -25,6 +25,7 @@ export {
 } from './core/money.js';
 export { containsPan, luhnValid, maskPan, redactPans } from './core/pan.js';
 export {
+  KINDS_NEEDING_ORIGINAL,
   MAX_REFERENCE_LENGTH,
   MONEY_KINDS,
   OUTCOMES,
@@ -44,8 +45,12 @@ export {
 } from './core/transaction.js';
 export {
   requireCapability,
+  type BatchTotals,
   type DriverRequest,
   type ExecuteOptions,
+  type OriginalTransaction,
+  type StatusQueryOptions,
+  type StatusTarget,
   type TerminalDriver,
 } from './core/driver.js';
 export {
@@ -73,7 +78,7 @@ export {
   SqliteJournal,
   type SqliteJournalOptions,
 } from './journal/sqlite-journal.js';
-export { createDriver, type DriverSettings } from './drivers/index.js';
+export { createDriver, DEFAULT_CURRENCIES, type DriverSettings } from './drivers/index.js';
 export {
   PAYABLE_ANSWER_TIMEOUT_MS,
   PAYABLE_CONNECT_TIMEOUT_MS,
@@ -82,6 +87,22 @@ export {
   PayableDriver,
   type PayableDriverOptions,
 } from './drivers/payable.js';
+export {
+  SEMI_ANSWER_TIMEOUT_MS,
+  SEMI_CONNECT_TIMEOUT_MS,
+  SEMI_DEFAULT_CURRENCY,
+  SEMI_DEFAULT_PORT,
+  SEMI_RECOVERY_MS,
+  SEMI_STATUS_TIMEOUT_MS,
+  SemiDriver,
+  type SemiDriverOptions,
+} from './drivers/semi.js';
 export { PayableSimulator, type PayableSimulatorOptions } from './simulators/payable/simulator.js';
+export {
+  SEMI_WAITING_TEXT,
+  SemiSimulator,
+  type SemiBatchEntry,
+  type SemiSimulatorOptions,
+} from './simulators/semi/simulator.js';
 export { ChargeLedger, type Charge } from './simulators/ledger.js';
 export { SCENARIOS, scenarioFor, type ScenarioName } from './simulators/scenarios.js';

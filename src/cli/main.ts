@@ -3,7 +3,8 @@ import { EcrError } from '../core/errors.js';
 import { DEFAULT_DATA_DIR } from './context.js';
 import { describeError, errorJson, exitCodeForError, ERROR_EXIT_CODES } from './output.js';
 import { runDemo } from './demo.js';
-import { runPay } from './pay.js';
+import { runBatchClose, runPay } from './pay.js';
+import { MONEY_KINDS } from '../core/transaction.js';
 import { runSimulate } from './simulate.js';
 import { runTxList, runTxResolve, runTxShow } from './tx.js';
 
@@ -48,6 +49,19 @@ export function integerIn(name: string, min: number, max: number) {
 }
 
 const port = (name: string) => integerIn(name, 0, 65_535);
+
+/** A port, or `off` for a listener that should not run. */
+const portOrOff = (name: string) => {
+  const parse = port(name);
+  return (value: string): number | 'off' => {
+    if (value === 'off') return 'off';
+    try {
+      return parse(value);
+    } catch {
+      throw new InvalidArgumentError(`${name} must be a whole number from 0 to 65535, or off`);
+    }
+  };
+};
 
 function print(output: CommandOutput, json: boolean): void {
   if (json && output.json !== undefined) process.stdout.write(`${JSON.stringify(output.json)}\n`);
@@ -96,7 +110,16 @@ export function buildProgram(): Command {
       )
       .requiredOption(
         '--terminal <address>',
-        'terminal address, e.g. ws://127.0.0.1:45454 or simulator:payable',
+        'terminal address, e.g. ws://127.0.0.1:45454 (payable), tcp://127.0.0.1:5001 or semi+ws://127.0.0.1:5000 (semi), simulator:semi',
+      )
+      .addOption(
+        new Option('--kind <kind>', 'what to do (all but sale need a terminal that can)')
+          .choices([...MONEY_KINDS])
+          .default('sale'),
+      )
+      .option(
+        '--original <reference>',
+        'reference of the transaction a void, capture, tip-adjust (or refund) applies to',
       )
       .requiredOption('--amount <amount>', 'amount in major units: 20.00 or 20,00')
       .requiredOption(
@@ -105,7 +128,7 @@ export function buildProgram(): Command {
       )
       .option(
         '--currency <code>',
-        "ISO 4217 code; must be the terminal's currency (?currency= in the address, LKR by default for payable)",
+        "ISO 4217 code; must be the terminal's currency (?currency= in the address; by default LKR for payable, USD for semi)",
       )
       .option(
         '--terminal-id <id>',
@@ -160,20 +183,34 @@ export function buildProgram(): Command {
     program
       .command('simulate')
       .description('run a simulated terminal until interrupted')
-      .argument('<protocol>', 'payable')
+      .argument('<protocol>', 'payable or semi')
       .option('--host <host>', 'address to listen on', '127.0.0.1')
-      .option('--port <port>', 'terminal port (0: any free port)', port('--port'), 45454)
+      .option(
+        '--port <port>',
+        'payable: terminal port (0: any free port; default 45454)',
+        port('--port'),
+      )
       .option(
         '--status-port <port>',
-        'status page and /ledger port (0: any free port)',
+        'payable: status page and /ledger port (0: any free port; default 8080)',
         port('--status-port'),
-        8080,
       )
       .option(
         '--token <token>',
-        'require this token (newer firmware); without it the simulator is the old firmware',
+        'payable: require this token (newer firmware); without it the simulator is the old firmware',
       )
-      .option('--currency <code>', "the terminal's currency", 'LKR')
+      .option('--ws <port>', 'semi: WebSocket port, or off (default 5000)', portOrOff('--ws'))
+      .option('--tcp <port>', 'semi: raw TCP port, or off (default 5001)', portOrOff('--tcp'))
+      .option(
+        '--control-port <port>',
+        'semi: status page, /ledger and /batch port (default 8081)',
+        port('--control-port'),
+      )
+      .option('--fragment', 'semi: cut every TCP write into random small pieces')
+      .option(
+        '--currency <code>',
+        "the terminal's currency (default LKR for payable, USD for semi)",
+      )
       .option(
         '--card-delay <ms>',
         'time the simulated cardholder takes',
@@ -187,6 +224,17 @@ export function buildProgram(): Command {
         5000,
       ),
   ).action(action(runSimulate));
+
+  const batch = program.command('batch').description("the terminal's batch (settlement)");
+  common(
+    batch
+      .command('close')
+      .description("close the terminal's open batch and print its totals (semi terminals)")
+      .requiredOption('--terminal <address>', 'terminal address, e.g. tcp://127.0.0.1:5001')
+      .option('--terminal-id <id>', 'stable name of the terminal (default: the address)')
+      .option('--protocol <name>', 'override the protocol the address implies')
+      .option('--currency <code>', "the terminal's currency (default USD for semi)"),
+  ).action(action(runBatchClose));
 
   common(
     program

@@ -1,5 +1,6 @@
 import { ERROR_CODES, isEcrError, toEcrError, type ErrorCode } from '../core/errors.js';
 import { formatMoney, formatAmount } from '../core/money.js';
+import type { BatchTotals } from '../core/driver.js';
 import type { Outcome, TransactionResult } from '../core/transaction.js';
 import type { JournalRow } from '../journal/journal.js';
 
@@ -112,4 +113,32 @@ export function errorJson(error: unknown): {
 } {
   const e = toEcrError(error);
   return { ...e.toJSON(), http: ERROR_CODES[e.code].http };
+}
+
+/** Batch totals for people. */
+export function describeTotals(totals: BatchTotals): string {
+  const width = Math.max(
+    ...[totals.sales, totals.refunds, totals.net].map((m) => formatMoney(m).length),
+  );
+  const line = (label: string, count: number | undefined, money: BatchTotals['net']) =>
+    `  ${label.padEnd(8)} ${count === undefined ? '    ' : String(count).padStart(4)}  ${formatMoney(money).padStart(width)}`;
+  return [
+    `✔ batch ${totals.batchNumber} closed`,
+    line('sales', totals.saleCount, totals.sales),
+    line('refunds', totals.refundCount, totals.refunds),
+    line('net', undefined, totals.net),
+  ].join('\n');
+}
+
+/** Batch totals as the one JSON object `--json` prints. */
+export function totalsJson(totals: BatchTotals): Record<string, unknown> {
+  return {
+    batchNumber: totals.batchNumber,
+    currency: totals.net.currency,
+    saleCount: totals.saleCount,
+    sales: formatAmount(totals.sales),
+    refundCount: totals.refundCount,
+    refunds: formatAmount(totals.refunds),
+    net: formatAmount(totals.net),
+  };
 }

@@ -1,21 +1,32 @@
 import ora from 'ora';
 import { invalid, toEcrError } from '../core/errors.js';
-import { parseAmount } from '../core/money.js';
+import { parseAmount, requireCurrency } from '../core/money.js';
 import { parseTerminalAddress, type TerminalAddress } from '../core/terminal-address.js';
 import {
   hasControlCharacters,
   validateReference,
+  type MoneyKind,
   type PaymentMethod,
 } from '../core/transaction.js';
-import { createDriver } from '../drivers/index.js';
-import { PAYABLE_DEFAULT_CURRENCY } from '../drivers/payable.js';
+import type { BatchTotals } from '../core/driver.js';
+import type { Logger } from '../core/logger.js';
+import { createDriver, DEFAULT_CURRENCIES } from '../drivers/index.js';
 import { PayableSimulator } from '../simulators/payable/simulator.js';
-import { openContext } from './context.js';
+import { SemiSimulator } from '../simulators/semi/simulator.js';
+import { openContext, type Context } from './context.js';
 import type { CommandOutput, CommonOptions } from './main.js';
-import { describeResult, OUTCOME_EXIT_CODES, resultJson } from './output.js';
+import {
+  describeResult,
+  describeTotals,
+  OUTCOME_EXIT_CODES,
+  resultJson,
+  totalsJson,
+} from './output.js';
 
 export interface PayOptions extends CommonOptions {
   readonly terminal: string;
+  readonly kind: MoneyKind;
+  readonly original?: string;
   readonly amount: string;
   readonly reference: string;
   readonly currency?: string;
@@ -37,22 +48,106 @@ function validateTerminalId(value: string): string {
   return value;
 }
 
-export async function runPay(options: PayOptions): Promise<CommandOutput> {
-  // Validate everything before touching the journal or the network.
-  let address = parseTerminalAddress(options.terminal, options.protocol);
-  const simulated = address.transport === 'simulator';
+/** The terminal a command talks to, as parsed and checked before anything is opened. */
+interface TerminalChoice {
+  readonly address: TerminalAddress;
+  /** The terminal's own currency: from its set-up, never from a request. */
+  readonly currency: string;
+  readonly terminalId: string;
+}
+
+/** Parses `--terminal`, `--protocol`, `--terminal-id` and the currency rule, touching nothing. */
+function chooseTerminal(options: {
+  readonly terminal: string;
+  readonly protocol?: string;
+  readonly terminalId?: string;
+  readonly currency?: string;
+}): TerminalChoice {
+  const address = parseTerminalAddress(options.terminal, options.protocol);
   // The terminal's currency is part of its set-up (`?currency=` in the address), never taken
-  // from the request: PAYable requests carry no currency, so a mismatch must be refused here.
-  const terminalCurrency = simulated
-    ? (options.currency ?? address.params.currency ?? PAYABLE_DEFAULT_CURRENCY)
-    : (address.params.currency ?? PAYABLE_DEFAULT_CURRENCY);
-  const amount = parseAmount(options.amount, options.currency ?? terminalCurrency, {
-    field: 'amount',
-  });
-  const reference = validateReference(options.reference);
+  // from the request: PAYable and SEMI requests carry no currency, so a mismatch is refused.
+  // A simulated terminal is set up by this very command, so --currency sets it up.
+  const fallback = DEFAULT_CURRENCIES[address.protocol];
+  const currency =
+    address.transport === 'simulator'
+      ? (options.currency ?? address.params.currency ?? fallback)
+      : (address.params.currency ?? fallback);
   // The default id comes from an address already checked; only a given one needs checking.
   const terminalId =
     options.terminalId === undefined ? address.id : validateTerminalId(options.terminalId);
+  return { address, currency, terminalId };
+}
+
+/** A simulator started inside this process for `simulator:<protocol>`, on free ports. */
+interface Attached {
+  readonly address: TerminalAddress;
+  stop(): Promise<void>;
+}
+
+async function attachSimulator(choice: TerminalChoice): Promise<Attached> {
+  const { address } = choice;
+  if (address.transport !== 'simulator') return { address, stop: async () => {} };
+  if (address.protocol === 'semi') {
+    const simulator = await new SemiSimulator({
+      wsPort: null,
+      tcpPort: 0,
+      controlPort: 0,
+      currency: choice.currency,
+    }).start();
+    const port = Number(new URL(simulator.tcpUrl as string).port);
+    return {
+      address: { ...address, transport: 'tcp', host: '127.0.0.1', port },
+      stop: () => simulator.stop(),
+    };
+  }
+  if (address.protocol === 'payable') {
+    const simulator = await new PayableSimulator({
+      port: 0,
+      statusPort: 0,
+      currency: choice.currency,
+    }).start();
+    return {
+      address: { ...address, transport: 'ws', host: '127.0.0.1', port: simulator.port },
+      stop: () => simulator.stop(),
+    };
+  }
+  throw invalid(
+    'UNSUPPORTED_OPERATION',
+    'terminal',
+    'simulator must be payable or semi in this release',
+    address.id,
+  );
+}
+
+/** Opens the terminal's driver inside `context` (the journal's service), under its terminal id. */
+function addTerminal(
+  context: Context,
+  choice: TerminalChoice,
+  address: TerminalAddress,
+  settings: { token?: string; pos?: string; timeoutSeconds?: number; logger: Logger },
+): void {
+  const driver = createDriver(address, {
+    ...(settings.token === undefined ? {} : { token: settings.token }),
+    ...(settings.pos === undefined ? {} : { posName: settings.pos }),
+    currency: choice.currency,
+    ...(settings.timeoutSeconds === undefined
+      ? {}
+      : { answerTimeoutMs: settings.timeoutSeconds * 1000 }),
+    logger: settings.logger,
+  });
+  context.service.addTerminal(choice.terminalId, driver);
+}
+
+export async function runPay(options: PayOptions): Promise<CommandOutput> {
+  // Validate everything before touching the journal or the network.
+  const choice = chooseTerminal(options);
+  const amount = parseAmount(options.amount, options.currency ?? choice.currency, {
+    field: 'amount',
+  });
+  const reference = validateReference(options.reference);
+  const originalReference =
+    options.original === undefined ? undefined : validateReference(options.original, 'original');
+  const terminalId = choice.terminalId;
 
   const context = openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
   const spinner =
@@ -65,32 +160,17 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     if (spinner !== undefined)
       spinner.text = `waiting for the terminal… ${((Date.now() - started) / 1000).toFixed(1)} s`;
   }, 100);
-  let simulator: PayableSimulator | undefined;
+  let attached: Attached | undefined;
   try {
-    // `simulator:payable`: a terminal simulated inside this process, on free ports.
-    if (address.transport === 'simulator') {
-      simulator = await new PayableSimulator({
-        port: 0,
-        statusPort: 0,
-        currency: terminalCurrency,
-      }).start();
-      address = {
-        ...address,
-        transport: 'ws',
-        host: '127.0.0.1',
-        port: simulator.port,
-      } satisfies TerminalAddress;
-    }
-    const driver = createDriver(address, {
+    attached = await attachSimulator(choice);
+    addTerminal(context, choice, attached.address, {
       ...(options.token === undefined ? {} : { token: options.token }),
-      ...(options.pos === undefined ? {} : { posName: options.pos }),
-      currency: terminalCurrency,
-      answerTimeoutMs: options.timeout * 1000,
+      ...(options.pos === undefined ? {} : { pos: options.pos }),
+      timeoutSeconds: options.timeout,
       logger: context.logger,
     });
-    context.service.addTerminal(terminalId, driver);
     // Ctrl-C: a request still waiting for the terminal is abandoned (nothing sent: `failed`,
-    // ABORTED); one at the card step is STOPped on this command's own connection (`cancelled`
+    // ABORTED); one at the card step is cancelled on this command's own connection (`cancelled`
     // if the card was not read yet; otherwise the terminal's answer decides). A second Ctrl-C
     // quits at once; the next command recovers the transaction as `unknown`, never drops it.
     onInterrupt = () => {
@@ -107,10 +187,11 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     const result = await context.service.pay(
       terminalId,
       {
-        kind: 'sale',
+        kind: options.kind,
         reference,
         amount,
         method: options.method,
+        ...(originalReference === undefined ? {} : { originalReference }),
         ...(options.receiptEmail === undefined ? {} : { receiptEmail: options.receiptEmail }),
         ...(options.receiptSms === undefined ? {} : { receiptSms: options.receiptSms }),
       },
@@ -127,6 +208,30 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     clearInterval(ticker);
     spinner?.stop();
     await context.close();
-    await simulator?.stop();
+    await attached?.stop();
+  }
+}
+
+export interface BatchCloseOptions extends CommonOptions {
+  readonly terminal: string;
+  readonly terminalId?: string;
+  readonly protocol?: string;
+  readonly currency?: string;
+}
+
+/** `ecr-bridge batch close`: in turn with the terminal's transactions, then the totals. */
+export async function runBatchClose(options: BatchCloseOptions): Promise<CommandOutput> {
+  const choice = chooseTerminal(options);
+  if (options.currency !== undefined) requireCurrency(options.currency);
+  const context = openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
+  let attached: Attached | undefined;
+  try {
+    attached = await attachSimulator(choice);
+    addTerminal(context, choice, attached.address, { logger: context.logger });
+    const totals: BatchTotals = await context.service.batchClose(choice.terminalId);
+    return { exitCode: 0, text: describeTotals(totals), json: totalsJson(totals) };
+  } finally {
+    await context.close();
+    await attached?.stop();
   }
 }

@@ -124,6 +124,8 @@ export function moneyFromMinor(minor: unknown, currencyCode: string, field = 'am
 
 /** Minor units as a decimal string with exactly `exponent` decimals: (2000, 2) → `"20.00"`. */
 export function formatMinor(minor: number, exponent: number): string {
+  // Negative only for totals (a batch whose refunds outweigh its sales), never for a payment.
+  if (minor < 0) return `-${formatMinor(-minor, exponent)}`;
   if (exponent === 0) return String(minor);
   const digits = String(minor).padStart(exponent + 1, '0');
   return `${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;

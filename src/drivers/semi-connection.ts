@@ -136,7 +136,7 @@ export class SemiConnection {
   private receive(text: string): void {
     let response: SemiResponse;
     try {
-      response = decodeResponse(text);
+      response = decodeResponse(text, this.pending?.request.code);
     } catch (error) {
       const e = toEcrError(error, 'PROTOCOL_ERROR');
       this.logger.warn({ err: e.message }, 'bad message from the terminal; dropping the link');

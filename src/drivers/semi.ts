@@ -431,6 +431,16 @@ function statusOutcome(target: StatusTarget, response: SemiResponse): DriverOutc
     (response.reqTxnId === undefined ||
       target.wireId === undefined ||
       response.reqTxnId === String(target.wireId));
+  if (!ours && response.state !== '-2' && response.merTxnId === undefined) {
+    // An answer that names no transaction (a refused query, or one without MER_TXN_ID) says
+    // nothing about ours: that is not "never completed".
+    return {
+      outcome: 'unknown',
+      errorCode: 'OUTCOME_UNKNOWN',
+      message: `the status answer names no transaction (STATE ${response.state}${response.message === undefined ? '' : `: ${response.message}`}): what became of ${target.reference} is not known`,
+      details: { resolvedBy: 'status-query' },
+    };
+  }
   if (ours) {
     const outcome = toOutcome(response);
     return {

@@ -146,7 +146,38 @@ describe('ecr-bridge pay', () => {
         /INVALID_INPUT: port: \d+ on 127\.0\.0\.1 is already in use/,
         64,
       ],
-      [['simulate', 'semi'], /INVALID_INPUT: protocol: must be payable/, 64],
+      [['simulate', 'concert'], /INVALID_INPUT: protocol: must be payable or semi/, 64],
+      [
+        ['simulate', 'semi', '--token', 'T'],
+        /INVALID_INPUT: --token: is an option of the payable simulator, not semi/,
+        64,
+      ],
+      [
+        ['simulate', 'semi', '--ws', 'off', '--tcp', 'off'],
+        /INVALID_INPUT: ws: at least one of --ws and --tcp must be a port/,
+        64,
+      ],
+      [
+        ['simulate', 'semi', '--tcp', 'x'],
+        /--tcp must be a whole number from 0 to 65535, or off/,
+        64,
+      ],
+      [
+        [...pay(dataDir, '20.00', 'BAD-14'), '--kind', 'void'],
+        /INVALID_INPUT: originalReference: is required for a void/,
+        64,
+      ],
+      [[...pay(dataDir, '20.00', 'BAD-15'), '--kind', 'steal'], /argument 'steal' is invalid/, 64],
+      [
+        [...pay(dataDir, '20.00', 'BAD-16'), '--kind', 'refund'],
+        /UNSUPPORTED_OPERATION: payable terminals cannot do "refund"/,
+        64,
+      ],
+      [
+        ['batch', 'close', '--terminal', simulator.url, '--data-dir', dataDir],
+        /UNSUPPORTED_OPERATION: payable terminals cannot do "batch-close"/,
+        64,
+      ],
       [
         ['simulate', 'payable', '--port', '70000'],
         /--port must be a whole number from 0 to 65535/,

@@ -343,6 +343,12 @@ describe('formatting', () => {
     expect(formatMinor(7, 3)).toBe('0.007');
     expect(formatMinor(7, 0)).toBe('7');
   });
+
+  it('formatMinor keeps the sign of a negative total (refunds outweighing sales)', () => {
+    expect(formatMinor(-5, 2)).toBe('-0.05');
+    expect(formatMinor(-1234, 2)).toBe('-12.34');
+    expect(formatMinor(-7, 0)).toBe('-7');
+  });
 });
 
 describe('parse/format round trip (properties)', () => {

@@ -232,4 +232,42 @@ describe('SqliteJournal', () => {
     ).toThrow(/CHECK/);
     db.close();
   });
+
+  it('migration 2 upgrades a version-1 journal in place: rows, wire ids and the unique key kept; auth, capture and tip-adjust accepted', () => {
+    const path = join(tempDir('journal-'), 'v1.db');
+    const v1 = new Database(path);
+    v1.exec(MIGRATIONS[0] as string);
+    v1.pragma('user_version = 1');
+    v1.prepare(
+      `INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency, method,
+         state, approval_code, created_at, updated_at, completed_at)
+       VALUES ('m', 't', 'OLD-1', 'sale', 2000, 'LKR', 'card', 'approved', '123456', 1, 1, 1)`,
+    ).run();
+    v1.prepare('INSERT INTO attempts (transaction_id, started_at) VALUES (1, 1)').run();
+    v1.prepare('INSERT INTO attempts (transaction_id, started_at) VALUES (1, 2)').run();
+    v1.close();
+
+    const journal = open(path);
+    expect(journal.find({ merchantId: 'm', terminalId: 't', reference: 'OLD-1' })).toMatchObject({
+      state: 'approved',
+      approvalCode: '123456',
+      amountMinor: 2000,
+    });
+    expect(journal.claim(input('OLD-1'))).toMatchObject({ type: 'existing' });
+    const auth = journal.claim({ ...input('NEW-AUTH'), kind: 'auth' });
+    // Wire ids go on from the old attempts: never reused.
+    expect(auth).toMatchObject({ type: 'claimed', wireId: 3 });
+    expect(
+      journal.claim({ ...input('NEW-CAP'), kind: 'capture', originalReference: 'NEW-AUTH' }),
+    ).toMatchObject({ type: 'claimed', wireId: 4 });
+    expect(
+      journal.claim({ ...input('NEW-TIP'), kind: 'tip-adjust', originalReference: 'OLD-1' }),
+    ).toMatchObject({ type: 'claimed' });
+    journal.close();
+    const db = new Database(path);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'").all()).toEqual([]);
+    db.close();
+  });
 });

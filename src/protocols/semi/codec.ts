@@ -121,8 +121,11 @@ function amount(fields: Record<string, string>, key: string): number | undefined
   return Number(value);
 }
 
-/** Decodes a terminal's response. Throws PROTOCOL_ERROR / FRAME_TOO_LARGE naming the field. */
-export function decodeResponse(text: string): SemiResponse {
+/**
+ * Decodes a terminal's response. Throws PROTOCOL_ERROR / FRAME_TOO_LARGE naming the field.
+ * `inFlight` is the request it is read as the answer to, for answers that do not echo TRAN_CODE.
+ */
+export function decodeResponse(text: string, inFlight?: SemiTranCode): SemiResponse {
   const fields = parseFlatObject(text, 'terminal');
   const state = fields.STATE;
   if (state === undefined) throw protocolError('STATE', 'is required');
@@ -133,7 +136,12 @@ export function decodeResponse(text: string): SemiResponse {
     if (value !== undefined && value !== '') out[name] = value;
   };
   set('amountMinor', amount(fields, 'AMOUNT'));
-  set('totalAmountMinor', amount(fields, 'TOTAL_AMOUNT'));
+  // In a batch close answer TOTAL_AMOUNT is the net, negative when refunds outweigh sales:
+  // `decodeBatchTotals` reads it. Everywhere else it is an amount charged, digits only.
+  const batchClose =
+    (fields.TRAN_CODE ?? (inFlight === undefined ? undefined : SEMI_TRAN_CODES[inFlight])) ===
+    SEMI_TRAN_CODES.batchClose;
+  if (!batchClose) set('totalAmountMinor', amount(fields, 'TOTAL_AMOUNT'));
   set('merTxnId', fields.MER_TXN_ID);
   set('reqTxnId', fields.REQ_TXN_ID);
   if (fields.TRAN_CODE !== undefined) {
