@@ -33,8 +33,9 @@ export async function runDemo(
     '',
     'Ctrl-C stops the demo.',
   ].join('\n');
+  const interrupted = untilInterrupted();
   process.stdout.write(options.json ? `${JSON.stringify(info)}\n` : `${text}\n`);
-  await untilInterrupted();
+  await interrupted;
   await simulator.stop();
   return { exitCode: 0 };
 }

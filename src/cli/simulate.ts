@@ -147,8 +147,10 @@ export async function runSimulate(
   }
   const { simulator, info, text } =
     protocol === 'semi' ? await startSemiSimulator(options) : await startPayableSimulator(options);
+  // Listen before saying we are up: a supervisor may signal as soon as it reads the first line.
+  const interrupted = untilInterrupted();
   process.stdout.write(options.json ? `${JSON.stringify(info)}\n` : `${text}\nCtrl-C stops it.\n`);
-  await untilInterrupted();
+  await interrupted;
   await simulator.stop();
   return { exitCode: 0 };
 }

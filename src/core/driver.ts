@@ -1,4 +1,4 @@
-import { EcrError } from './errors.js';
+import { EcrError, invalid } from './errors.js';
 import type { Money } from './money.js';
 import type { DriverOutcome, MoneyKind, PaymentRequest, TransactionKind } from './transaction.js';
 
@@ -112,6 +112,26 @@ export function requireCapability(driver: TerminalDriver, kind: TransactionKind)
       'UNSUPPORTED_OPERATION',
       `${driver.protocol} terminals cannot do "${kind}" (they can: ${[...driver.capabilities].join(', ')})`,
       { field: 'kind', rule: `one of ${[...driver.capabilities].join(', ')}` },
+    );
+  }
+}
+
+/**
+ * What every driver's `validate` checks first: the terminal can do the operation, and the
+ * request is in the currency the terminal is set up for (no protocol here carries a currency).
+ */
+export function requireSupported(
+  driver: TerminalDriver,
+  currency: string,
+  request: PaymentRequest,
+): void {
+  requireCapability(driver, request.kind);
+  if (request.amount.currency !== currency) {
+    throw invalid(
+      'INVALID_CURRENCY',
+      'currency',
+      `must be ${currency}, the currency this terminal is set up for`,
+      request.amount.currency,
     );
   }
 }

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import { invalid } from './errors.js';
 
@@ -8,6 +9,33 @@ export const MAX_TIMER_MS = 2_147_483_647;
 export function wholeNumber(min: number, max: number) {
   const rule = `must be a whole number from ${min} to ${max}`;
   return z.number({ error: rule }).int(rule).min(min, rule).max(max, rule);
+}
+
+/** An injected pino logger (house style 9). */
+export function loggerOption() {
+  return z
+    .custom<Logger>((value) => typeof value === 'object' && value !== null, 'must be a pino logger')
+    .optional();
+}
+
+/**
+ * The options every network terminal driver takes, with that protocol's defaults: its address,
+ * the terminal's currency, the connect and answer bounds, and the logger.
+ */
+export function networkDriverOptions(defaults: {
+  readonly currency: string;
+  readonly connectTimeoutMs: number;
+  readonly answerTimeoutMs: number;
+  readonly connectAttempts: number;
+}) {
+  return {
+    url: z.string().max(2048, 'must be at most 2048 characters'),
+    currency: z.string().default(defaults.currency),
+    connectTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(defaults.connectTimeoutMs),
+    answerTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(defaults.answerTimeoutMs),
+    connectAttempts: wholeNumber(1, 10).default(defaults.connectAttempts),
+    logger: loggerOption(),
+  };
 }
 
 /**

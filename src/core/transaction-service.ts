@@ -10,7 +10,7 @@ import {
 } from './driver.js';
 import { EcrError, invalid, toEcrError } from './errors.js';
 import { silentLogger } from './logger.js';
-import { MAX_TIMER_MS, parseOptions, wholeNumber } from './options.js';
+import { loggerOption, MAX_TIMER_MS, parseOptions, wholeNumber } from './options.js';
 import { DEFAULT_MAX_AMOUNT_MINOR, formatMoney } from './money.js';
 import { HEARTBEAT_INTERVAL_MS, isOwnerAlive, makeOwner } from './owner.js';
 import { DEFAULT_MAX_QUEUE, TerminalQueue } from './terminal-queue.js';
@@ -57,9 +57,7 @@ const OPTIONS = z.strictObject({
     (value) => typeof value === 'object' && value !== null,
     'must be a Journal',
   ),
-  logger: z
-    .custom<Logger>((value) => typeof value === 'object' && value !== null, 'must be a pino logger')
-    .optional(),
+  logger: loggerOption(),
   merchantId: z
     .string()
     .min(1, 'must not be empty')
@@ -318,10 +316,19 @@ export class TransactionService {
     if (latest?.state !== 'unknown') return;
     const found = await driver.queryOutcome({ reference: latest.reference });
     if (found.outcome === 'unknown') {
-      throw new EcrError(
-        'TERMINAL_NOT_READY',
-        `the outcome of ${latest.reference} on this terminal is still unknown and the terminal did not answer the status query: nothing was sent`,
+      if (found.errorCode === 'TERMINAL_UNREACHABLE') {
+        throw new EcrError(
+          'TERMINAL_NOT_READY',
+          `the outcome of ${latest.reference} on this terminal is still unknown and the terminal did not answer the status query: nothing was sent`,
+        );
+      }
+      // The terminal answered but cannot tell (it has no record of it): no status query ever
+      // will, so the row stays `unknown` for a person (`tx list --unresolved`) and work goes on.
+      log.warn(
+        { reference: latest.reference, why: found.message },
+        'the terminal cannot say what became of an unknown transaction: reconcile it by hand',
       );
+      return;
     }
     const settled = this.journal.resolveUnknown(latest.id, {
       ...found,

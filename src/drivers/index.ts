@@ -31,37 +31,30 @@ export function createDriver(
   address: TerminalAddress,
   settings: DriverSettings = {},
 ): TerminalDriver {
+  // What every network driver takes: only the settings that were given.
+  const currency = settings.currency ?? address.params.currency;
+  const common = {
+    ...(currency === undefined ? {} : { currency }),
+    ...(settings.answerTimeoutMs === undefined
+      ? {}
+      : { answerTimeoutMs: settings.answerTimeoutMs }),
+    ...(settings.connectTimeoutMs === undefined
+      ? {}
+      : { connectTimeoutMs: settings.connectTimeoutMs }),
+    ...(settings.logger === undefined ? {} : { logger: settings.logger }),
+  };
   if (address.protocol === 'payable' && address.transport === 'ws') {
     const token = settings.token ?? address.params.token;
     const posName = settings.posName ?? address.params.pos;
-    const currency = settings.currency ?? address.params.currency;
     return new PayableDriver({
       url: `ws://${address.host}:${address.port}`,
       ...(token === undefined ? {} : { token }),
       ...(posName === undefined ? {} : { posName }),
-      ...(currency === undefined ? {} : { currency }),
-      ...(settings.answerTimeoutMs === undefined
-        ? {}
-        : { answerTimeoutMs: settings.answerTimeoutMs }),
-      ...(settings.connectTimeoutMs === undefined
-        ? {}
-        : { connectTimeoutMs: settings.connectTimeoutMs }),
-      ...(settings.logger === undefined ? {} : { logger: settings.logger }),
+      ...common,
     });
   }
   if (address.protocol === 'semi' && (address.transport === 'ws' || address.transport === 'tcp')) {
-    const currency = settings.currency ?? address.params.currency;
-    return new SemiDriver({
-      url: `${address.transport}://${address.host}:${address.port}`,
-      ...(currency === undefined ? {} : { currency }),
-      ...(settings.answerTimeoutMs === undefined
-        ? {}
-        : { answerTimeoutMs: settings.answerTimeoutMs }),
-      ...(settings.connectTimeoutMs === undefined
-        ? {}
-        : { connectTimeoutMs: settings.connectTimeoutMs }),
-      ...(settings.logger === undefined ? {} : { logger: settings.logger }),
-    });
+    return new SemiDriver({ url: `${address.transport}://${address.host}:${address.port}`, ...common });
   }
   throw new EcrError(
     'UNSUPPORTED_OPERATION',

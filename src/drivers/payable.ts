@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
-  requireCapability,
+  requireSupported,
   type DriverRequest,
   type ExecuteOptions,
   type TerminalDriver,
@@ -9,7 +9,7 @@ import {
 import { EcrError, invalid, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { requireCurrency } from '../core/money.js';
-import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
+import { networkDriverOptions, parseOptions, wholeNumber } from '../core/options.js';
 import { withoutSecrets } from '../core/terminal-address.js';
 import type { DriverOutcome, PaymentRequest, TransactionKind } from '../core/transaction.js';
 import {
@@ -53,17 +53,15 @@ export interface PayableDriverOptions {
 }
 
 const OPTIONS = z.strictObject({
-  url: z.string().max(2048, 'must be at most 2048 characters'),
+  ...networkDriverOptions({
+    currency: PAYABLE_DEFAULT_CURRENCY,
+    connectTimeoutMs: PAYABLE_CONNECT_TIMEOUT_MS,
+    answerTimeoutMs: PAYABLE_ANSWER_TIMEOUT_MS,
+    connectAttempts: PAYABLE_CONNECT_ATTEMPTS,
+  }),
   token: z.string().max(256, 'must be at most 256 characters').optional(),
   posName: z.string().max(64, 'must be at most 64 characters').optional(),
-  currency: z.string().default(PAYABLE_DEFAULT_CURRENCY),
-  connectTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(PAYABLE_CONNECT_TIMEOUT_MS),
-  answerTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(PAYABLE_ANSWER_TIMEOUT_MS),
-  connectAttempts: wholeNumber(1, 10).default(PAYABLE_CONNECT_ATTEMPTS),
   maxMessageBytes: wholeNumber(1024, MAX_MESSAGE_BYTES).default(MAX_MESSAGE_BYTES),
-  logger: z
-    .custom<Logger>((value) => typeof value === 'object' && value !== null, 'must be a pino logger')
-    .optional(),
 });
 
 const CAPABILITIES: ReadonlySet<TransactionKind> = new Set(['sale', 'cancel-current']);
@@ -124,15 +122,7 @@ export class PayableDriver implements TerminalDriver {
 
   /** Refuses what this terminal can never take, before anything is journaled. */
   validate(request: PaymentRequest): void {
-    requireCapability(this, request.kind);
-    if (request.amount.currency !== this.currency) {
-      throw invalid(
-        'INVALID_CURRENCY',
-        'currency',
-        `must be ${this.currency}, the currency this terminal is set up for`,
-        request.amount.currency,
-      );
-    }
+    requireSupported(this, this.currency, request);
   }
 
   async execute(request: DriverRequest, options: ExecuteOptions = {}): Promise<DriverOutcome> {

@@ -110,8 +110,13 @@ export class SemiConnection {
     if (pending === undefined || code === 'lastStatus' || code === 'batchClose') return false;
     if (!this.link.isOpen) return false;
     pending.cancelSent = true;
-    await this.link.send(encodeRequest({ code: 'cancelCurrent' }));
-    return true;
+    try {
+      await this.link.send(encodeRequest({ code: 'cancelCurrent' }));
+      return true;
+    } catch {
+      // The link went down meanwhile: the request's own outcome is resolved by the status query.
+      return false;
+    }
   }
 
   close(): Promise<unknown> {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
-  requireCapability,
+  requireSupported,
   type BatchTotals,
   type DriverRequest,
   type ExecuteOptions,
@@ -13,7 +13,7 @@ import {
 import { EcrError, invalid, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { formatMoney, requireCurrency } from '../core/money.js';
-import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
+import { MAX_TIMER_MS, networkDriverOptions, parseOptions, wholeNumber } from '../core/options.js';
 import { withoutSecrets } from '../core/terminal-address.js';
 import type {
   DriverOutcome,
@@ -69,17 +69,15 @@ export interface SemiDriverOptions {
 }
 
 const OPTIONS = z.strictObject({
-  url: z.string().max(2048, 'must be at most 2048 characters'),
-  currency: z.string().default(SEMI_DEFAULT_CURRENCY),
-  connectTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(SEMI_CONNECT_TIMEOUT_MS),
-  answerTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(SEMI_ANSWER_TIMEOUT_MS),
+  ...networkDriverOptions({
+    currency: SEMI_DEFAULT_CURRENCY,
+    connectTimeoutMs: SEMI_CONNECT_TIMEOUT_MS,
+    answerTimeoutMs: SEMI_ANSWER_TIMEOUT_MS,
+    connectAttempts: SEMI_CONNECT_ATTEMPTS,
+  }),
   statusTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(SEMI_STATUS_TIMEOUT_MS),
   recoveryMs: wholeNumber(0, MAX_TIMER_MS).default(SEMI_RECOVERY_MS),
-  connectAttempts: wholeNumber(1, 10).default(SEMI_CONNECT_ATTEMPTS),
   maxFrameBytes: wholeNumber(1024, SEMI_MAX_FRAME_BYTES).default(SEMI_MAX_FRAME_BYTES),
-  logger: z
-    .custom<Logger>((value) => typeof value === 'object' && value !== null, 'must be a pino logger')
-    .optional(),
 });
 
 /** The SEMI request for each money kind (codes in `protocols/semi/codes.ts`). */
@@ -117,8 +115,8 @@ export class SemiDriver implements TerminalDriver {
   private readonly currency: string;
   private readonly options: Readonly<z.output<typeof OPTIONS>>;
   private readonly logger: Logger;
+  /** The link of the request in flight, if any: what `cancelCurrent` uses. */
   private connection: SemiConnection | undefined;
-  private connecting: Promise<SemiConnection> | undefined;
   /** An exchange is between connect and outcome: the driver takes one at a time. */
   private busy = false;
 
@@ -153,15 +151,7 @@ export class SemiDriver implements TerminalDriver {
   }
 
   validate(request: PaymentRequest): void {
-    requireCapability(this, request.kind);
-    if (request.amount.currency !== this.currency) {
-      throw invalid(
-        'INVALID_CURRENCY',
-        'currency',
-        `must be ${this.currency}, the currency this terminal is set up for`,
-        request.amount.currency,
-      );
-    }
+    requireSupported(this, this.currency, request);
   }
 
   async execute(request: DriverRequest, options: ExecuteOptions = {}): Promise<DriverOutcome> {
@@ -236,9 +226,10 @@ export class SemiDriver implements TerminalDriver {
         options.signal === undefined ? {} : { signal: options.signal },
       ).catch(() => {});
     }
+    // TERMINAL_UNREACHABLE: no status answer at all (as opposed to an answer that cannot tell).
     return {
       outcome: 'unknown',
-      errorCode: 'OUTCOME_UNKNOWN',
+      errorCode: 'TERMINAL_UNREACHABLE',
       message: `the terminal did not say what became of ${target.reference}: ${why}`,
     };
   }
@@ -320,6 +311,7 @@ export class SemiDriver implements TerminalDriver {
           error: new EcrError('ABORTED', 'cancelled before the request was sent'),
         };
       }
+      this.connection = connection;
       try {
         return await connection.exchange(request, timeoutMs, options.beforeSend);
       } catch (error) {
@@ -332,26 +324,22 @@ export class SemiDriver implements TerminalDriver {
         };
       }
     } finally {
+      // One link per request: a terminal that restarts between transactions is met by the next
+      // connect (retried, nothing sent yet), never by a request written into a dead socket.
+      const connection = this.connection;
+      this.connection = undefined;
+      void connection?.close();
       this.busy = false;
     }
   }
 
   private connect(signal?: AbortSignal): Promise<SemiConnection> {
-    if (this.connection?.isOpen === true) return Promise.resolve(this.connection);
-    this.connecting ??= connectWithRetries(() => this.open(signal), {
+    return connectWithRetries(() => this.open(signal), {
       attempts: this.options.connectAttempts,
       ...(signal === undefined ? {} : { signal }),
       onRetry: (attempt, e) =>
         this.logger.warn({ attempt, err: e.message }, 'terminal unreachable, retrying'),
-    })
-      .then((connection) => {
-        this.connection = connection;
-        return connection;
-      })
-      .finally(() => {
-        this.connecting = undefined;
-      });
-    return this.connecting;
+    });
   }
 
   private async open(signal?: AbortSignal): Promise<SemiConnection> {
@@ -431,16 +419,6 @@ function statusOutcome(target: StatusTarget, response: SemiResponse): DriverOutc
     (response.reqTxnId === undefined ||
       target.wireId === undefined ||
       response.reqTxnId === String(target.wireId));
-  if (!ours && response.state !== '-2' && response.merTxnId === undefined) {
-    // An answer that names no transaction (a refused query, or one without MER_TXN_ID) says
-    // nothing about ours: that is not "never completed".
-    return {
-      outcome: 'unknown',
-      errorCode: 'OUTCOME_UNKNOWN',
-      message: `the status answer names no transaction (STATE ${response.state}${response.message === undefined ? '' : `: ${response.message}`}): what became of ${target.reference} is not known`,
-      details: { resolvedBy: 'status-query' },
-    };
-  }
   if (ours) {
     const outcome = toOutcome(response);
     return {
@@ -451,14 +429,21 @@ function statusOutcome(target: StatusTarget, response: SemiResponse): DriverOutc
       details: { ...outcome.details, resolvedBy: 'status-query' },
     };
   }
-  const last =
-    response.state === '-2' || response.merTxnId === undefined
-      ? 'the terminal has no transaction'
-      : `the terminal's last transaction is ${response.merTxnId}`;
+  if (response.merTxnId === undefined) {
+    // "No transaction" (a terminal that restarted and lost its memory says the same), a refused
+    // query, or an answer without MER_TXN_ID: nothing proves ours did not happen. Reconcile.
+    return {
+      outcome: 'unknown',
+      errorCode: 'OUTCOME_UNKNOWN',
+      message: `the terminal's status answer names no transaction (STATE ${response.state}${response.message === undefined ? '' : `: ${response.message}`}): what became of ${target.reference} cannot be told from it; reconcile`,
+    };
+  }
+  // Another transaction is the terminal's last, and none ran after ours (the caller holds the
+  // terminal): ours never completed on it.
   return {
     outcome: 'failed',
     errorCode: 'TERMINAL_REFUSED',
-    message: `${last}: ${target.reference} never completed on it, nothing was charged (status query)`,
+    message: `the terminal's last transaction is ${response.merTxnId}: ${target.reference} never completed on it, nothing was charged (status query)`,
     details: { resolvedBy: 'status-query' },
   };
 }

@@ -87,7 +87,8 @@ describe('ecr-bridge simulate semi', () => {
     } finally {
       human.kill('SIGTERM');
     }
-    expect((await done).code).toBe(0);
+    const ended = await done;
+    expect(ended.code, ended.stderr).toBe(0);
   });
 });
 

@@ -101,9 +101,11 @@ function protocolError(field: string, rule: string): EcrError {
 function parseFlatObject(text: string, who: string): Record<string, string> {
   const value = parseJsonObject(text, who, SEMI_MAX_FRAME_BYTES);
   const fields: Record<string, string> = {};
-  for (const [key, raw] of Object.entries(value)) {
-    if (key.length > 64)
+  for (const [name, raw] of Object.entries(value)) {
+    if (name.length > 64)
       throw protocolError('message', 'field names must be at most 64 characters');
+    // A card number can be a field name too: masked like every value.
+    const key = redactPans(name);
     if (typeof raw === 'number' && Number.isSafeInteger(raw)) fields[key] = String(raw);
     else if (typeof raw === 'string') fields[key] = raw;
     else throw protocolError(redactPans(key), 'must be a string');
