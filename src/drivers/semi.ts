@@ -193,10 +193,11 @@ export class SemiDriver implements TerminalDriver {
 
   /**
    * Asks the terminal for its last transaction (TRAN_CODE 9). If that is `target` (same
-   * MER_TXN_ID, and REQ_TXN_ID when echoed), its outcome; if it is another one, or none, the
-   * request never completed on the terminal: `failed`, nothing charged. While the terminal is
-   * busy or unreachable a patient query asks again with back-off until the recovery window ends,
-   * then reports `unknown`.
+   * MER_TXN_ID, and REQ_TXN_ID when echoed), its outcome; if it is another transaction, the
+   * request never completed on the terminal: `failed`, nothing charged; if the answer names none,
+   * `unknown` / OUTCOME_UNKNOWN (it proves nothing). While the terminal is busy or unreachable a
+   * patient query asks again with back-off until the recovery window ends; with no answer at all
+   * the result is `unknown` / TERMINAL_UNREACHABLE.
    */
   async queryOutcome(
     target: StatusTarget,
