@@ -27,6 +27,11 @@ export interface StatusTarget {
   readonly reference: string;
   /** The wire id it was sent with, when known. */
   readonly wireId?: number;
+  /**
+   * When it was sent (ms since the epoch), or a time surely after: until the terminal's longest
+   * card step has passed since then, it may still be running it.
+   */
+  readonly sentAt?: number;
 }
 
 export interface StatusQueryOptions {
@@ -96,8 +101,10 @@ export interface TerminalDriver {
   /**
    * With the `status` capability: asks the terminal what became of `target`. Only meaningful for
    * the latest request sent to the terminal (TransactionService calls it under the terminal's
-   * lock, before anything else is sent). Resolves `unknown` when the terminal cannot tell;
-   * `failed` when it shows the request never completed (nothing charged).
+   * lock, before anything else is sent). Resolves `failed` when the terminal shows the request
+   * never completed (nothing charged), and `unknown` when it cannot tell, with errorCode
+   * OUTCOME_UNKNOWN when it never will (the terminal has no record), TERMINAL_UNREACHABLE or
+   * TERMINAL_BUSY when asking later may still tell.
    */
   queryOutcome?(target: StatusTarget, options?: StatusQueryOptions): Promise<DriverOutcome>;
   /** With the `batch-close` capability: settles the terminal's open batch and reports its totals. */

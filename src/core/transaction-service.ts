@@ -314,12 +314,16 @@ export class TransactionService {
       .list({ terminalId: current.terminalId, limit: 50 })
       .find((r) => r.id < current.id && r.state !== 'received' && r.state !== 'failed');
     if (latest?.state !== 'unknown') return;
-    const found = await driver.queryOutcome({ reference: latest.reference });
+    // `updatedAt` is when it became unknown: surely after it was sent.
+    const found = await driver.queryOutcome({
+      reference: latest.reference,
+      sentAt: latest.updatedAt,
+    });
     if (found.outcome === 'unknown') {
-      if (found.errorCode === 'TERMINAL_UNREACHABLE') {
+      if (found.errorCode !== 'OUTCOME_UNKNOWN') {
         throw new EcrError(
           'TERMINAL_NOT_READY',
-          `the outcome of ${latest.reference} on this terminal is still unknown and the terminal did not answer the status query: nothing was sent`,
+          `the outcome of ${latest.reference} on this terminal is still unknown and the terminal cannot say yet (${found.message ?? found.errorCode}): nothing was sent`,
         );
       }
       // The terminal answered but cannot tell (it has no record of it): no status query ever
@@ -395,11 +399,15 @@ export class TransactionService {
             { kind: request.kind, amount: formatMoney(request.amount) },
             'sending to terminal',
           );
+          let sentAt: number | undefined;
           const first = await terminal.driver.execute(
             { ...request, wireId },
             {
               ...(options.signal === undefined ? {} : { signal: options.signal }),
-              beforeSend: () => this.journal.markSent(row.id, this.owner),
+              beforeSend: () => {
+                this.journal.markSent(row.id, this.owner);
+                sentAt = Date.now();
+              },
               onLateOutcome: (late) => this.settleLate(row, late, log),
             },
           );
@@ -408,7 +416,7 @@ export class TransactionService {
           // Invariant 1: never sent again; the terminal's status query says what happened.
           log.warn({ err: first.message }, 'outcome not seen: asking the terminal');
           const found = await terminal.driver.queryOutcome(
-            { reference: row.reference, wireId },
+            { reference: row.reference, wireId, sentAt: sentAt ?? Date.now() },
             { patient: true },
           );
           return found.outcome === 'unknown'

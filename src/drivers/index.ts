@@ -54,7 +54,10 @@ export function createDriver(
     });
   }
   if (address.protocol === 'semi' && (address.transport === 'ws' || address.transport === 'tcp')) {
-    return new SemiDriver({ url: `${address.transport}://${address.host}:${address.port}`, ...common });
+    return new SemiDriver({
+      url: `${address.transport}://${address.host}:${address.port}`,
+      ...common,
+    });
   }
   throw new EcrError(
     'UNSUPPORTED_OPERATION',

@@ -45,6 +45,13 @@ export const SEMI_STATUS_TIMEOUT_MS = 10_000;
  * that was still running to end.
  */
 export const SEMI_RECOVERY_MS = 180_000;
+/**
+ * The longest a terminal's card step can run. A status query naming another transaction proves
+ * ours never completed only once this much time has passed since ours was sent: a terminal that
+ * reports its last *completed* transaction while still at our card step must not make a charge
+ * look like "not charged".
+ */
+export const SEMI_CARD_STEP_MS = 180_000;
 /** Connection attempts before TERMINAL_UNREACHABLE (safe: no payment byte has left yet). */
 export const SEMI_CONNECT_ATTEMPTS = 3;
 
@@ -61,6 +68,8 @@ export interface SemiDriverOptions {
   readonly statusTimeoutMs?: number;
   /** @default SEMI_RECOVERY_MS */
   readonly recoveryMs?: number;
+  /** @default SEMI_CARD_STEP_MS */
+  readonly cardStepMs?: number;
   /** @default SEMI_CONNECT_ATTEMPTS */
   readonly connectAttempts?: number;
   /** @default SEMI_MAX_FRAME_BYTES (64 KiB) */
@@ -77,6 +86,7 @@ const OPTIONS = z.strictObject({
   }),
   statusTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(SEMI_STATUS_TIMEOUT_MS),
   recoveryMs: wholeNumber(0, MAX_TIMER_MS).default(SEMI_RECOVERY_MS),
+  cardStepMs: wholeNumber(0, MAX_TIMER_MS).default(SEMI_CARD_STEP_MS),
   maxFrameBytes: wholeNumber(1024, SEMI_MAX_FRAME_BYTES).default(SEMI_MAX_FRAME_BYTES),
 });
 
@@ -181,7 +191,7 @@ export class SemiDriver implements TerminalDriver {
       ...(original?.terminalTxId === undefined ? {} : { origTxnId: original.terminalTxId }),
     };
     const exchange = await this.run(semi, this.options.answerTimeoutMs, options);
-    if (exchange.type === 'answer') return toOutcome(exchange.response, request.amount.minor);
+    if (exchange.type === 'answer') return toOutcome(exchange.response, semi.amountMinor);
     return exchange.sent
       ? {
           outcome: 'unknown',
@@ -205,16 +215,24 @@ export class SemiDriver implements TerminalDriver {
   ): Promise<DriverOutcome> {
     const deadline = Date.now() + (options.patient === true ? this.options.recoveryMs : 0);
     let why = 'no status query was answered';
+    // TERMINAL_UNREACHABLE: no status answer at all; TERMINAL_BUSY: answers that may still change.
+    let code: 'TERMINAL_UNREACHABLE' | 'TERMINAL_BUSY' = 'TERMINAL_UNREACHABLE';
     for (let attempt = 0; ; attempt++) {
       const exchange = await this.run({ code: 'lastStatus' }, this.options.statusTimeoutMs, {
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
       if (exchange.type === 'answer') {
         const response = exchange.response;
-        if (!isBusyAnswer(response.state, response.message)) {
-          return statusOutcome(target, response);
-        }
-        why = 'the terminal is busy';
+        const found = isBusyAnswer(response.state, response.message)
+          ? undefined
+          : statusOutcome(target, response);
+        const mayStillRun = Date.now() - (target.sentAt ?? 0) < this.options.cardStepMs;
+        if (found !== undefined && !(found.outcome === 'failed' && mayStillRun)) return found;
+        code = 'TERMINAL_BUSY';
+        why =
+          found === undefined
+            ? 'the terminal is busy'
+            : `${found.message ?? ''}, but its card step may still be running`;
       } else {
         why = exchange.error.message;
       }
@@ -227,10 +245,9 @@ export class SemiDriver implements TerminalDriver {
         options.signal === undefined ? {} : { signal: options.signal },
       ).catch(() => {});
     }
-    // TERMINAL_UNREACHABLE: no status answer at all (as opposed to an answer that cannot tell).
     return {
       outcome: 'unknown',
-      errorCode: 'TERMINAL_UNREACHABLE',
+      errorCode: code,
       message: `the terminal did not say what became of ${target.reference}: ${why}`,
     };
   }
@@ -389,6 +406,23 @@ export function toOutcome(response: SemiResponse, requestedMinor?: number): Driv
     if (value !== undefined && value !== '') details[key] = value;
   }
   let message = response.message;
+  const approvedMinor = response.amountMinor;
+  if (
+    response.state === '0' &&
+    approvedMinor !== undefined &&
+    requestedMinor !== undefined &&
+    approvedMinor !== requestedMinor
+  ) {
+    // Approved, but not for what was asked: keep both, and say so where a person will look.
+    details.approvedMinor = approvedMinor;
+    details.requestedMinor = requestedMinor;
+    message = [
+      `approved for ${approvedMinor} minor units, not the ${requestedMinor} requested: reconcile`,
+      message,
+    ]
+      .filter(Boolean)
+      .join('; ');
+  }
   if (response.state === '1') {
     // Partial approval: the approved amount is what was really charged.
     details.partial = true;

@@ -180,6 +180,8 @@ const FAST: Omit<SemiDriverOptions, 'url'> = {
   answerTimeoutMs: 2_000,
   statusTimeoutMs: 500,
   recoveryMs: 1_500,
+  // The fake terminal ends every card step at once; the card-step guard has its own test.
+  cardStepMs: 0,
 };
 
 async function bench(
@@ -271,6 +273,36 @@ describe('SEMI over TCP: broken bytes where the answer belongs are never read on
     expect(stored).toMatchObject({ state: 'failed', errorCode: 'TERMINAL_REFUSED' });
     expect(stored.message).toMatch(/last transaction is R0: R1 never completed/);
     expect(stored.message).toMatch(/not JSON/);
+    expectSentOnce(b);
+  });
+
+  it('an approval (STATE 0) for another AMOUNT than requested → approved, both amounts kept, the message says reconcile', async () => {
+    const b = await bench((request, socket) => {
+      if (request.TRAN_CODE === SALE) write(socket, approvedSale(request, { AMOUNT: '400' }));
+    });
+    const result = await pay(b.service, REF, 1000);
+    expect(result).toMatchObject({
+      outcome: 'approved',
+      details: { approvedMinor: 400, requestedMinor: 1000 },
+    });
+    expect(result.message).toMatch(
+      /approved for 400 minor units, not the 1000 requested: reconcile/,
+    );
+    expectSentOnce(b);
+  });
+
+  it('the status query names another transaction while our card step may still be running → never failed: asked again, then unknown for the next request to settle', async () => {
+    const b = await bench(
+      badAnswerThenStatus('hello\r\n', () => OTHER_TRANSACTION),
+      {
+        cardStepMs: 60_000,
+        recoveryMs: 600,
+      },
+    );
+    const result = await pay(b.service);
+    expect(result).toMatchObject({ state: 'unknown', errorCode: 'OUTCOME_UNKNOWN' });
+    expect(row(b).message).toMatch(/card step may still be running/);
+    expect(statusQueries(b.fake).length).toBeGreaterThan(1);
     expectSentOnce(b);
   });
 
