@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { expect, inject } from 'vitest';
 import { EcrError } from '../src/core/errors.js';
@@ -31,4 +32,13 @@ export function thrownBy(fn: () => unknown): EcrError {
   }
   expect(caught).toBeInstanceOf(EcrError);
   return caught as EcrError;
+}
+
+/** A port on 127.0.0.1 that was free a moment ago and has nothing listening now. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

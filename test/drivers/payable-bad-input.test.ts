@@ -1,12 +1,12 @@
 import type { IncomingMessage } from 'node:http';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocketServer, type VerifyClientCallbackAsync, type WebSocket } from 'ws';
 import type { DriverRequest } from '../../src/core/driver.js';
 import { EcrError } from '../../src/core/errors.js';
 import { containsPan } from '../../src/core/pan.js';
 import { PayableDriver, type PayableDriverOptions } from '../../src/drivers/payable.js';
-import { waitFor } from '../helpers.js';
+import { closedPort, waitFor } from '../helpers.js';
 
 // A fake PAYable terminal built on `ws` directly, so that it can misbehave in ways the simulator
 // never does: junk, oversize frames, wrong ids, half-written frames, dropped links.
@@ -98,15 +98,6 @@ function payableDriver(url: string, options: Partial<PayableDriverOptions> = {})
   });
   drivers.push(driver);
   return driver;
-}
-
-/** A port on 127.0.0.1 that was free a moment ago and has nothing listening now. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('PayableDriver against a misbehaving terminal', () => {

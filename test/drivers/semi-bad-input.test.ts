@@ -11,7 +11,7 @@ import type { JournalRow } from '../../src/journal/journal.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { decodeBatchTotals, decodeResponse } from '../../src/protocols/semi/codec.js';
 import { JsonObjectFramer } from '../../src/protocols/semi/framer.js';
-import { tempDir, thrownBy } from '../helpers.js';
+import { closedPort, tempDir, thrownBy } from '../helpers.js';
 
 // A fake SEMI terminal on a raw TCP socket, so that it can misbehave in ways the simulator never
 // does: broken bytes, oversize objects, answers for other transactions, silence. Every request is
@@ -91,15 +91,6 @@ async function fakeSemi(script: Script): Promise<FakeSemi> {
   };
   cleanups.push(() => fake.stop());
   return fake;
-}
-
-/** A port on 127.0.0.1 that was free a moment ago and has nothing listening now. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The status answer describing `money` (the sale the terminal saw) as approved. */

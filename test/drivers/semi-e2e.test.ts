@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
@@ -11,7 +10,7 @@ import { SemiDriver, type SemiDriverOptions } from '../../src/drivers/semi.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { SIMULATED_CARD } from '../../src/simulators/scenarios.js';
 import { SemiSimulator, type SemiSimulatorOptions } from '../../src/simulators/semi/simulator.js';
-import { tempDir, waitFor } from '../helpers.js';
+import { closedPort, tempDir, waitFor } from '../helpers.js';
 
 type Transport = 'tcp' | 'ws';
 
@@ -48,16 +47,6 @@ function urlOf(simulator: SemiSimulator, transport: Transport): string {
 function portOf(url: string | undefined): number {
   if (url === undefined) throw new Error('no URL');
   return Number(new URL(url).port);
-}
-
-/** A port that was free a moment ago, for a simulator that must come back on the same one. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 async function setup(
@@ -372,7 +361,7 @@ describe('SEMI cancel, restarts and unknown outcomes', () => {
   });
 
   it('an unknown left by a terminal that went away is settled as approved when the same terminal comes back and still knows it', async () => {
-    const port = await freePort();
+    const port = await closedPort();
     const { simulator, service, row } = await setup({
       simulator: { tcpPort: port, wsPort: null },
       driver: { recoveryMs: 0, statusTimeoutMs: 300, connectAttempts: 2 },
