@@ -97,7 +97,25 @@ export {
   SemiDriver,
   type SemiDriverOptions,
 } from './drivers/semi.js';
+export {
+  CONCERT_ANSWER_TIMEOUT_MS,
+  CONCERT_DEFAULT_CURRENCY,
+  CONCERT_DEFAULT_PORT,
+  CONCERT_DEFAULT_POS_NUMBER,
+  ConcertDriver,
+  type ConcertDriverOptions,
+} from './drivers/concert.js';
 export { PayableSimulator, type PayableSimulatorOptions } from './simulators/payable/simulator.js';
+export { ConcertSimulator, type ConcertSimulatorOptions } from './simulators/concert/simulator.js';
+export type { ByteStream, StreamClosed } from './transports/byte-stream.js';
+export {
+  listSerialPorts,
+  openSerial,
+  SERIAL_DEFAULT_BAUD_RATE,
+  type SerialOptions,
+  type SerialPortInfo,
+} from './transports/serial.js';
+export { openPtyPair, type PtyPair } from './transports/pty.js';
 export {
   SEMI_WAITING_TEXT,
   SemiSimulator,

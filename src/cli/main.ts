@@ -4,6 +4,7 @@ import { DEFAULT_DATA_DIR } from './context.js';
 import { describeError, errorJson, exitCodeForError, ERROR_EXIT_CODES } from './output.js';
 import { runDemo } from './demo.js';
 import { runBatchClose, runPay } from './pay.js';
+import { runPorts } from './ports.js';
 import { MONEY_KINDS } from '../core/transaction.js';
 import { runSimulate } from './simulate.js';
 import { runTxList, runTxResolve, runTxShow } from './tx.js';
@@ -49,6 +50,17 @@ export function integerIn(name: string, min: number, max: number) {
 }
 
 const port = (name: string) => integerIn(name, 0, 65_535);
+
+/** A probability from 0 to 1. */
+const chance =
+  (name: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(value) || Number.isNaN(n)) {
+      throw new InvalidArgumentError(`${name} must be a number from 0 to 1`);
+    }
+    return n;
+  };
 
 /** A port, or `off` for a listener that should not run. */
 const portOrOff = (name: string) => {
@@ -183,7 +195,7 @@ export function buildProgram(): Command {
     program
       .command('simulate')
       .description('run a simulated terminal until interrupted')
-      .argument('<protocol>', 'payable or semi')
+      .argument('<protocol>', 'payable, semi or concert')
       .option('--host <host>', 'address to listen on', '127.0.0.1')
       .option(
         '--port <port>',
@@ -200,13 +212,26 @@ export function buildProgram(): Command {
         'payable: require this token (newer firmware); without it the simulator is the old firmware',
       )
       .option('--ws <port>', 'semi: WebSocket port, or off (default 5000)', portOrOff('--ws'))
-      .option('--tcp <port>', 'semi: raw TCP port, or off (default 5001)', portOrOff('--tcp'))
+      .option(
+        '--tcp <port>',
+        'semi: raw TCP port, or off (default 5001); concert: Concert over IP port (default off)',
+        portOrOff('--tcp'),
+      )
       .option(
         '--control-port <port>',
-        'semi: status page, /ledger and /batch port (default 8081)',
+        'semi: status page, /ledger and /batch port (default 8081); concert: /ledger port (default off)',
         port('--control-port'),
       )
       .option('--fragment', 'semi: cut every TCP write into random small pieces')
+      .option(
+        '--pty',
+        'concert: a pseudo-terminal pair (socat); prints the POS-side device first (the default without --tcp)',
+      )
+      .option(
+        '--line-noise [chance]',
+        'concert: corrupt a byte of a frame now and then (chance 0–1, default 0.2)',
+        chance('--line-noise'),
+      )
       .option(
         '--currency <code>',
         "the terminal's currency (default LKR for payable, USD for semi)",
@@ -243,6 +268,18 @@ export function buildProgram(): Command {
       .option('--port <port>', 'terminal port', port('--port'), 45454)
       .option('--status-port <port>', 'status page port', port('--status-port'), 8080),
   ).action(action(runDemo));
+
+  common(
+    program
+      .command('ports')
+      .description('list the serial ports (where a USB or RS-232 terminal shows up)')
+      .option('--watch', 'keep looking; print a line per port that appears (+) or disappears (-)')
+      .option(
+        '--interval <ms>',
+        'with --watch: how often to look (default 1000)',
+        integerIn('--interval', 100, 60_000),
+      ),
+  ).action(action(runPorts));
 
   return program;
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../core/logger.js';
 import { createDriver, DEFAULT_CURRENCIES } from '../drivers/index.js';
 import { PayableSimulator } from '../simulators/payable/simulator.js';
 import { SemiSimulator } from '../simulators/semi/simulator.js';
+import { ConcertSimulator } from '../simulators/concert/simulator.js';
 import { openContext, type Context } from './context.js';
 import type { CommandOutput, CommonOptions } from './main.js';
 import {
@@ -100,6 +101,14 @@ async function attachSimulator(choice: TerminalChoice): Promise<Attached> {
       stop: () => simulator.stop(),
     };
   }
+  if (address.protocol === 'concert') {
+    const simulator = await new ConcertSimulator({ tcpPort: 0, currency: choice.currency }).start();
+    const port = Number(new URL(simulator.tcpUrl as string).port);
+    return {
+      address: { ...address, transport: 'tcp', host: '127.0.0.1', port },
+      stop: () => simulator.stop(),
+    };
+  }
   if (address.protocol === 'payable') {
     const simulator = await new PayableSimulator({
       port: 0,
@@ -111,12 +120,8 @@ async function attachSimulator(choice: TerminalChoice): Promise<Attached> {
       stop: () => simulator.stop(),
     };
   }
-  throw invalid(
-    'UNSUPPORTED_OPERATION',
-    'terminal',
-    'simulator must be payable or semi in this release',
-    address.id,
-  );
+  const unknown: never = address.protocol;
+  throw invalid('UNSUPPORTED_OPERATION', 'terminal', 'names no simulator of this release', unknown);
 }
 
 /** Opens the terminal's driver inside `context` (the journal's service), under its terminal id. */

@@ -5,13 +5,18 @@ import { humanLogDestination } from './human-log.js';
 import { requireCurrency } from '../core/money.js';
 import { PayableSimulator } from '../simulators/payable/simulator.js';
 import { SEMI_WAITING_TEXT, SemiSimulator } from '../simulators/semi/simulator.js';
+import { ConcertSimulator } from '../simulators/concert/simulator.js';
 import type { CommandOutput, CommonOptions } from './main.js';
 
 /** Ports of the simulators when the command line names none (the vendors' defaults). */
 export const SIMULATOR_DEFAULTS = {
   payable: { port: 45454, statusPort: 8080, currency: 'LKR' },
   semi: { ws: 5000, tcp: 5001, controlPort: 8081, currency: 'USD' },
+  concert: { lineNoise: 0.2, currency: 'EUR' },
 } as const;
+
+/** The simulators this release has. */
+export const SIMULATED_PROTOCOLS = ['payable', 'semi', 'concert'] as const;
 
 export interface SimulateOptions extends CommonOptions {
   readonly host: string;
@@ -23,6 +28,9 @@ export interface SimulateOptions extends CommonOptions {
   readonly tcp?: number | 'off';
   readonly controlPort?: number;
   readonly fragment?: boolean;
+  readonly pty?: boolean;
+  /** `true` for the default chance, or a chance from 0 to 1. */
+  readonly lineNoise?: boolean | number;
   readonly currency?: string;
   readonly cardDelay: number;
   readonly slowAnswer: number;
@@ -108,15 +116,58 @@ export async function startSemiSimulator(options: StartOptions) {
   return { simulator, info, text };
 }
 
-/** Options that belong to one simulator only: naming one for the other is a usage error. */
-const ONLY_FOR: Readonly<Record<string, { readonly protocol: string; readonly flag: string }>> = {
-  port: { protocol: 'payable', flag: '--port' },
-  statusPort: { protocol: 'payable', flag: '--status-port' },
-  token: { protocol: 'payable', flag: '--token' },
-  ws: { protocol: 'semi', flag: '--ws' },
-  tcp: { protocol: 'semi', flag: '--tcp' },
-  controlPort: { protocol: 'semi', flag: '--control-port' },
-  fragment: { protocol: 'semi', flag: '--fragment' },
+/** Starts a Concert simulator on a pty pair (the default) and/or TCP. */
+export async function startConcertSimulator(options: StartOptions) {
+  const d = SIMULATOR_DEFAULTS.concert;
+  const tcp = options.tcp === 'off' ? undefined : options.tcp;
+  const pty = options.pty === true || tcp === undefined;
+  const lineNoise =
+    options.lineNoise === undefined || options.lineNoise === false
+      ? 0
+      : options.lineNoise === true
+        ? d.lineNoise
+        : options.lineNoise;
+  const simulator = await new ConcertSimulator({
+    host: options.host,
+    pty,
+    tcpPort: tcp ?? null,
+    controlPort: options.controlPort ?? null,
+    currency: requireCurrency(options.currency ?? d.currency).code,
+    cardDelayMs: options.cardDelay,
+    slowAnswerMs: options.slowAnswer,
+    lineNoise,
+    logger: simulatorLogger(options),
+  }).start();
+  const info = {
+    device: simulator.device ?? null,
+    protocol: 'concert',
+    tcpUrl: simulator.tcpUrl ?? null,
+    ledgerUrl:
+      simulator.controlPort === 0 ? null : `http://${options.host}:${simulator.controlPort}/ledger`,
+    lineNoise,
+  };
+  // The device comes first, alone on its line: scripts read it with `head -1`.
+  const text = [
+    ...(info.device === null ? [] : [info.device]),
+    `Concert simulator: ${info.device === null ? '' : `POS side of the pty ${info.device}`}${info.device !== null && info.tcpUrl !== null ? ', ' : ''}${info.tcpUrl === null ? '' : `TCP ${info.tcpUrl}`}${lineNoise > 0 ? ` (line noise ${lineNoise})` : ''}`,
+    ...(info.ledgerUrl === null ? [] : [`ledger ${info.ledgerUrl}`]),
+  ].join('\n');
+  return { simulator, info, text };
+}
+
+/** Options that belong to some simulators only: naming one for another is a usage error. */
+const ONLY_FOR: Readonly<
+  Record<string, { readonly protocols: readonly string[]; readonly flag: string }>
+> = {
+  port: { protocols: ['payable'], flag: '--port' },
+  statusPort: { protocols: ['payable'], flag: '--status-port' },
+  token: { protocols: ['payable'], flag: '--token' },
+  ws: { protocols: ['semi'], flag: '--ws' },
+  tcp: { protocols: ['semi', 'concert'], flag: '--tcp' },
+  controlPort: { protocols: ['semi', 'concert'], flag: '--control-port' },
+  fragment: { protocols: ['semi'], flag: '--fragment' },
+  pty: { protocols: ['concert'], flag: '--pty' },
+  lineNoise: { protocols: ['concert'], flag: '--line-noise' },
 };
 
 /** Waits for Ctrl-C or SIGTERM. */
@@ -128,25 +179,29 @@ export async function runSimulate(
   options: SimulateOptions,
   protocol: string,
 ): Promise<CommandOutput> {
-  if (protocol !== 'payable' && protocol !== 'semi')
+  if (!(SIMULATED_PROTOCOLS as readonly string[]).includes(protocol))
     throw invalid(
       'INVALID_INPUT',
       'protocol',
-      'must be payable or semi (the simulators available in this release)',
+      `must be ${SIMULATED_PROTOCOLS.join(', ')} (the simulators available in this release)`,
       protocol,
     );
-  for (const [key, { protocol: owner, flag }] of Object.entries(ONLY_FOR)) {
+  for (const [key, { protocols, flag }] of Object.entries(ONLY_FOR)) {
     const value = (options as unknown as Record<string, unknown>)[key];
-    if (owner !== protocol && value !== undefined && value !== false) {
+    if (!protocols.includes(protocol) && value !== undefined && value !== false) {
       throw invalid(
         'INVALID_INPUT',
         flag,
-        `is an option of the ${owner} simulator, not ${protocol}`,
+        `is an option of the ${protocols.join(' and ')} simulator${protocols.length > 1 ? 's' : ''}, not ${protocol}`,
       );
     }
   }
   const { simulator, info, text } =
-    protocol === 'semi' ? await startSemiSimulator(options) : await startPayableSimulator(options);
+    protocol === 'semi'
+      ? await startSemiSimulator(options)
+      : protocol === 'concert'
+        ? await startConcertSimulator(options)
+        : await startPayableSimulator(options);
   // Listen before saying we are up: a supervisor may signal as soon as it reads the first line.
   const interrupted = untilInterrupted();
   process.stdout.write(options.json ? `${JSON.stringify(info)}\n` : `${text}\nCtrl-C stops it.\n`);

@@ -4,18 +4,22 @@ import { EcrError } from '../core/errors.js';
 import type { TerminalAddress } from '../core/terminal-address.js';
 import type { Protocol } from '../core/terminal-address.js';
 import { PAYABLE_DEFAULT_CURRENCY, PayableDriver } from './payable.js';
+import { CONCERT_DEFAULT_CURRENCY, ConcertDriver } from './concert.js';
 import { SEMI_DEFAULT_CURRENCY, SemiDriver } from './semi.js';
 
 /** A terminal's currency when neither its address (`?currency=`) nor a setting names one. */
 export const DEFAULT_CURRENCIES: Readonly<Record<Protocol, string>> = {
   payable: PAYABLE_DEFAULT_CURRENCY,
   semi: SEMI_DEFAULT_CURRENCY,
-  concert: 'EUR',
+  concert: CONCERT_DEFAULT_CURRENCY,
 };
 
 export interface DriverSettings {
   readonly token?: string;
+  /** PAYable: this POS's name. */
   readonly posName?: string;
+  /** Concert: this POS's number on the terminal, 1–99 (else `?pos=` in the address). */
+  readonly posNumber?: number;
   /** The terminal's currency; wins over `?currency=` in the address. */
   readonly currency?: string;
   readonly answerTimeoutMs?: number;
@@ -59,9 +63,33 @@ export function createDriver(
       ...common,
     });
   }
+  if (address.protocol === 'concert') {
+    const pos = settings.posNumber ?? posNumberParam(address.params.pos);
+    const url =
+      address.transport === 'serial'
+        ? `serial://${address.path ?? ''}${address.params.baud === undefined ? '' : `?baud=${encodeURIComponent(address.params.baud)}`}`
+        : `tcp://${address.host}:${address.port}`;
+    return new ConcertDriver({ url, ...(pos === undefined ? {} : { posNumber: pos }), ...common });
+  }
   throw new EcrError(
     'UNSUPPORTED_OPERATION',
-    `${address.protocol} terminals over ${address.transport} are not available in this release of ecr-bridge (payable over ws and semi over ws or tcp are)`,
+    `${address.protocol} terminals over ${address.transport} are not available in this release of ecr-bridge (payable over ws, semi over ws or tcp, concert over serial or tcp are)`,
     { field: 'terminal', rule: 'protocol and transport must have a driver' },
   );
+}
+
+/** `?pos=07`: a Concert POS number; anything else is refused by name. */
+function posNumberParam(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,2}$/.test(value) || Number(value) < 1) {
+    throw new EcrError(
+      'INVALID_TERMINAL_ADDRESS',
+      `pos: must be a POS number from 1 to 99 (got ${value.slice(0, 8)})`,
+      {
+        field: 'pos',
+        rule: 'a POS number from 1 to 99',
+      },
+    );
+  }
+  return Number(value);
 }

@@ -126,6 +126,36 @@ export interface TcpConnectOptions {
 
 /** Opens a TCP link; TERMINAL_UNREACHABLE when no connection can be made in time. */
 export function connectTcp(options: TcpConnectOptions): Promise<MessageLink> {
+  return connectSocket(
+    options,
+    (socket) =>
+      new TcpLink(
+        socket,
+        `${socket.remoteAddress}:${socket.remotePort}`,
+        options.framer,
+        options.split,
+        options.garbage ?? 'skip',
+      ),
+  );
+}
+
+export interface SocketConnectOptions {
+  readonly host: string;
+  readonly port: number;
+  /** @default DEFAULT_CONNECT_TIMEOUT_MS */
+  readonly connectTimeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Connects a TCP socket and hands it to `wrap` in the same tick as `connect`, so the wrapper's
+ * listeners are in place before any byte can arrive. TERMINAL_UNREACHABLE when no connection can
+ * be made in time; ABORTED when `signal` fires first.
+ */
+export function connectSocket<T>(
+  options: SocketConnectOptions,
+  wrap: (socket: Socket) => T,
+): Promise<T> {
   const target = `${options.host}:${options.port}`;
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted === true) {
@@ -141,15 +171,7 @@ export function connectTcp(options: TcpConnectOptions): Promise<MessageLink> {
       options.signal?.removeEventListener('abort', onAbort);
       socket.off('error', onError);
       if (error === undefined) {
-        resolve(
-          new TcpLink(
-            socket,
-            `${socket.remoteAddress}:${socket.remotePort}`,
-            options.framer,
-            options.split,
-            options.garbage ?? 'skip',
-          ),
-        );
+        resolve(wrap(socket));
       } else {
         socket.destroy();
         reject(error);

@@ -146,7 +146,17 @@ describe('ecr-bridge pay', () => {
         /INVALID_INPUT: port: \d+ on 127\.0\.0\.1 is already in use/,
         64,
       ],
-      [['simulate', 'concert'], /INVALID_INPUT: protocol: must be payable or semi/, 64],
+      [['simulate', 'nfc'], /INVALID_INPUT: protocol: must be payable, semi, concert/, 64],
+      [
+        ['simulate', 'semi', '--pty'],
+        /INVALID_INPUT: --pty: is an option of the concert simulator, not semi/,
+        64,
+      ],
+      [
+        ['simulate', 'concert', '--line-noise', '2'],
+        /--line-noise must be a number from 0 to 1/,
+        64,
+      ],
       [
         ['simulate', 'semi', '--token', 'T'],
         /INVALID_INPUT: --token: is an option of the payable simulator, not semi/,

@@ -1,0 +1,248 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/core/logger.js';
+import { containsPan } from '../../src/core/pan.js';
+import { TransactionService } from '../../src/core/transaction-service.js';
+import type { PaymentRequest } from '../../src/core/transaction.js';
+import { ConcertDriver, type ConcertDriverOptions } from '../../src/drivers/concert.js';
+import { ConcertSession } from '../../src/drivers/concert-session.js';
+import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
+import { decodeRequest, encodeAnswer } from '../../src/protocols/concert/messages.js';
+import {
+  ConcertSimulator,
+  type ConcertSimulatorOptions,
+} from '../../src/simulators/concert/simulator.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { openPtyPair } from '../../src/transports/pty.js';
+import { openSerial } from '../../src/transports/serial.js';
+import { files } from '../global-setup.js';
+import { closedPort, tempDir } from '../helpers.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+type Link = 'pty' | 'tcp';
+
+async function setup(
+  link: Link,
+  options: { simulator?: ConcertSimulatorOptions; driver?: Partial<ConcertDriverOptions> } = {},
+) {
+  const simulator = await new ConcertSimulator({
+    ...(link === 'pty' ? { pty: true } : { tcpPort: 0 }),
+    ...options.simulator,
+  }).start();
+  cleanups.push(() => simulator.stop());
+  const dir = tempDir('concert-e2e-');
+  const logger = createLogger({
+    level: 'debug',
+    destination: pino.destination({ dest: join(dir, 'test.log'), sync: true }),
+  });
+  const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
+  cleanups.push(() => journal.close());
+  const url = link === 'pty' ? `serial://${simulator.device}` : (simulator.tcpUrl as string);
+  const driver = new ConcertDriver({ url, answerTimeoutMs: 1_500, logger, ...options.driver });
+  const service = new TransactionService({ journal, logger });
+  service.addTerminal('t1', driver);
+  cleanups.push(() => service.close());
+  return { simulator, service, journal, dir };
+}
+
+function sale(reference: string, minor: number): PaymentRequest {
+  return { kind: 'sale', reference, amount: { minor, currency: 'EUR' } };
+}
+
+describe.each<Link>(['pty', 'tcp'])('Concert driver ↔ simulator over %s', (link) => {
+  it('approved: the card number from the report field is masked, the ledger charged once; a retry is replayed', async () => {
+    const { simulator, service } = await setup(link);
+    const result = await service.pay('t1', sale('C-1', 1000));
+    expect(result).toMatchObject({ outcome: 'approved', maskedPan: '476173******0010' });
+    expect(result.details).toMatchObject({ status: 'approved', answerSize: 'full' });
+    expect(simulator.ledger.count).toBe(1);
+    expect(await service.pay('t1', sale('C-1', 1000))).toMatchObject({ replayed: true });
+    expect(simulator.ledger.count).toBe(1);
+  });
+
+  it('refusals (…51 decline, …52 cancel, …53 busy, …57 invalid) → declined, nothing charged', async () => {
+    const { simulator, service } = await setup(link);
+    for (const minor of [1051, 1052, 1053, 1057]) {
+      expect(await service.pay('t1', sale(`R-${minor}`, minor))).toMatchObject({
+        outcome: 'declined',
+      });
+    }
+    expect(simulator.ledger.count).toBe(0);
+  });
+
+  it('…54 silent after accepting the request → unknown, charged once, never sent again', async () => {
+    const { simulator, service } = await setup(link);
+    expect(await service.pay('t1', sale('S-1', 1054))).toMatchObject({
+      outcome: 'unknown',
+      errorCode: 'OUTCOME_UNKNOWN',
+    });
+    expect(await service.pay('t1', sale('S-1', 1054))).toMatchObject({
+      outcome: 'unknown',
+      replayed: true,
+    });
+    expect(simulator.ledger.count).toBe(1);
+  });
+
+  it('…56 slow answer within the timeout → approved; …58 (no partial in Concert) → approved in full', async () => {
+    const { service } = await setup(link, { simulator: { slowAnswerMs: 300 } });
+    expect(await service.pay('t1', sale('SL-1', 1056))).toMatchObject({ outcome: 'approved' });
+    expect(await service.pay('t1', sale('P-1', 1058))).toMatchObject({
+      outcome: 'approved',
+      details: { amountMinor: 1058 },
+    });
+  });
+
+  it('with line noise every payment still gets through on the NAK/resend path, each charged once', async () => {
+    const { simulator, service, dir } = await setup(link, { simulator: { lineNoise: 0.5 } });
+    for (let i = 0; i < 12; i++) {
+      expect(await service.pay('t1', sale(`N-${i}`, 2000 + i * 100))).toMatchObject({
+        outcome: 'approved',
+      });
+    }
+    expect(simulator.ledger.count).toBe(12);
+    expect(readFileSync(join(dir, 'test.log'), 'utf8')).toMatch(
+      /refused a frame from the terminal/,
+    );
+  });
+
+  it('refund (credit), void (cancel) and pre-authorisation reach the terminal as their types', async () => {
+    const { simulator, service } = await setup(link);
+    await service.pay('t1', sale('O-1', 3000));
+    for (const [kind, reference] of [
+      ['refund', 'K-REF'],
+      ['auth', 'K-AUTH'],
+    ] as const) {
+      expect(
+        await service.pay('t1', { kind, reference, amount: { minor: 1500, currency: 'EUR' } }),
+      ).toMatchObject({ outcome: 'approved' });
+    }
+    expect(
+      await service.pay('t1', {
+        kind: 'void',
+        reference: 'K-VOID',
+        originalReference: 'O-1',
+        amount: { minor: 3000, currency: 'EUR' },
+      }),
+    ).toMatchObject({ outcome: 'approved' });
+    expect(simulator.ledger.all().map((c) => c.kind)).toEqual([
+      'debit',
+      'credit',
+      'preauth',
+      'cancel',
+    ]);
+  });
+});
+
+describe('Concert: terminals that are off, silent or unplugged', () => {
+  it('switched off (nothing answers the ENQ within 2 s) → failed TERMINAL_UNREACHABLE, certainly not charged', async () => {
+    const pair = await openPtyPair();
+    cleanups.push(() => pair.close());
+    const dir = tempDir('concert-off-');
+    const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
+    cleanups.push(() => journal.close());
+    const service = new TransactionService({ journal });
+    service.addTerminal(
+      't1',
+      new ConcertDriver({ url: `serial://${pair.posPath}`, ackTimeoutMs: 300 }),
+    );
+    cleanups.push(() => service.close());
+    const started = Date.now();
+    expect(await service.pay('t1', sale('OFF-1', 1000))).toMatchObject({
+      outcome: 'failed',
+      errorCode: 'TERMINAL_UNREACHABLE',
+    });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('a serial path that does not exist → failed TERMINAL_UNREACHABLE naming the path, nothing sent', async () => {
+    const dir = tempDir('concert-nopath-');
+    const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
+    cleanups.push(() => journal.close());
+    const service = new TransactionService({ journal });
+    service.addTerminal('t1', new ConcertDriver({ url: 'serial:///dev/ttyNOPE9' }));
+    const result = await service.pay('t1', sale('NP-1', 1000));
+    expect(result).toMatchObject({ outcome: 'failed', errorCode: 'TERMINAL_UNREACHABLE' });
+    expect(result.message).toMatch(/\/dev\/ttyNOPE9/);
+    expect(result.message).toMatch(/ecr-bridge ports/);
+  });
+
+  it('nothing listening on TCP → failed TERMINAL_UNREACHABLE', async () => {
+    const dir = tempDir('concert-closed-');
+    const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
+    cleanups.push(() => journal.close());
+    const service = new TransactionService({ journal });
+    service.addTerminal(
+      't1',
+      new ConcertDriver({ url: `tcp://127.0.0.1:${await closedPort()}`, connectAttempts: 1 }),
+    );
+    expect(await service.pay('t1', sale('CL-1', 1000))).toMatchObject({
+      outcome: 'failed',
+      errorCode: 'TERMINAL_UNREACHABLE',
+    });
+  });
+
+  it('device unplugged after the card was read → unknown, charged once', async () => {
+    const { simulator, service } = await setup('pty', { simulator: { cardDelayMs: 400 } });
+    simulator.ledger.once('charge', () => void simulator.unplug());
+    const result = await service.pay('t1', sale('U-1', 1000));
+    expect(result).toMatchObject({ outcome: 'unknown', errorCode: 'OUTCOME_UNKNOWN' });
+    expect(simulator.ledger.count).toBe(1);
+  });
+
+  it('an answer for another POS number is not ours: ignored, so the payment ends unknown at the timeout', async () => {
+    // A terminal that answers every request as if it came from POS 02.
+    const pair = await openPtyPair();
+    cleanups.push(() => pair.close());
+    const terminal = await openSerial({ path: pair.terminalPath });
+    const session: ConcertSession = new ConcertSession(terminal, {
+      role: 'terminal',
+      logger: silentLogger,
+      onEvent: (event) => {
+        if (event.type !== 'message') return;
+        const request = decodeRequest(event.data);
+        session.send(
+          encodeAnswer({
+            posNumber: 2,
+            status: 'approved',
+            amountMinor: request.amountMinor,
+            paymentMode: 'card',
+            size: 'full',
+            report: '4111111111111111',
+            currencyNumeric: request.currencyNumeric,
+            privateData: request.privateData,
+          }),
+        );
+      },
+    });
+    cleanups.push(() => session.close());
+    const dir = tempDir('concert-pos-');
+    const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
+    cleanups.push(() => journal.close());
+    const service = new TransactionService({ journal });
+    service.addTerminal(
+      't1',
+      new ConcertDriver({ url: `serial://${pair.posPath}`, answerTimeoutMs: 800 }),
+    );
+    cleanups.push(() => service.close());
+    expect(await service.pay('t1', sale('POS-1', 1000))).toMatchObject({
+      outcome: 'unknown',
+      errorCode: 'OUTCOME_UNKNOWN',
+    });
+  });
+
+  it('the clear card number from the report field appears nowhere: result, journal, logs', async () => {
+    const { service, dir } = await setup('pty');
+    const result = await service.pay('t1', sale('PAN-1', 1000));
+    expect(containsPan(JSON.stringify(result))).toBe(false);
+    for (const path of files(dir)) {
+      expect(containsPan(readFileSync(path).toString('latin1')), path).toBe(false);
+    }
+  });
+});
