@@ -32,8 +32,10 @@ async function setup(
   link: Link,
   options: { simulator?: ConcertSimulatorOptions; driver?: Partial<ConcertDriverOptions> } = {},
 ) {
+  // Line noise on by default: every scenario also runs the NAK/resend path now and then.
   const simulator = await new ConcertSimulator({
     ...(link === 'pty' ? { pty: true } : { tcpPort: 0 }),
+    lineNoise: 0.3,
     ...options.simulator,
   }).start();
   cleanups.push(() => simulator.stop());
@@ -56,89 +58,92 @@ function sale(reference: string, minor: number): PaymentRequest {
   return { kind: 'sale', reference, amount: { minor, currency: 'EUR' } };
 }
 
-describe.each<Link>(['pty', 'tcp'])('Concert driver ↔ simulator over %s', (link) => {
-  it('approved: the card number from the report field is masked, the ledger charged once; a retry is replayed', async () => {
-    const { simulator, service } = await setup(link);
-    const result = await service.pay('t1', sale('C-1', 1000));
-    expect(result).toMatchObject({ outcome: 'approved', maskedPan: '476173******0010' });
-    expect(result.details).toMatchObject({ status: 'approved', answerSize: 'full' });
-    expect(simulator.ledger.count).toBe(1);
-    expect(await service.pay('t1', sale('C-1', 1000))).toMatchObject({ replayed: true });
-    expect(simulator.ledger.count).toBe(1);
-  });
+describe.each<Link>(['pty', 'tcp'])(
+  'Concert driver ↔ simulator over %s, with line noise',
+  (link) => {
+    it('approved: the card number from the report field is masked, the ledger charged once; a retry is replayed', async () => {
+      const { simulator, service } = await setup(link);
+      const result = await service.pay('t1', sale('C-1', 1000));
+      expect(result).toMatchObject({ outcome: 'approved', maskedPan: '476173******0010' });
+      expect(result.details).toMatchObject({ status: 'approved', answerSize: 'full' });
+      expect(simulator.ledger.count).toBe(1);
+      expect(await service.pay('t1', sale('C-1', 1000))).toMatchObject({ replayed: true });
+      expect(simulator.ledger.count).toBe(1);
+    });
 
-  it('refusals (…51 decline, …52 cancel, …53 busy, …57 invalid) → declined, nothing charged', async () => {
-    const { simulator, service } = await setup(link);
-    for (const minor of [1051, 1052, 1053, 1057]) {
-      expect(await service.pay('t1', sale(`R-${minor}`, minor))).toMatchObject({
-        outcome: 'declined',
+    it('refusals (…51 decline, …52 cancel, …53 busy, …57 invalid) → declined, nothing charged', async () => {
+      const { simulator, service } = await setup(link);
+      for (const minor of [1051, 1052, 1053, 1057]) {
+        expect(await service.pay('t1', sale(`R-${minor}`, minor))).toMatchObject({
+          outcome: 'declined',
+        });
+      }
+      expect(simulator.ledger.count).toBe(0);
+    });
+
+    it('…54 silent after accepting the request → unknown, charged once, never sent again', async () => {
+      const { simulator, service } = await setup(link);
+      expect(await service.pay('t1', sale('S-1', 1054))).toMatchObject({
+        outcome: 'unknown',
+        errorCode: 'OUTCOME_UNKNOWN',
       });
-    }
-    expect(simulator.ledger.count).toBe(0);
-  });
-
-  it('…54 silent after accepting the request → unknown, charged once, never sent again', async () => {
-    const { simulator, service } = await setup(link);
-    expect(await service.pay('t1', sale('S-1', 1054))).toMatchObject({
-      outcome: 'unknown',
-      errorCode: 'OUTCOME_UNKNOWN',
+      expect(await service.pay('t1', sale('S-1', 1054))).toMatchObject({
+        outcome: 'unknown',
+        replayed: true,
+      });
+      expect(simulator.ledger.count).toBe(1);
     });
-    expect(await service.pay('t1', sale('S-1', 1054))).toMatchObject({
-      outcome: 'unknown',
-      replayed: true,
-    });
-    expect(simulator.ledger.count).toBe(1);
-  });
 
-  it('…56 slow answer within the timeout → approved; …58 (no partial in Concert) → approved in full', async () => {
-    const { service } = await setup(link, { simulator: { slowAnswerMs: 300 } });
-    expect(await service.pay('t1', sale('SL-1', 1056))).toMatchObject({ outcome: 'approved' });
-    expect(await service.pay('t1', sale('P-1', 1058))).toMatchObject({
-      outcome: 'approved',
-      details: { amountMinor: 1058 },
-    });
-  });
-
-  it('with line noise every payment still gets through on the NAK/resend path, each charged once', async () => {
-    const { simulator, service, dir } = await setup(link, { simulator: { lineNoise: 0.5 } });
-    for (let i = 0; i < 12; i++) {
-      expect(await service.pay('t1', sale(`N-${i}`, 2000 + i * 100))).toMatchObject({
+    it('…56 slow answer within the timeout → approved; …58 (no partial in Concert) → approved in full', async () => {
+      const { service } = await setup(link, { simulator: { slowAnswerMs: 300 } });
+      expect(await service.pay('t1', sale('SL-1', 1056))).toMatchObject({ outcome: 'approved' });
+      expect(await service.pay('t1', sale('P-1', 1058))).toMatchObject({
         outcome: 'approved',
+        details: { amountMinor: 1058 },
       });
-    }
-    expect(simulator.ledger.count).toBe(12);
-    expect(readFileSync(join(dir, 'test.log'), 'utf8')).toMatch(
-      /refused a frame from the terminal/,
-    );
-  });
+    });
 
-  it('refund (credit), void (cancel) and pre-authorisation reach the terminal as their types', async () => {
-    const { simulator, service } = await setup(link);
-    await service.pay('t1', sale('O-1', 3000));
-    for (const [kind, reference] of [
-      ['refund', 'K-REF'],
-      ['auth', 'K-AUTH'],
-    ] as const) {
+    it('with line noise every payment still gets through on the NAK/resend path, each charged once', async () => {
+      const { simulator, service, dir } = await setup(link, { simulator: { lineNoise: 0.5 } });
+      for (let i = 0; i < 12; i++) {
+        expect(await service.pay('t1', sale(`N-${i}`, 2000 + i * 100))).toMatchObject({
+          outcome: 'approved',
+        });
+      }
+      expect(simulator.ledger.count).toBe(12);
+      expect(readFileSync(join(dir, 'test.log'), 'utf8')).toMatch(
+        /refused a frame from the terminal/,
+      );
+    });
+
+    it('refund (credit), void (cancel) and pre-authorisation reach the terminal as their types', async () => {
+      const { simulator, service } = await setup(link);
+      await service.pay('t1', sale('O-1', 3000));
+      for (const [kind, reference] of [
+        ['refund', 'K-REF'],
+        ['auth', 'K-AUTH'],
+      ] as const) {
+        expect(
+          await service.pay('t1', { kind, reference, amount: { minor: 1500, currency: 'EUR' } }),
+        ).toMatchObject({ outcome: 'approved' });
+      }
       expect(
-        await service.pay('t1', { kind, reference, amount: { minor: 1500, currency: 'EUR' } }),
+        await service.pay('t1', {
+          kind: 'void',
+          reference: 'K-VOID',
+          originalReference: 'O-1',
+          amount: { minor: 3000, currency: 'EUR' },
+        }),
       ).toMatchObject({ outcome: 'approved' });
-    }
-    expect(
-      await service.pay('t1', {
-        kind: 'void',
-        reference: 'K-VOID',
-        originalReference: 'O-1',
-        amount: { minor: 3000, currency: 'EUR' },
-      }),
-    ).toMatchObject({ outcome: 'approved' });
-    expect(simulator.ledger.all().map((c) => c.kind)).toEqual([
-      'debit',
-      'credit',
-      'preauth',
-      'cancel',
-    ]);
-  });
-});
+      expect(simulator.ledger.all().map((c) => c.kind)).toEqual([
+        'debit',
+        'credit',
+        'preauth',
+        'cancel',
+      ]);
+    });
+  },
+);
 
 describe('Concert: terminals that are off, silent or unplugged', () => {
   it('switched off (nothing answers the ENQ within 2 s) → failed TERMINAL_UNREACHABLE, certainly not charged', async () => {
