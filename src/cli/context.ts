@@ -20,7 +20,12 @@ export interface Context {
  * Opens the journal of a data directory, with logs in `<data-dir>/logs/ecr-bridge.log`, and
  * recovers what a crashed process left in flight (rows become `unknown`).
  */
-export function openContext(options: { dataDir: string; logLevel: string }): Context {
+export function openContext(options: {
+  dataDir: string;
+  logLevel: string;
+  /** Requests that may wait per terminal. @default DEFAULT_MAX_QUEUE */
+  maxQueue?: number;
+}): Context {
   const dataDir = resolve(options.dataDir);
   let logger: Logger;
   let journal: SqliteJournal;
@@ -45,7 +50,11 @@ export function openContext(options: { dataDir: string; logLevel: string }): Con
       },
     );
   }
-  const service = new TransactionService({ journal, logger });
+  const service = new TransactionService({
+    journal,
+    logger,
+    ...(options.maxQueue === undefined ? {} : { maxQueue: options.maxQueue }),
+  });
   service.recover();
   return {
     dataDir,

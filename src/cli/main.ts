@@ -5,6 +5,7 @@ import { describeError, errorJson, exitCodeForError, ERROR_EXIT_CODES } from './
 import { runDemo } from './demo.js';
 import { runBatchClose, runPay } from './pay.js';
 import { runPorts } from './ports.js';
+import { runConnectorStart } from './connector.js';
 import { MONEY_KINDS } from '../core/transaction.js';
 import { runSimulate } from './simulate.js';
 import { runTxList, runTxResolve, runTxShow } from './tx.js';
@@ -249,6 +250,16 @@ export function buildProgram(): Command {
         5000,
       ),
   ).action(action(runSimulate));
+
+  const connector = program
+    .command('connector')
+    .description('the HiPay-compatible local connector a POS or kiosk calls over HTTP');
+  common(
+    connector
+      .command('start')
+      .description('start the connector described by a config.txt (runs until Ctrl-C or GET /stop)')
+      .requiredOption('--config <file>', 'the config.txt (KEY=VALUE lines, see docs/connector.md)'),
+  ).action(action(runConnectorStart));
 
   const batch = program.command('batch').description("the terminal's batch (settlement)");
   common(

@@ -8,7 +8,7 @@ import {
   type MoneyKind,
   type PaymentMethod,
 } from '../core/transaction.js';
-import type { BatchTotals } from '../core/driver.js';
+import type { BatchTotals, TerminalDriver } from '../core/driver.js';
 import type { Logger } from '../core/logger.js';
 import { createDriver, DEFAULT_CURRENCIES } from '../drivers/index.js';
 import { PayableSimulator } from '../simulators/payable/simulator.js';
@@ -50,7 +50,7 @@ function validateTerminalId(value: string): string {
 }
 
 /** The terminal a command talks to, as parsed and checked before anything is opened. */
-interface TerminalChoice {
+export interface TerminalChoice {
   readonly address: TerminalAddress;
   /** The terminal's own currency: from its set-up, never from a request. */
   readonly currency: string;
@@ -58,7 +58,7 @@ interface TerminalChoice {
 }
 
 /** Parses `--terminal`, `--protocol`, `--terminal-id` and the currency rule, touching nothing. */
-function chooseTerminal(options: {
+export function chooseTerminal(options: {
   readonly terminal: string;
   readonly protocol?: string;
   readonly terminalId?: string;
@@ -80,12 +80,12 @@ function chooseTerminal(options: {
 }
 
 /** A simulator started inside this process for `simulator:<protocol>`, on free ports. */
-interface Attached {
+export interface Attached {
   readonly address: TerminalAddress;
   stop(): Promise<void>;
 }
 
-async function attachSimulator(choice: TerminalChoice): Promise<Attached> {
+export async function attachSimulator(choice: TerminalChoice): Promise<Attached> {
   const { address } = choice;
   if (address.transport !== 'simulator') return { address, stop: async () => {} };
   if (address.protocol === 'semi') {
@@ -125,15 +125,22 @@ async function attachSimulator(choice: TerminalChoice): Promise<Attached> {
 }
 
 /** Opens the terminal's driver inside `context` (the journal's service), under its terminal id. */
-function addTerminal(
+export function addTerminal(
   context: Context,
   choice: TerminalChoice,
   address: TerminalAddress,
-  settings: { token?: string; pos?: string; timeoutSeconds?: number; logger: Logger },
-): void {
+  settings: {
+    token?: string;
+    pos?: string;
+    posNumber?: number;
+    timeoutSeconds?: number;
+    logger: Logger;
+  },
+): TerminalDriver {
   const driver = createDriver(address, {
     ...(settings.token === undefined ? {} : { token: settings.token }),
     ...(settings.pos === undefined ? {} : { posName: settings.pos }),
+    ...(settings.posNumber === undefined ? {} : { posNumber: settings.posNumber }),
     currency: choice.currency,
     ...(settings.timeoutSeconds === undefined
       ? {}
@@ -141,6 +148,7 @@ function addTerminal(
     logger: settings.logger,
   });
   context.service.addTerminal(choice.terminalId, driver);
+  return driver;
 }
 
 export async function runPay(options: PayOptions): Promise<CommandOutput> {

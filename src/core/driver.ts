@@ -84,6 +84,8 @@ export interface TerminalDriver {
    * enforced on across processes, whatever terminal ids callers give it.
    */
   readonly endpoint: string;
+  /** The terminal's serial number, once it has told it (the connector's `/config`). */
+  readonly serial?: string | undefined;
   /** What this terminal can do; anything else fails with UNSUPPORTED_OPERATION. */
   readonly capabilities: ReadonlySet<TransactionKind>;
   /**
@@ -133,6 +135,13 @@ export function requireSupported(
   request: PaymentRequest,
 ): void {
   requireCapability(driver, request.kind);
+  if (request.forceAuthorization === true && !driver.capabilities.has('force-authorization')) {
+    throw new EcrError(
+      'UNSUPPORTED_OPERATION',
+      `forceAuthorization: ${driver.protocol} terminals cannot force an online authorisation`,
+      { field: 'forceAuthorization', rule: 'only for terminals that can force one (concert)' },
+    );
+  }
   if (request.amount.currency !== currency) {
     throw invalid(
       'INVALID_CURRENCY',

@@ -52,6 +52,11 @@ export const ERROR_CODES = {
   LINK_LOST: { http: 502, summary: 'The connection to the terminal closed.' },
   TIMEOUT: { http: 504, summary: 'A bounded wait ran out.' },
   ABORTED: { http: 499, summary: 'The caller cancelled the operation.' },
+  UNAUTHORIZED: { http: 401, summary: 'Credentials are missing or wrong.' },
+  RATE_LIMITED: {
+    http: 429,
+    summary: 'Too many failed logins from this address: wait for Retry-After seconds.',
+  },
   NOT_FOUND: { http: 404, summary: 'No transaction has this reference.' },
   JOURNAL_ERROR: { http: 500, summary: 'The journal could not be read or written.' },
   INTERNAL: { http: 500, summary: 'A bug: an invariant of ecr-bridge did not hold.' },

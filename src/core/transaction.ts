@@ -20,14 +20,15 @@ export const KINDS_NEEDING_ORIGINAL: ReadonlySet<MoneyKind> = new Set([
 
 /**
  * What a POS can ask of a terminal: the money kinds, plus cancelling the transaction in progress,
- * asking the terminal for the outcome of the last one (`status`, what resolves `unknown`), and
- * closing the batch.
+ * asking the terminal for the outcome of the last one (`status`, what resolves `unknown`),
+ * closing the batch, and forcing an online authorisation on a payment.
  */
 export const TRANSACTION_KINDS = [
   ...MONEY_KINDS,
   'cancel-current',
   'status',
   'batch-close',
+  'force-authorization',
 ] as const;
 export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
 
@@ -63,6 +64,11 @@ export interface PaymentRequest {
   readonly originalReference?: string;
   readonly receiptEmail?: string;
   readonly receiptSms?: string;
+  /**
+   * Ask the terminal to authorise online whatever its floor limit (HiPay's
+   * `force_authorization`); refused by terminals without the `force-authorization` capability.
+   */
+  readonly forceAuthorization?: boolean;
 }
 
 /** What a terminal said about one request, as a driver reports it. No full PAN, ever. */
@@ -181,6 +187,9 @@ export function validatePaymentRequest(
       'receiptEmail',
       `must be an e-mail address of at most ${MAX_EMAIL_LENGTH} characters`,
     );
+  }
+  if (request.forceAuthorization !== undefined && typeof request.forceAuthorization !== 'boolean') {
+    throw invalid('INVALID_INPUT', 'forceAuthorization', 'must be true or false');
   }
   if (receiptSms !== undefined && (typeof receiptSms !== 'string' || !PHONE.test(receiptSms))) {
     throw invalid(

@@ -51,7 +51,10 @@ export interface ConcertDriverOptions {
   readonly posNumber?: number;
   /** `end`: the terminal answers at the end of the transaction (A010); `immediate` (A011). @default 'end' */
   readonly answerDelay?: 'end' | 'immediate';
-  /** Ask the terminal to force an online authorisation (B011) on every request. @default false */
+  /**
+   * Force an online authorisation (B011) on every request; a request's own
+   * `forceAuthorization` wins. @default false
+   */
   readonly forceAuthorization?: boolean;
   /** @default CONCERT_CONNECT_TIMEOUT_MS */
   readonly connectTimeoutMs?: number;
@@ -85,7 +88,13 @@ const TYPE_OF_KIND: Partial<Record<MoneyKind, ConcertRequest['transactionType']>
   auth: 'preauth',
 };
 
-const CAPABILITIES: ReadonlySet<TransactionKind> = new Set(['sale', 'refund', 'void', 'auth']);
+const CAPABILITIES: ReadonlySet<TransactionKind> = new Set([
+  'sale',
+  'refund',
+  'void',
+  'auth',
+  'force-authorization',
+]);
 
 type Target =
   | { readonly kind: 'serial'; readonly path: string; readonly baudRate: number }
@@ -186,7 +195,8 @@ export class ConcertDriver implements TerminalDriver {
       // request, beyond the POS number.
       privateData: wireTag(request.wireId),
       delay: this.options.answerDelay,
-      authorization: this.options.forceAuthorization ? 'force' : 'terminal',
+      authorization:
+        (request.forceAuthorization ?? this.options.forceAuthorization) ? 'force' : 'terminal',
     });
     let stream: ByteStream;
     try {

@@ -129,6 +129,8 @@ export class SemiDriver implements TerminalDriver {
   private connection: SemiConnection | undefined;
   /** An exchange is between connect and outcome: the driver takes one at a time. */
   private busy = false;
+  /** The terminal's serial number (SERIAL_NO), from its last answer. */
+  serial: string | undefined;
 
   constructor(input: SemiDriverOptions) {
     this.options = parseOptions(OPTIONS, input, 'SemiDriver');
@@ -331,7 +333,10 @@ export class SemiDriver implements TerminalDriver {
       }
       this.connection = connection;
       try {
-        return await connection.exchange(request, timeoutMs, options.beforeSend);
+        const exchange = await connection.exchange(request, timeoutMs, options.beforeSend);
+        if (exchange.type === 'answer')
+          this.serial = exchange.response.fields.SERIAL_NO ?? this.serial;
+        return exchange;
       } catch (error) {
         // `beforeSend` refused (the journal could not record `sent`): nothing left.
         const e = toEcrError(error, 'JOURNAL_ERROR');

@@ -57,8 +57,91 @@ export interface Journal {
   unlockTerminal(terminalId: string, owner: Owner): void;
   /** The owner is alive: refreshes the heartbeat of its in-flight rows and terminal locks. */
   heartbeat(owner: Owner): void;
+
+  // The back-office notification outbox (seed 001: "the transaction request is sent to the
+  // provider's server"). A notification exists only for a transaction that happened (see
+  // NOTIFIED_STATES); it is written durably before any POST, so none is lost to a crash.
+
+  /**
+   * Puts the transaction in the outbox, due at once. Idempotent: the same transaction again
+   * returns its existing row, whatever its state. Throws NOT_FOUND when there is no such
+   * transaction and INVALID_INPUT when its state is not one of NOTIFIED_STATES (`failed`,
+   * `unknown` and in-flight rows are never notified: nothing happened, or nobody knows yet).
+   */
+  enqueueNotification(transactionId: number): NotificationRow;
+  /**
+   * The crash-proof sweep: every transaction in one of NOTIFIED_STATES that has no notification
+   * row yet gets one, due at once — a process killed between journaling an outcome and
+   * enqueueing its notification, an `unknown` resolved later (by a late answer, a status query
+   * or a person), a transaction completed by another process sharing the journal. Returns the
+   * rows it created, oldest transaction first. Cheap to call often: after the first call an
+   * implementation may look only at what could have changed since.
+   */
+  enqueueMissingNotifications(): NotificationRow[];
+  /**
+   * Pending notifications whose `nextAttemptAt` is at or before `now`, the most overdue first
+   * (ties by id), at most `limit` of them.
+   */
+  dueNotifications(now: number, limit: number): NotificationRow[];
+  /** The notification of a transaction, if it has one. */
+  notificationFor(transactionId: number): NotificationRow | undefined;
+  /**
+   * Records how one POST ended: `attempts` goes up by one either way. Acknowledged: the row
+   * becomes `sent` for good (a later failure recorded by a slower duplicate delivery never
+   * reverts it). Not acknowledged: `lastError` (cut to MAX_NOTIFICATION_ERROR_LENGTH, card
+   * numbers masked) and, while the row is pending, `nextAttemptAt` are set. Throws
+   * JOURNAL_ERROR when there is no notification `id`.
+   */
+  recordNotificationAttempt(id: number, outcome: NotificationAttempt): NotificationRow;
   close(): void;
 }
+
+/** Transaction states that mean something happened at the terminal: these get notified. */
+export const NOTIFIED_STATES = ['approved', 'declined', 'cancelled'] as const;
+
+/**
+ * Longest `lastError` kept: an HTTP status or an error code, never a response body. Migration 3's
+ * CHECK holds the same bound.
+ */
+export const MAX_NOTIFICATION_ERROR_LENGTH = 200;
+
+export const NOTIFICATION_STATES = ['pending', 'sent'] as const;
+/** `pending` until a POST is acknowledged with a 2xx answer, then `sent` for good. */
+export type NotificationState = (typeof NOTIFICATION_STATES)[number];
+
+/** One row of the outbox: the notification of one transaction to the back office. */
+export interface NotificationRow {
+  readonly id: number;
+  readonly transactionId: number;
+  readonly state: NotificationState;
+  /** POSTs whose end was recorded, acknowledged or not. */
+  readonly attempts: number;
+  /** When the next POST is due (ms since the epoch); meaningless once `sent`. */
+  readonly nextAttemptAt: number;
+  /** Why the latest unacknowledged POST failed (`HTTP 500`, `ECONNREFUSED`, `TIMEOUT …`). */
+  readonly lastError: string | undefined;
+  /**
+   * Sent as the `Idempotency-Key` header of every POST of this notification, so that a back
+   * office can drop the duplicates at-least-once delivery produces. Random per row: unique
+   * across journals, stable across retries and restarts.
+   */
+  readonly idempotencyKey: string;
+  /** Milliseconds since the epoch. */
+  readonly createdAt: number;
+  /** When the acknowledgement was recorded. */
+  readonly sentAt: number | undefined;
+}
+
+/** How one POST of a notification ended, as `recordNotificationAttempt` takes it. */
+export type NotificationAttempt =
+  | { readonly sent: true; readonly at: number }
+  | {
+      readonly sent: false;
+      readonly at: number;
+      /** Short: an HTTP status or an error code; never a response body, never card data. */
+      readonly error: string;
+      readonly nextAttemptAt: number;
+    };
 
 /** Who drives an in-flight row: a process (pid) and a token unique to that process's life. */
 export interface Owner {

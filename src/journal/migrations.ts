@@ -96,4 +96,28 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX transactions_reference ON transactions (reference);
   CREATE INDEX transactions_terminal ON transactions (terminal_id, id);
   `,
+  // 3: the back-office notification outbox (seed 001, "Transaction request is sent to HiPay's
+  // server"): at most one row per transaction, only for transactions that happened (approved,
+  // declined, cancelled). `idempotency_key` is random per row, so that two shops' journals never
+  // hand a back office the same key. A later migration that rebuilds `transactions` the way
+  // migration 2 did must rebuild this table too (its foreign key follows the renamed table).
+  `
+  CREATE TABLE notifications (
+    id              INTEGER PRIMARY KEY,
+    transaction_id  INTEGER NOT NULL UNIQUE REFERENCES transactions (id),
+    state           TEXT    NOT NULL CHECK (state IN ('pending', 'sent')),
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT    CHECK (length(last_error) <= 200),
+    idempotency_key TEXT    NOT NULL UNIQUE,
+    created_at      INTEGER NOT NULL,
+    sent_at         INTEGER,
+    CHECK ((state = 'sent') = (sent_at IS NOT NULL))
+  );
+  CREATE INDEX notifications_due ON notifications (next_attempt_at, id) WHERE state = 'pending';
+  -- Transactions journaled before the outbox existed were never promised a notification: a
+  -- journal with years of history must not flood the back office on its first start.
+  CREATE TABLE outbox_start (first_transaction_id INTEGER NOT NULL);
+  INSERT INTO outbox_start SELECT coalesce(max(id), 0) + 1 FROM transactions;
+  `,
 ];

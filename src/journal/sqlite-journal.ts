@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { EcrError, type ErrorCode } from '../core/errors.js';
+import { redactPans } from '../core/pan.js';
 import type {
   DriverOutcome,
   MoneyKind,
@@ -9,14 +10,19 @@ import type {
   PaymentMethod,
   TransactionState,
 } from '../core/transaction.js';
-import type {
-  ClaimInput,
-  ClaimResult,
-  Journal,
-  JournalRow,
-  ListFilter,
-  Owner,
-  TransactionKey,
+import {
+  MAX_NOTIFICATION_ERROR_LENGTH,
+  NOTIFIED_STATES,
+  type ClaimInput,
+  type ClaimResult,
+  type Journal,
+  type JournalRow,
+  type ListFilter,
+  type NotificationAttempt,
+  type NotificationRow,
+  type NotificationState,
+  type Owner,
+  type TransactionKey,
 } from './journal.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -104,6 +110,56 @@ function toJournalRow(row: Row): JournalRow {
   };
 }
 
+interface NotificationDbRow {
+  id: number;
+  transaction_id: number;
+  state: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  idempotency_key: string;
+  created_at: number;
+  sent_at: number | null;
+}
+
+function toNotificationRow(row: NotificationDbRow): NotificationRow {
+  return {
+    id: row.id,
+    transactionId: row.transaction_id,
+    state: row.state as NotificationState,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastError: row.last_error ?? undefined,
+    idempotencyKey: row.idempotency_key,
+    createdAt: row.created_at,
+    sentAt: row.sent_at ?? undefined,
+  };
+}
+
+/** `'approved', 'declined', 'cancelled'`, for SQL. */
+const NOTIFIED_SQL = NOTIFIED_STATES.map((state) => `'${state}'`).join(', ');
+/** A transaction that happened and has no notification yet: what the sweep looks for. */
+const MISSING_NOTIFICATION = `state IN (${NOTIFIED_SQL})
+  AND t.id >= (SELECT first_transaction_id FROM outbox_start)
+  AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.transaction_id = t.id)`;
+
+/**
+ * What the previous sweep saw: the highest transaction id, and the transactions that could still
+ * become notifiable (in flight or unknown). Every other row was final then — notified already,
+ * or `failed`, which never changes — so the next sweep need look only at these and newer ids.
+ */
+interface SweepMark {
+  readonly maxId: number;
+  readonly open: readonly number[];
+}
+
+/** A short error for the outbox: one line, card numbers masked, bounded. */
+function shortError(error: string): string {
+  // eslint-disable-next-line no-control-regex
+  const line = redactPans(error).replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
+  return line.slice(0, MAX_NOTIFICATION_ERROR_LENGTH);
+}
+
 export interface SqliteJournalOptions {
   /** Path of the database file; its directory is created. */
   readonly path: string;
@@ -122,6 +178,7 @@ export class SqliteJournal implements Journal {
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly statements;
+  private sweepMark: SweepMark | undefined;
 
   constructor(options: SqliteJournalOptions) {
     mkdirSync(dirname(options.path), { recursive: true });
@@ -202,6 +259,48 @@ export class SqliteJournal implements Journal {
       ),
       lockDelete: db.prepare(
         'DELETE FROM terminal_locks WHERE terminal_id = ? AND owner_token = ?',
+      ),
+      // The key is random per row (migration 3 says why); a duplicate key, one chance in 2^128,
+      // would fail the insert loudly rather than merge two notifications.
+      notificationInsert: db.prepare<{ id: number; now: number }>(
+        `INSERT INTO notifications (transaction_id, state, attempts, next_attempt_at, idempotency_key, created_at)
+         SELECT id, 'pending', 0, @now, 'ecr-bridge-' || lower(hex(randomblob(16))), @now
+         FROM transactions WHERE id = @id AND state IN (${NOTIFIED_SQL})
+         ON CONFLICT (transaction_id) DO NOTHING`,
+      ),
+      notificationById: db.prepare<[number], NotificationDbRow>(
+        'SELECT * FROM notifications WHERE id = ?',
+      ),
+      notificationByTransaction: db.prepare<[number], NotificationDbRow>(
+        'SELECT * FROM notifications WHERE transaction_id = ?',
+      ),
+      notificationsDue: db.prepare<[number, number], NotificationDbRow>(
+        `SELECT * FROM notifications WHERE state = 'pending' AND next_attempt_at <= ?
+         ORDER BY next_attempt_at, id LIMIT ?`,
+      ),
+      notificationSent: db.prepare<{ id: number; at: number }>(
+        `UPDATE notifications SET state = 'sent', attempts = attempts + 1,
+           sent_at = coalesce(sent_at, @at)
+         WHERE id = @id`,
+      ),
+      notificationFailed: db.prepare<{ id: number; error: string; next: number }>(
+        `UPDATE notifications SET attempts = attempts + 1, last_error = @error,
+           next_attempt_at = CASE state WHEN 'pending' THEN @next ELSE next_attempt_at END
+         WHERE id = @id`,
+      ),
+      missingAll: db.prepare<[], { id: number }>(
+        `SELECT id FROM transactions t WHERE ${MISSING_NOTIFICATION} ORDER BY id`,
+      ),
+      missingAfter: db.prepare<[number], { id: number }>(
+        `SELECT id FROM transactions t WHERE id > ? AND ${MISSING_NOTIFICATION} ORDER BY id`,
+      ),
+      missingOne: db.prepare<[number], { id: number }>(
+        `SELECT id FROM transactions t WHERE id = ? AND ${MISSING_NOTIFICATION}`,
+      ),
+      maxId: db.prepare<[], { id: number }>('SELECT coalesce(max(id), 0) AS id FROM transactions'),
+      // Same WHERE as the partial index transactions_state: an index-only walk.
+      openIds: db.prepare<[], { id: number }>(
+        "SELECT id FROM transactions WHERE state IN ('received', 'sent', 'unknown')",
       ),
     };
   }
@@ -384,8 +483,101 @@ export class SqliteJournal implements Journal {
     this.write(() => this.statements.lockDelete.run(terminalId, owner.token), 'volatile');
   }
 
+  enqueueNotification(transactionId: number): NotificationRow {
+    return this.write(() => {
+      this.statements.notificationInsert.run({ id: transactionId, now: this.now() });
+      const row = this.statements.notificationByTransaction.get(transactionId);
+      if (row !== undefined) return toNotificationRow(row);
+      const transaction = this.statements.byId.get(transactionId);
+      if (transaction === undefined) {
+        throw new EcrError('NOT_FOUND', `no transaction ${transactionId} to notify`, {
+          field: 'transactionId',
+          rule: 'must name a journaled transaction',
+        });
+      }
+      const rule = 'must name an approved, declined or cancelled transaction';
+      throw new EcrError(
+        'INVALID_INPUT',
+        `transactionId: ${rule} (transaction ${transactionId} is ${transaction.state})`,
+        { field: 'transactionId', rule },
+      );
+    });
+  }
+
+  enqueueMissingNotifications(): NotificationRow[] {
+    // Look in a read snapshot (no write lock held while a large journal is scanned), then insert
+    // what was found under the write lock; the insert re-checks each row, so whatever changed in
+    // between is still right, and the mark taken in the snapshot catches it next time.
+    const { missing, mark } = this.snapshot(() => {
+      const previous = this.sweepMark;
+      const missing =
+        previous === undefined
+          ? this.statements.missingAll.all().map((r) => r.id)
+          : [
+              ...previous.open.filter((id) => this.statements.missingOne.get(id) !== undefined),
+              ...this.statements.missingAfter.all(previous.maxId).map((r) => r.id),
+            ];
+      const maxId = (this.statements.maxId.get() as { id: number }).id;
+      const open = this.statements.openIds.all().map((r) => r.id);
+      return { missing: missing.sort((a, b) => a - b), mark: { maxId, open } };
+    });
+    const created =
+      missing.length === 0
+        ? []
+        : this.write(() => {
+            const now = this.now();
+            const rows: NotificationRow[] = [];
+            for (const id of missing) {
+              if (this.statements.notificationInsert.run({ id, now }).changes !== 1) continue;
+              rows.push(
+                toNotificationRow(
+                  this.statements.notificationByTransaction.get(id) as NotificationDbRow,
+                ),
+              );
+            }
+            return rows;
+          });
+    this.sweepMark = mark;
+    return created;
+  }
+
+  dueNotifications(now: number, limit: number): NotificationRow[] {
+    return this.statements.notificationsDue.all(now, limit).map(toNotificationRow);
+  }
+
+  notificationFor(transactionId: number): NotificationRow | undefined {
+    const row = this.statements.notificationByTransaction.get(transactionId);
+    return row === undefined ? undefined : toNotificationRow(row);
+  }
+
+  recordNotificationAttempt(id: number, outcome: NotificationAttempt): NotificationRow {
+    return this.write(() => {
+      const changes = outcome.sent
+        ? this.statements.notificationSent.run({ id, at: outcome.at }).changes
+        : this.statements.notificationFailed.run({
+            id,
+            error: shortError(outcome.error),
+            next: outcome.nextAttemptAt,
+          }).changes;
+      if (changes !== 1) throw new EcrError('JOURNAL_ERROR', `no notification ${id}`);
+      return toNotificationRow(this.statements.notificationById.get(id) as NotificationDbRow);
+    });
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** Runs `fn` in a read transaction: one consistent snapshot, no write lock. */
+  private snapshot<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn).deferred();
+    } catch (error) {
+      if (error instanceof EcrError) throw error;
+      throw new EcrError('JOURNAL_ERROR', `journal read failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
   }
 
   /**

@@ -17,6 +17,12 @@ export const SERIAL_DEFAULT_BAUD_RATE = 9600;
 export const SERIAL_BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] as const;
 /** Bound on opening a port (the open runs in libuv's thread pool and could stall on a bad driver). */
 export const SERIAL_DEFAULT_OPEN_TIMEOUT_MS = DEFAULT_CONNECT_TIMEOUT_MS;
+/**
+ * How often an open port checks that its device node still exists. A vanished device usually
+ * shows as a read error at once, but not always (seen with pty pairs under load): the device
+ * node disappearing (USB unplugged, socat gone) is the sure sign.
+ */
+export const SERIAL_PRESENCE_CHECK_MS = 500;
 /** Largest accepted `openTimeoutMs`. */
 const MAX_OPEN_TIMEOUT_MS = 600_000;
 
@@ -123,6 +129,7 @@ class SerialStream implements ByteStream {
   private readonly pending = new Set<(error: EcrError) => void>();
   private ended = false;
   private resolveClosed: (closed: StreamClosed) => void = () => {};
+  private readonly presence: NodeJS.Timeout;
 
   constructor(
     private readonly port: SerialPort,
@@ -131,6 +138,10 @@ class SerialStream implements ByteStream {
   ) {
     this.inbox = new ByteInbox(remote, (error) => this.fail(error), maxUnreadBytes);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.presence = setInterval(() => {
+      if (!existsSync(remote)) this.fail(this.lost(new Error('the device node disappeared')));
+    }, SERIAL_PRESENCE_CHECK_MS);
+    this.presence.unref();
     port.on('data', (chunk: Buffer) => {
       if (this.failure === undefined && !this.ended) this.inbox.deliver(chunk);
     });
@@ -207,6 +218,7 @@ class SerialStream implements ByteStream {
   private finish(): void {
     if (this.ended) return;
     this.ended = true;
+    clearInterval(this.presence);
     const error = this.closedError();
     for (const settle of [...this.pending]) settle(error);
     this.resolveClosed(this.failure === undefined ? {} : { error: this.failure });

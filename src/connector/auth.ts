@@ -1,0 +1,66 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/** Failed Basic Auth attempts allowed per client address within the window. */
+export const DEFAULT_AUTH_FAILURES = 5;
+/** The window failed attempts are counted in, and how long a blocked client waits. */
+export const DEFAULT_AUTH_WINDOW_MS = 60_000;
+/** Client addresses tracked at most; the oldest are forgotten past this (memory stays bounded). */
+export const MAX_TRACKED_CLIENTS = 10_000;
+
+/** SHA-256 first, so both sides have one length and the comparison leaks nothing about it. */
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/** Compares credentials in constant time (both fields always compared). */
+export function credentialsMatch(
+  expected: { readonly login: string; readonly password: string },
+  login: string,
+  password: string,
+): boolean {
+  const loginOk = timingSafeEqual(digest(expected.login), digest(login));
+  const passwordOk = timingSafeEqual(digest(expected.password), digest(password));
+  return loginOk && passwordOk;
+}
+
+/**
+ * Counts failed logins per client address in a fixed window. Past `maxFailures` the client is
+ * refused (429 with Retry-After) until its window ends, whatever it sends: brute force gets a
+ * few guesses a minute. A success does not reset the count (a guesser could interleave one).
+ */
+export class FailedLoginLimiter {
+  private readonly clients = new Map<string, { failures: number; windowEnds: number }>();
+
+  constructor(
+    private readonly maxFailures = DEFAULT_AUTH_FAILURES,
+    private readonly windowMs = DEFAULT_AUTH_WINDOW_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Seconds the client must wait before trying again, or 0 when it may try now. */
+  retryAfter(client: string): number {
+    const entry = this.clients.get(client);
+    if (entry === undefined) return 0;
+    const now = this.now();
+    if (now >= entry.windowEnds) {
+      this.clients.delete(client);
+      return 0;
+    }
+    return entry.failures >= this.maxFailures ? Math.ceil((entry.windowEnds - now) / 1000) : 0;
+  }
+
+  recordFailure(client: string): void {
+    const now = this.now();
+    const entry = this.clients.get(client);
+    if (entry === undefined || now >= entry.windowEnds) {
+      this.clients.delete(client);
+      this.clients.set(client, { failures: 1, windowEnds: now + this.windowMs });
+      for (const oldest of this.clients.keys()) {
+        if (this.clients.size <= MAX_TRACKED_CLIENTS) break;
+        this.clients.delete(oldest);
+      }
+      return;
+    }
+    entry.failures++;
+  }
+}

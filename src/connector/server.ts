@@ -1,0 +1,236 @@
+import fastifyBasicAuth from '@fastify/basic-auth';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { ERROR_CODES, EcrError, isEcrError, toEcrError } from '../core/errors.js';
+import { silentLogger } from '../core/logger.js';
+import type { TransactionService } from '../core/transaction-service.js';
+import type { TerminalDriver } from '../core/driver.js';
+import { credentialsMatch, FailedLoginLimiter } from './auth.js';
+import {
+  desktopAnswer,
+  errorAnswer,
+  kioskAnswer,
+  parsePayment,
+  type ConnectorFlavour,
+  type NotificationReport,
+} from './shapes.js';
+
+/** Largest request body accepted (413 past it). */
+export const CONNECTOR_MAX_BODY_BYTES = 64 * 1024;
+/** How long a payment answer waits for the back office to acknowledge its notification. */
+export const CONNECTOR_NOTIFY_WAIT_MS = 3_000;
+/** The version `/version` reports. */
+export const CONNECTOR_VERSION = '0.1.0-ecr-bridge';
+
+/** What the connector needs of the back-office notifier (src/connector/notifier.ts). */
+export interface ConnectorNotifier {
+  notify(transactionId: number, waitMs: number): Promise<NotificationReport>;
+}
+
+export interface ConnectorServerOptions {
+  readonly flavour: ConnectorFlavour;
+  readonly login: string;
+  readonly password: string;
+  readonly service: TransactionService;
+  /** The terminal id the service knows the terminal by. */
+  readonly terminalId: string;
+  readonly driver: TerminalDriver;
+  /** The terminal's currency: the default when a request names none. */
+  readonly currency: string;
+  /** Finds the journal id of a transaction, for the notifier. */
+  readonly journalId: (reference: string) => number | undefined;
+  readonly notifier?: ConnectorNotifier;
+  /** Called by `GET /stop` once no payment is in flight. */
+  readonly onStop?: () => void;
+  readonly logger?: Logger;
+  /** @default CONNECTOR_MAX_BODY_BYTES */
+  readonly bodyLimit?: number;
+  readonly limiter?: FailedLoginLimiter;
+}
+
+/** Fastify's own errors (bad JSON, body too large, wrong content type) as project errors. */
+function fromFastify(error: FastifyError): EcrError {
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new EcrError('INVALID_INPUT', 'content-type: must be application/json', {
+        field: 'content-type',
+        rule: 'application/json',
+      });
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new EcrError('INVALID_INPUT', 'body: is too large', {
+        field: 'body',
+        rule: 'at most the body limit',
+      });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new EcrError('INVALID_INPUT', 'body: must be valid JSON', {
+        field: 'body',
+        rule: 'valid JSON',
+      });
+    default:
+      return toEcrError(error);
+  }
+}
+
+/**
+ * The HiPay-compatible local connector (seeds 001 and 003) on Fastify: Basic Auth on every route,
+ * the flavour's payment shape on `POST /` and `POST /payment`, and the maintenance routes. Every
+ * payment goes through TransactionService (journal, idempotent order id, one at a time).
+ */
+export async function buildConnector(options: ConnectorServerOptions): Promise<FastifyInstance> {
+  const logger = options.logger ?? silentLogger;
+  const limiter = options.limiter ?? new FailedLoginLimiter();
+  const app = Fastify({
+    // Fastify's logger type is narrower than pino's: the instance is the same pino logger.
+    loggerInstance: logger as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: options.bodyLimit ?? CONNECTOR_MAX_BODY_BYTES,
+    // Slow clients may not hold the terminal's only connector forever.
+    connectionTimeout: 180_000,
+    requestTimeout: 200_000,
+  });
+  const flavour = options.flavour;
+  let paymentsInFlight = 0;
+
+  // JSON only: Fastify would otherwise accept text/plain bodies (415 for anything else).
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((thrown: FastifyError, _request, reply) => {
+    const status =
+      thrown.statusCode === 401 || thrown.statusCode === 429
+        ? thrown.statusCode
+        : thrown.code?.startsWith('FST_ERR_CTP') === true
+          ? (thrown.statusCode ?? 400)
+          : undefined;
+    const error =
+      thrown.statusCode === 429
+        ? new EcrError(
+            'RATE_LIMITED',
+            'too many failed logins from this address: wait and try again',
+          )
+        : thrown.statusCode === 401
+          ? new EcrError('UNAUTHORIZED', 'authorization: Basic Auth credentials missing or wrong', {
+              field: 'authorization',
+              rule: 'the connector login and password',
+            })
+          : isEcrError(thrown)
+            ? thrown
+            : fromFastify(thrown);
+    if (error.code === 'INTERNAL')
+      logger.error({ err: thrown.message }, 'connector request failed');
+    const json = error.toJSON();
+    void reply
+      .code(status ?? (error.code === 'TERMINAL_BUSY' ? 409 : ERROR_CODES[error.code].http))
+      .send(errorAnswer(flavour, json));
+  });
+
+  await app.register(fastifyBasicAuth, {
+    authenticate: { realm: 'ecr-bridge' },
+    validate(login, password, request) {
+      const wait = limiter.retryAfter(request.ip);
+      if (wait > 0) {
+        const error = new Error('too many failed logins') as Error & { statusCode: number };
+        error.statusCode = 429;
+        return Promise.reject(Object.assign(error, { retryAfter: wait }));
+      }
+      if (credentialsMatch(options, login, password)) return Promise.resolve();
+      limiter.recordFailure(request.ip);
+      return Promise.reject(new Error('wrong credentials'));
+    },
+  });
+  app.addHook('onRequest', app.basicAuth);
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (reply.statusCode === 429)
+      reply.header('retry-after', String(Math.max(1, limiter.retryAfter(request.ip))));
+    return payload;
+  });
+
+  const pay = async (body: unknown, reply: FastifyReply) => {
+    const payment = parsePayment(flavour, body, options.currency);
+    paymentsInFlight++;
+    try {
+      const result = await options.service.pay(options.terminalId, {
+        kind: payment.kind,
+        reference: payment.reference,
+        amount: payment.amount,
+        ...(payment.forceAuthorization ? { forceAuthorization: true } : {}),
+      });
+      let notification: NotificationReport = { sent: false, attempts: 0 };
+      const id = options.journalId(payment.reference);
+      if (options.notifier !== undefined && id !== undefined && HAPPENED.has(result.outcome)) {
+        notification = await options.notifier
+          .notify(id, CONNECTOR_NOTIFY_WAIT_MS)
+          .catch((error: unknown) => {
+            logger.error({ err: toEcrError(error).message }, 'notification could not be queued');
+            return { sent: false, attempts: 0 };
+          });
+      }
+      // Refused at once because another payment holds the terminal: 409, as the seed's clients
+      // expect of a busy connector (the order id keeps this answer, like any stored result).
+      const busy = result.errorCode === 'TERMINAL_BUSY' && !result.replayed;
+      return reply
+        .code(busy ? 409 : 200)
+        .send(
+          flavour === 'desktop'
+            ? desktopAnswer(payment, result, notification)
+            : kioskAnswer(payment, result, notification),
+        );
+    } finally {
+      paymentsInFlight--;
+    }
+  };
+  app.post('/', (request, reply) => pay(request.body, reply));
+  app.post('/payment', (request, reply) => pay(request.body, reply));
+
+  const answer = <T extends object>(value: T) => (flavour === 'kiosk' ? [value] : value);
+  app.get('/version', async () =>
+    answer({
+      version: CONNECTOR_VERSION,
+      ...(flavour === 'kiosk' ? { type: 'ecr-bridge', os: process.platform } : {}),
+    }),
+  );
+  app.get('/config', async () =>
+    answer({ deviceId: options.driver.serial ?? null, protocol: options.driver.protocol }),
+  );
+  app.get('/cancel', async () =>
+    answer({
+      cancelled: await options.service.cancelCurrent(options.terminalId).catch(() => false),
+    }),
+  );
+  app.get('/stop', async (_request, reply) => {
+    if (paymentsInFlight > 0) {
+      return reply
+        .code(409)
+        .send(answer({ message: 'a payment is in flight: not stopped', stopped: false }));
+    }
+    // Answer first, then stop: the caller sees the answer.
+    reply.raw.once('finish', () => options.onStop?.());
+    return answer({ message: 'TP-Manager stopped', stopped: true });
+  });
+  app.get('/reset', async () => {
+    throw new EcrError(
+      'UNSUPPORTED_OPERATION',
+      `${options.driver.protocol} terminals cannot be rebooted from the POS`,
+    );
+  });
+  app.get('/tlc', async () => {
+    const totals = await options.service.batchClose(options.terminalId);
+    return answer({
+      NbApp: '1',
+      App: [{ Name: options.driver.protocol.toUpperCase(), Status: '0' }],
+      batchNumber: totals.batchNumber,
+      saleCount: totals.saleCount,
+      refundCount: totals.refundCount,
+      netMinor: totals.net.minor,
+      currency: totals.net.currency,
+    });
+  });
+  return app;
+}
+
+/** Outcomes of transactions that happened at the terminal: these are notified. */
+const HAPPENED: ReadonlySet<string> = new Set(['approved', 'declined', 'cancelled']);
