@@ -124,3 +124,26 @@ export {
 } from './simulators/semi/simulator.js';
 export { ChargeLedger, type Charge } from './simulators/ledger.js';
 export { SCENARIOS, scenarioFor, type ScenarioName } from './simulators/scenarios.js';
+export {
+  buildConnector,
+  CONNECTOR_MAX_BODY_BYTES,
+  type ConnectorNotifier,
+  type ConnectorServerOptions,
+} from './connector/server.js';
+export type { ConnectorFlavour } from './connector/shapes.js';
+export {
+  CONNECTOR_DEFAULT_PORT,
+  describeConfig,
+  loadConfig,
+  parseConfigText,
+  type ConnectorConfig,
+  type ParseConfigOptions,
+} from './connector/config.js';
+export {
+  defaultNotificationPayload,
+  Notifier,
+  type NotificationPayload,
+  type NotifierOptions,
+  type NotifyResult,
+} from './connector/notifier.js';
+export type { NotificationRow } from './journal/journal.js';

@@ -89,7 +89,10 @@ export async function startConnector(
       );
     });
     context.logger.info(describeConfig(config), 'connector started');
-    return { url: `http://127.0.0.1:${config.localPort}`, config, stopRequested, close };
+    // LOCAL_PORT 0 (tests, the demo's free port) is the port actually bound.
+    const address = app.addresses()[0];
+    const bound = typeof address === 'object' ? address.port : config.localPort;
+    return { url: `http://127.0.0.1:${bound}`, config, stopRequested, close };
   } catch (error) {
     await close();
     throw error;

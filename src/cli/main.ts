@@ -275,9 +275,17 @@ export function buildProgram(): Command {
   common(
     program
       .command('demo')
-      .description('start a simulated PAYable terminal and print how to pay against it')
-      .option('--port <port>', 'terminal port', port('--port'), 45454)
-      .option('--status-port <port>', 'status page port', port('--status-port'), 8080),
+      .description(
+        'start the HiPay-compatible connector over a simulated terminal, and a simulated PAYable terminal; print how to pay',
+      )
+      .option('--port <port>', 'PAYable terminal port', port('--port'), 45454)
+      .option('--status-port <port>', 'PAYable status page port', port('--status-port'), 8090)
+      .option(
+        '--connector-port <port>',
+        'connector port (the seed default 8080)',
+        port('--connector-port'),
+        8080,
+      ),
   ).action(action(runDemo));
 
   common(

@@ -96,6 +96,8 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
   });
   const flavour = options.flavour;
   let paymentsInFlight = 0;
+  /** Why the last payment did not reach the terminal or its host, for `GET /check`. */
+  let lastErrorCode: string | undefined;
 
   // JSON only: Fastify would otherwise accept text/plain bodies (415 for anything else).
   app.removeContentTypeParser('text/plain');
@@ -169,6 +171,7 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
             return { sent: false, attempts: 0 };
           });
       }
+      lastErrorCode = result.replayed ? lastErrorCode : result.errorCode;
       // Refused at once because another payment holds the terminal: 409, as the seed's clients
       // expect of a busy connector (the order id keeps this answer, like any stored result).
       const busy = result.errorCode === 'TERMINAL_BUSY' && !result.replayed;
@@ -211,6 +214,17 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
     reply.raw.once('finish', () => options.onStop?.());
     return answer({ message: 'TP-Manager stopped', stopped: true });
   });
+  // The seed's terminal check, from what the connector knows: `cr` the connector answers, `card`
+  // a payment is at the card step, `call` the terminal lost its host on the last payment,
+  // `periph` the terminal was unreachable on the last payment ("0" fine, "1" not).
+  app.get('/check', async () =>
+    answer({
+      cr: '0',
+      card: paymentsInFlight > 0 ? '1' : '0',
+      call: lastErrorCode === 'TERMINAL_HOST_UNREACHABLE' ? '1' : '0',
+      periph: UNREACHABLE.has(lastErrorCode ?? '') ? '1' : '0',
+    }),
+  );
   app.get('/reset', async () => {
     throw new EcrError(
       'UNSUPPORTED_OPERATION',
@@ -231,6 +245,13 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
   });
   return app;
 }
+
+/** Errors that say the terminal itself could not be reached. */
+const UNREACHABLE: ReadonlySet<string> = new Set([
+  'TERMINAL_UNREACHABLE',
+  'TERMINAL_NOT_READY',
+  'LINK_LOST',
+]);
 
 /** Outcomes of transactions that happened at the terminal: these are notified. */
 const HAPPENED: ReadonlySet<string> = new Set(['approved', 'declined', 'cancelled']);

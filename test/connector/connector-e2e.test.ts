@@ -258,6 +258,9 @@ describe('the kiosk connector (seed 003), a real process over HTTP', () => {
       expect.objectContaining({ protocol: 'concert' }),
     ]);
     expect((await get(kiosk.url, '/cancel')).body).toEqual([{ cancelled: false }]);
+    expect((await get(kiosk.url, '/check')).body).toEqual([
+      { cr: '0', card: '0', call: '0', periph: '0' },
+    ]);
     for (const path of ['/reset', '/tlc']) {
       const answer = await get(kiosk.url, path);
       expect(answer.status).toBe(501);
