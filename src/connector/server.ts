@@ -1,4 +1,6 @@
 import fastifyBasicAuth from '@fastify/basic-auth';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -10,6 +12,7 @@ import { ERROR_CODES, EcrError, isEcrError, toEcrError } from '../core/errors.js
 import { silentLogger } from '../core/logger.js';
 import type { TransactionService } from '../core/transaction-service.js';
 import type { TerminalDriver } from '../core/driver.js';
+import { registerApiV1 } from './api-v1.js';
 import { credentialsMatch, FailedLoginLimiter } from './auth.js';
 import {
   desktopAnswer,
@@ -101,7 +104,11 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
 
   // JSON only: Fastify would otherwise accept text/plain bodies (415 for anything else).
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler((thrown: FastifyError, _request, reply) => {
+  // Route schemas are documentation (OpenAPI at /docs): requests are validated by the same zod
+  // schemas in the handlers, whose errors name the field; answers are sent as built.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.setErrorHandler((thrown: FastifyError, request, reply) => {
     const status =
       thrown.statusCode === 401 || thrown.statusCode === 429
         ? thrown.statusCode
@@ -125,11 +132,26 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
     if (error.code === 'INTERNAL')
       logger.error({ err: thrown.message }, 'connector request failed');
     const json = error.toJSON();
+    const own = request.url.startsWith('/api/v1/');
     void reply
       .code(status ?? (error.code === 'TERMINAL_BUSY' ? 409 : ERROR_CODES[error.code].http))
-      .send(errorAnswer(flavour, json));
+      .send(own ? { error: json } : errorAnswer(flavour, json));
   });
 
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: {
+        title: 'ecr-bridge connector',
+        description:
+          "HiPay-compatible local connector (POST /, maintenance routes) and ecr-bridge's own /api/v1.",
+        version: CONNECTOR_VERSION,
+      },
+      components: { securitySchemes: { basic: { type: 'http', scheme: 'basic' } } },
+      security: [{ basic: [] }],
+    },
+  });
+  // Served from the package: no CDN, works offline.
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   await app.register(fastifyBasicAuth, {
     authenticate: { realm: 'ecr-bridge' },
     validate(login, password, request) {
@@ -188,6 +210,14 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
   };
   app.post('/', (request, reply) => pay(request.body, reply));
   app.post('/payment', (request, reply) => pay(request.body, reply));
+
+  registerApiV1(app, {
+    service: options.service,
+    terminalId: options.terminalId,
+    driver: options.driver,
+    currency: options.currency,
+    version: CONNECTOR_VERSION,
+  });
 
   const answer = <T extends object>(value: T) => (flavour === 'kiosk' ? [value] : value);
   app.get('/version', async () =>
