@@ -1,4 +1,5 @@
 import { loadConfig, describeConfig, type ConnectorConfig } from '../connector/config.js';
+import { MaintenanceScheduler, runMaintenance } from '../connector/maintenance.js';
 import { Notifier } from '../connector/notifier.js';
 import { buildConnector } from '../connector/server.js';
 import { EcrError } from '../core/errors.js';
@@ -88,6 +89,25 @@ export async function startConnector(
         { field: 'LOCAL_PORT', rule: 'must be a free port' },
       );
     });
+    if (config.updateTime !== undefined) {
+      // UPDATE_TIME (seed 003): the daily batch close and journal upkeep, stopped first on close.
+      const logger = context.logger.child({ component: 'maintenance' });
+      const scheduler = new MaintenanceScheduler({
+        time: config.updateTime,
+        task: () =>
+          runMaintenance({
+            service: context.service,
+            terminalId: choice.terminalId,
+            driver,
+            journal: context.journal,
+            logger,
+          }),
+        succeeded: (report) => report.ok,
+        logger,
+      });
+      scheduler.start();
+      closers.push(() => scheduler.stop());
+    }
     context.logger.info(describeConfig(config), 'connector started');
     // LOCAL_PORT 0 (tests, the demo's free port) is the port actually bound.
     const address = app.addresses()[0];

@@ -6,6 +6,7 @@ import { runDemo } from './demo.js';
 import { runBatchClose, runPay } from './pay.js';
 import { runPorts } from './ports.js';
 import { runConnectorStart } from './connector.js';
+import { runConnectorAlwaysUp, runConnectorSupervise } from './supervise.js';
 import { MONEY_KINDS } from '../core/transaction.js';
 import { runSimulate } from './simulate.js';
 import { runTxList, runTxResolve, runTxShow } from './tx.js';
@@ -260,6 +261,27 @@ export function buildProgram(): Command {
       .description('start the connector described by a config.txt (runs until Ctrl-C or GET /stop)')
       .requiredOption('--config <file>', 'the config.txt (KEY=VALUE lines, see docs/connector.md)'),
   ).action(action(runConnectorStart));
+  common(
+    connector
+      .command('supervise')
+      .description(
+        'run `connector start` and restart it when it exits abnormally (back-off 1 s → 60 s); ends on GET /stop, Ctrl-C or SIGTERM',
+      )
+      .requiredOption('--config <file>', 'the config.txt (KEY=VALUE lines, see docs/connector.md)'),
+  ).action(action(runConnectorSupervise));
+  common(
+    connector
+      .command('always-up')
+      .description(
+        'for cron or Task Scheduler: exit 0 if the connector answers, otherwise start `connector supervise` detached and wait for it',
+      )
+      .requiredOption('--config <file>', 'the config.txt (KEY=VALUE lines, see docs/connector.md)')
+      .option(
+        '--wait <seconds>',
+        'how long to wait for the connector to answer (default 20)',
+        integerIn('--wait', 1, 600),
+      ),
+  ).action(action(runConnectorAlwaysUp));
 
   const batch = program.command('batch').description("the terminal's batch (settlement)");
   common(

@@ -90,8 +90,9 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
   const limiter = options.limiter ?? new FailedLoginLimiter();
   const app = Fastify({
     // Fastify's logger type is narrower than pino's: the instance is the same pino logger.
-    loggerInstance: logger as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Fastify logs each request at info; only its warnings and errors go to our log (request
+    // lines would add nothing a payment's own log lines do not say).
+    loggerInstance: logger.child({}, { level: 'warn' }) as unknown as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? CONNECTOR_MAX_BODY_BYTES,
     // Slow clients may not hold the terminal's only connector forever.
     connectionTimeout: 180_000,

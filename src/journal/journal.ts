@@ -57,6 +57,15 @@ export interface Journal {
   unlockTerminal(terminalId: string, owner: Owner): void;
   /** The owner is alive: refreshes the heartbeat of its in-flight rows and terminal locks. */
   heartbeat(owner: Owner): void;
+  /**
+   * Daily upkeep (the connector's UPDATE_TIME): folds the write-ahead log back into the database
+   * and drops terminal locks whose owner is gone. Never touches transactions or notifications.
+   * `checkpointed` is false when another connection kept the log busy (tried again next time).
+   */
+  housekeeping(isAlive: (owner: Owner) => boolean): {
+    readonly checkpointed: boolean;
+    readonly locksRemoved: number;
+  };
 
   // The back-office notification outbox (seed 001: "the transaction request is sent to the
   // provider's server"). A notification exists only for a transaction that happened (see

@@ -483,6 +483,45 @@ export class SqliteJournal implements Journal {
     this.write(() => this.statements.lockDelete.run(terminalId, owner.token), 'volatile');
   }
 
+  housekeeping(isAlive: (owner: Owner) => boolean): {
+    readonly checkpointed: boolean;
+    readonly locksRemoved: number;
+  } {
+    // A lock of a dead owner only means nobody holds the terminal (tryLockTerminal takes it over
+    // anyway); dropping it keeps the table to live processes. Checked and deleted under the write
+    // lock, by token, so a lock taken meanwhile by a live process is never removed.
+    const locksRemoved = this.write(() => {
+      let removed = 0;
+      const all = this.db
+        .prepare<
+          [],
+          { terminal_id: string; owner_pid: number; owner_token: string; heartbeat_at: number }
+        >('SELECT terminal_id, owner_pid, owner_token, heartbeat_at FROM terminal_locks')
+        .all();
+      for (const held of all) {
+        const owner = {
+          pid: held.owner_pid,
+          token: held.owner_token,
+          heartbeatAt: held.heartbeat_at,
+        };
+        if (isAlive(owner)) continue;
+        removed += this.statements.lockDelete.run(held.terminal_id, held.owner_token).changes;
+      }
+      return removed;
+    }, 'volatile');
+    // TRUNCATE: copy every WAL frame into the database and empty the -wal file, so years of
+    // payments never leave a large log behind. It waits (busy timeout) for other connections'
+    // readers; `busy` = 1 when one still held an old snapshot: nothing lost, done next time.
+    let rows: { busy: number }[];
+    try {
+      rows = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    } catch (error) {
+      const message = `journal checkpoint failed: ${(error as Error).message}`;
+      throw new EcrError('JOURNAL_ERROR', message, { cause: error });
+    }
+    return { checkpointed: rows[0]?.busy === 0, locksRemoved };
+  }
+
   enqueueNotification(transactionId: number): NotificationRow {
     return this.write(() => {
       this.statements.notificationInsert.run({ id: transactionId, now: this.now() });
