@@ -12,6 +12,9 @@ export interface ConnectorStartOptions extends CommonOptions {
   readonly config: string;
 }
 
+/** The currency of a payment request that names none (seeds 001 and 003). */
+export const CONNECTOR_DEFAULT_CURRENCY = 'EUR';
+
 /** The terminal id the connector journals its payments under. */
 export const CONNECTOR_TERMINAL_ID = 'connector';
 
@@ -73,7 +76,8 @@ export async function startConnector(
       service: context.service,
       terminalId: choice.terminalId,
       driver,
-      currency: choice.currency,
+      // The seeds' default is EUR; CURRENCY in config.txt sets both the terminal's and this.
+      currency: config.currency ?? CONNECTOR_DEFAULT_CURRENCY,
       journalId: (reference) =>
         context.journal.find({ merchantId: 'default', terminalId: choice.terminalId, reference })
           ?.id,

@@ -43,7 +43,7 @@ export interface ConnectorServerOptions {
   /** The terminal id the service knows the terminal by. */
   readonly terminalId: string;
   readonly driver: TerminalDriver;
-  /** The terminal's currency: the default when a request names none. */
+  /** The currency of a request that names none (EUR, or config.txt's CURRENCY). */
   readonly currency: string;
   /** Finds the journal id of a transaction, for the notifier. */
   readonly journalId: (reference: string) => number | undefined;

@@ -300,6 +300,13 @@ describe('the desktop connector (seed 001), a real process over HTTP', () => {
     });
   });
 
+  it('no currency → EUR, as in the seeds', async () => {
+    expect((await post(desktop.url, { amount: 6, order_id: 'NOCUR-1' })).body).toMatchObject({
+      paymentStatus: 'SUCCESS',
+      currency: 'EUR',
+    });
+  });
+
   it('a declined payment: FAILURE with errorCode and errorDescription; no order id → one is generated', async () => {
     const { body } = await post(desktop.url, { amount: 10.51, currency: 'EUR' });
     expect(body).toMatchObject({ paymentStatus: 'FAILURE', errorCode: 'DECLINED' });
