@@ -139,6 +139,15 @@ function toNotificationRow(row: NotificationDbRow): NotificationRow {
 /** `'approved', 'declined', 'cancelled'`, for SQL. */
 const NOTIFIED_SQL = NOTIFIED_STATES.map((state) => `'${state}'`).join(', ');
 /** A transaction that happened and has no notification yet: what the sweep looks for. */
+/**
+ * 128 random bits as 32 letters (hex with its digits spelt g–p): a key with long digit runs could
+ * look like a card number to the card-data scans, and be masked or flagged.
+ */
+const LETTERS_ONLY_RANDOM_KEY = [...'0123456789'].reduce(
+  (sql, digit, i) => `replace(${sql}, '${digit}', '${'ghijklmnop'[i] as string}')`,
+  'lower(hex(randomblob(16)))',
+);
+
 const MISSING_NOTIFICATION = `state IN (${NOTIFIED_SQL})
   AND t.id >= (SELECT first_transaction_id FROM outbox_start)
   AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.transaction_id = t.id)`;
@@ -264,7 +273,7 @@ export class SqliteJournal implements Journal {
       // would fail the insert loudly rather than merge two notifications.
       notificationInsert: db.prepare<{ id: number; now: number }>(
         `INSERT INTO notifications (transaction_id, state, attempts, next_attempt_at, idempotency_key, created_at)
-         SELECT id, 'pending', 0, @now, 'ecr-bridge-' || lower(hex(randomblob(16))), @now
+         SELECT id, 'pending', 0, @now, 'ecr-bridge-' || ${LETTERS_ONLY_RANDOM_KEY}, @now
          FROM transactions WHERE id = @id AND state IN (${NOTIFIED_SQL})
          ON CONFLICT (transaction_id) DO NOTHING`,
       ),

@@ -103,7 +103,7 @@ describe('the notification outbox (migration 3)', () => {
       attempts: 0,
       nextAttemptAt: clock,
       lastError: undefined,
-      idempotencyKey: expect.stringMatching(/^ecr-bridge-[0-9a-f]{32}$/),
+      idempotencyKey: expect.stringMatching(/^ecr-bridge-[a-p]{32}$/),
       createdAt: clock,
       sentAt: undefined,
     });
