@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fastifyBasicAuth from '@fastify/basic-auth';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -6,6 +7,7 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
 import { ERROR_CODES, EcrError, isEcrError, toEcrError } from '../core/errors.js';
@@ -94,9 +96,10 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
     // lines would add nothing a payment's own log lines do not say).
     loggerInstance: logger.child({}, { level: 'warn' }) as unknown as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? CONNECTOR_MAX_BODY_BYTES,
-    // Slow clients may not hold the terminal's only connector forever.
-    connectionTimeout: 180_000,
-    requestTimeout: 200_000,
+    // No idle-socket timeout: a payment may wait minutes for the cardholder and the recovery,
+    // and a dropped answer makes a POS retry. requestTimeout bounds slow uploads (slow-loris).
+    connectionTimeout: 0,
+    requestTimeout: 30_000,
   });
   const flavour = options.flavour;
   let paymentsInFlight = 0;
@@ -153,24 +156,32 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
   });
   // Served from the package: no CDN, works offline.
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  const limiterKeys = new WeakMap<FastifyRequest, string>();
   await app.register(fastifyBasicAuth, {
     authenticate: { realm: 'ecr-bridge' },
     validate(login, password, request) {
-      const wait = limiter.retryAfter(request.ip);
+      // Per client address and login: the connector listens on 127.0.0.1, where every local
+      // program shares one address, and a stale script must not lock the POS out.
+      const key = `${request.ip}|${createHash('sha256').update(login).digest('hex').slice(0, 16)}`;
+      limiterKeys.set(request, key);
+      const wait = limiter.retryAfter(key);
       if (wait > 0) {
         const error = new Error('too many failed logins') as Error & { statusCode: number };
         error.statusCode = 429;
         return Promise.reject(Object.assign(error, { retryAfter: wait }));
       }
       if (credentialsMatch(options, login, password)) return Promise.resolve();
-      limiter.recordFailure(request.ip);
+      limiter.recordFailure(key);
       return Promise.reject(new Error('wrong credentials'));
     },
   });
   app.addHook('onRequest', app.basicAuth);
   app.addHook('onSend', async (request, reply, payload) => {
     if (reply.statusCode === 429)
-      reply.header('retry-after', String(Math.max(1, limiter.retryAfter(request.ip))));
+      reply.header(
+        'retry-after',
+        String(Math.max(1, limiter.retryAfter(limiterKeys.get(request) ?? request.ip))),
+      );
     return payload;
   });
 
@@ -198,8 +209,10 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
       // Refused at once because another payment holds the terminal: 409, as the seed's clients
       // expect of a busy connector (the order id keeps this answer, like any stored result).
       const busy = result.errorCode === 'TERMINAL_BUSY' && !result.replayed;
+      // An outcome that is not known is no decline: a vendor client that only knows SUCCESS and
+      // FAILURE must take its error path (504), not retry as if nothing was charged.
       return reply
-        .code(busy ? 409 : 200)
+        .code(busy ? 409 : result.outcome === 'unknown' ? 504 : 200)
         .send(
           flavour === 'desktop'
             ? desktopAnswer(payment, result, notification)

@@ -202,6 +202,17 @@ function ours(result: TransactionResult, payment: ConnectorPayment) {
     ...(result.cardBrand === undefined ? {} : { cardBrand: result.cardBrand }),
     ...(result.terminalTxId === undefined ? {} : { terminalTxId: result.terminalTxId }),
     ...(payment.cartProblem === undefined ? {} : { cartProblem: payment.cartProblem }),
+    // A partial approval (SEMI) charged less than asked: say how much, or the merchant
+    // under-collects.
+    ...(result.details?.partial === true && typeof result.details.approvedMinor === 'number'
+      ? {
+          partial: true,
+          approvedAmount: formatAmount({
+            minor: result.details.approvedMinor,
+            currency: result.amount.currency,
+          }),
+        }
+      : {}),
   };
 }
 

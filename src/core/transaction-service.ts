@@ -273,6 +273,30 @@ export class TransactionService {
       );
     }
     const amount = { minor: row.amountMinor, currency: row.currency };
+    const followUps = this.journal
+      .followUpsOf(this.merchantId, terminalId, reference)
+      // A retry of this very request is not a follow-up of its own: it gets the stored result.
+      .filter((f) => f.reference !== request.reference)
+      .filter((f) => f.state === 'approved' || f.state === 'unknown' || !isFinal(f.state));
+    if (followUps.some((f) => f.kind === 'void')) {
+      throw invalid(
+        'INVALID_INPUT',
+        'originalReference',
+        'must name a transaction that was not voided',
+        `${reference} was voided (or its void is not settled)`,
+      );
+    }
+    // Refunds add up: what was refunded (or may have been) counts against the original.
+    const refunded = followUps
+      .filter((f) => f.kind === 'refund')
+      .reduce((sum, f) => sum + f.amountMinor, 0);
+    if (request.kind === 'refund' && refunded + request.amount.minor > amount.minor) {
+      throw invalid(
+        'INVALID_AMOUNT',
+        'amount',
+        `must be at most what is left to refund of ${reference}, ${formatMoney({ minor: amount.minor - refunded, currency: amount.currency })}`,
+      );
+    }
     if (request.kind === 'void' && request.amount.minor !== amount.minor) {
       throw invalid(
         'INVALID_AMOUNT',
@@ -310,15 +334,13 @@ export class TransactionService {
     log: Logger,
   ): Promise<void> {
     if (driver.queryOutcome === undefined) return;
-    const latest = this.journal
-      .list({ terminalId: current.terminalId, limit: 50 })
-      .find((r) => r.id < current.id && r.state !== 'received' && r.state !== 'failed');
+    const latest = this.journal.latestSentBefore(this.merchantId, current.terminalId, current.id);
     if (latest?.state !== 'unknown') return;
     // `updatedAt` is when it became unknown: surely after it was sent.
-    const found = await driver.queryOutcome({
-      reference: latest.reference,
-      sentAt: latest.updatedAt,
-    });
+    const found = this.provenNotCharged(
+      await driver.queryOutcome({ reference: latest.reference, sentAt: latest.updatedAt }),
+      latest,
+    );
     if (found.outcome === 'unknown') {
       if (found.errorCode !== 'OUTCOME_UNKNOWN') {
         throw new EcrError(
@@ -343,6 +365,27 @@ export class TransactionService {
         { reference: latest.reference, outcome: settled.state },
         'unknown transaction settled',
       );
+  }
+
+  /**
+   * A status answer naming another transaction as the terminal's last proves `target` never
+   * completed only if that transaction is ours and older: then nothing ran after `target`. One
+   * this journal does not know (another POS, a truncated reference) proves nothing: `unknown`.
+   */
+  private provenNotCharged(found: DriverOutcome, target: JournalRow): DriverOutcome {
+    const last = found.details?.lastReference;
+    if (found.outcome !== 'failed' || typeof last !== 'string') return found;
+    const row = this.journal.find({
+      merchantId: this.merchantId,
+      terminalId: target.terminalId,
+      reference: last,
+    });
+    if (row !== undefined && row.id < target.id) return found;
+    return {
+      outcome: 'unknown',
+      errorCode: 'OUTCOME_UNKNOWN',
+      message: `the terminal's last transaction is ${last}, which this journal did not send before ${target.reference}: another POS may have used the terminal; reconcile`,
+    };
   }
 
   private terminal(terminalId: string): Terminal {
@@ -415,9 +458,12 @@ export class TransactionService {
             return first;
           // Invariant 1: never sent again; the terminal's status query says what happened.
           log.warn({ err: first.message }, 'outcome not seen: asking the terminal');
-          const found = await terminal.driver.queryOutcome(
-            { reference: row.reference, wireId, sentAt: sentAt ?? Date.now() },
-            { patient: true },
+          const found = this.provenNotCharged(
+            await terminal.driver.queryOutcome(
+              { reference: row.reference, wireId, sentAt: sentAt ?? Date.now() },
+              { patient: true },
+            ),
+            row,
           );
           return found.outcome === 'unknown'
             ? { ...first, message: `${first.message ?? 'no answer'}; ${found.message ?? ''}` }

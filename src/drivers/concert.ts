@@ -219,7 +219,16 @@ export class ConcertDriver implements TerminalDriver {
       };
     }
     try {
-      return await this.exchange(stream, frame, wireTag(request.wireId), options);
+      return await this.exchange(
+        stream,
+        frame,
+        {
+          tag: wireTag(request.wireId),
+          amountMinor: request.amount.minor,
+          currencyNumeric: requireCurrency(this.currency).numeric,
+        },
+        options,
+      );
     } finally {
       await stream.close().catch(() => {});
     }
@@ -229,9 +238,10 @@ export class ConcertDriver implements TerminalDriver {
   private exchange(
     stream: ByteStream,
     frame: string,
-    tag: string,
+    expected: Expected,
     options: ExecuteOptions,
   ): Promise<DriverOutcome> {
+    const { tag, amountMinor, currencyNumeric } = expected;
     return new Promise<DriverOutcome>((resolve) => {
       let delivered = false;
       let settled = false;
@@ -284,7 +294,13 @@ export class ConcertDriver implements TerminalDriver {
               );
               return;
             case 'message':
-              this.receive(event.data, tag, finish);
+              // An answer before our request was taken is a stale one (a previous exchange the
+              // terminal is still delivering): never the answer to this request.
+              if (!delivered) {
+                this.logger.warn('an answer arrived before the terminal took our request; ignored');
+                return;
+              }
+              this.receive(event.data, { tag, amountMinor, currencyNumeric }, finish);
               return;
             case 'rejected':
               this.logger.warn({ err: event.error.message }, 'refused a frame from the terminal');
@@ -320,7 +336,11 @@ export class ConcertDriver implements TerminalDriver {
    * An answer frame: ours (same POS number, and our private data when echoed) settles the
    * payment; another POS's or another request's is ignored.
    */
-  private receive(data: string, tag: string, finish: (outcome: DriverOutcome) => void): void {
+  private receive(
+    data: string,
+    expected: Expected,
+    finish: (outcome: DriverOutcome) => void,
+  ): void {
     let answer: ConcertAnswer;
     try {
       answer = decodeAnswer(data);
@@ -336,9 +356,22 @@ export class ConcertDriver implements TerminalDriver {
       return;
     }
     const echoed = answer.privateData.trim();
-    if (answer.posNumber !== this.options.posNumber || (echoed !== '' && echoed !== tag)) {
+    if (
+      answer.posNumber !== this.options.posNumber ||
+      (echoed !== '' && echoed !== expected.tag) ||
+      answer.currencyNumeric !== expected.currencyNumeric ||
+      // A refusal may carry no amount; an approval must be for what was asked.
+      (answer.status === 'approved' && answer.amountMinor !== expected.amountMinor)
+    ) {
       this.logger.warn(
-        { posNumber: answer.posNumber, ours: this.options.posNumber, echoed, tag },
+        {
+          posNumber: answer.posNumber,
+          ours: this.options.posNumber,
+          echoed,
+          tag: expected.tag,
+          amountMinor: answer.amountMinor,
+          expected: expected.amountMinor,
+        },
         'answer for another POS or another request; ignored',
       );
       return;
@@ -364,6 +397,14 @@ export class ConcertDriver implements TerminalDriver {
           ...common,
         });
   }
+}
+
+/** What the answer to a request must match. */
+interface Expected {
+  /** The request's private data (its wire id), when the terminal echoes it. */
+  readonly tag: string;
+  readonly amountMinor: number;
+  readonly currencyNumeric: string;
 }
 
 /** The request's private data: the wire id, at most 10 digits. */

@@ -484,6 +484,7 @@ function statusOutcome(target: StatusTarget, response: SemiResponse): DriverOutc
     outcome: 'failed',
     errorCode: 'TERMINAL_REFUSED',
     message: `the terminal's last transaction is ${response.merTxnId}: ${target.reference} never completed on it, nothing was charged (status query)`,
-    details: { resolvedBy: 'status-query' },
+    // TransactionService checks this reference against its journal before believing it.
+    details: { resolvedBy: 'status-query', lastReference: response.merTxnId },
   };
 }

@@ -45,6 +45,17 @@ export interface Journal {
   findByReference(reference: string): JournalRow[];
   list(filter?: ListFilter): JournalRow[];
   /**
+   * The newest row of a terminal before `beforeId` that may have reached the terminal: not
+   * `received` (never sent) and not `failed` (certainly refused before the card step).
+   */
+  latestSentBefore(
+    merchantId: string,
+    terminalId: string,
+    beforeId: number,
+  ): JournalRow | undefined;
+  /** Every row of a terminal that names `originalReference` (refunds, voids, captures of it). */
+  followUpsOf(merchantId: string, terminalId: string, originalReference: string): JournalRow[];
+  /**
    * Rows left `received` or `sent` by an owner that is gone (crash, kill) become `unknown`.
    * Returns the rows it changed.
    */

@@ -420,6 +420,30 @@ export class SqliteJournal implements Journal {
     return this.statements.byReference.all(reference).map(toJournalRow);
   }
 
+  latestSentBefore(
+    merchantId: string,
+    terminalId: string,
+    beforeId: number,
+  ): JournalRow | undefined {
+    const row = this.db
+      .prepare<[string, string, number], Row>(
+        `SELECT * FROM transactions WHERE merchant_id = ? AND terminal_id = ? AND id < ?
+           AND state NOT IN ('received', 'failed') ORDER BY id DESC LIMIT 1`,
+      )
+      .get(merchantId, terminalId, beforeId);
+    return row === undefined ? undefined : toJournalRow(row);
+  }
+
+  followUpsOf(merchantId: string, terminalId: string, originalReference: string): JournalRow[] {
+    return this.db
+      .prepare<[string, string, string], Row>(
+        `SELECT * FROM transactions WHERE merchant_id = ? AND terminal_id = ?
+           AND original_reference = ? ORDER BY id`,
+      )
+      .all(merchantId, terminalId, originalReference)
+      .map(toJournalRow);
+  }
+
   list(filter: ListFilter = {}): JournalRow[] {
     const where: string[] = [];
     const params: unknown[] = [];

@@ -363,6 +363,10 @@ describe('authentication', () => {
       expect(none.status).toBe(401);
       expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm="ecr-bridge"/);
       const wrong = `Basic ${Buffer.from('log:nope').toString('base64')}`;
+      // Counted per login: a stale script with another login does not lock the POS out.
+      const other = `Basic ${Buffer.from('monitor:old').toString('base64')}`;
+      for (let i = 0; i < 6; i++) await get(own.url, '/version', other);
+      expect((await get(own.url, '/version')).status).toBe(200);
       for (let i = 0; i < 5; i++) expect((await get(own.url, '/version', wrong)).status).toBe(401);
       const blocked = await fetch(`${own.url}/version`, { headers: { authorization: AUTH } });
       expect(blocked.status).toBe(429);
@@ -452,11 +456,13 @@ describe('the terminal and the back office failing', () => {
 
       const second = await connector(lines, dir);
       try {
-        const { body } = await post(second.url, {
+        const { status, body } = await post(second.url, {
           amount: 7.56,
           currency: 'EUR',
           order_id: 'KILL-1',
         });
+        // Not a decline: a vendor client must take its error path, not pay again.
+        expect(status).toBe(504);
         expect(body).toMatchObject({
           paymentStatus: 'FAILURE',
           errorCode: 'OUTCOME_UNKNOWN',

@@ -242,6 +242,45 @@ describe('Concert: terminals that are off, silent or unplugged', () => {
     });
   });
 
+  it('an approval for another amount is never taken for ours: ignored, unknown at the timeout', async () => {
+    const pair = await openPtyPair();
+    cleanups.push(() => pair.close());
+    const terminal = await openSerial({ path: pair.terminalPath });
+    const session: ConcertSession = new ConcertSession(terminal, {
+      role: 'terminal',
+      logger: silentLogger,
+      onEvent: (event) => {
+        if (event.type !== 'message') return;
+        const request = decodeRequest(event.data);
+        session.send(
+          encodeAnswer({
+            posNumber: request.posNumber,
+            status: 'approved',
+            amountMinor: request.amountMinor + 1,
+            paymentMode: 'card',
+            size: 'full',
+            currencyNumeric: request.currencyNumeric,
+            privateData: request.privateData,
+          }),
+        );
+      },
+    });
+    cleanups.push(() => session.close());
+    const dir = tempDir('concert-amount-');
+    const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
+    cleanups.push(() => journal.close());
+    const service = new TransactionService({ journal });
+    service.addTerminal(
+      't1',
+      new ConcertDriver({ url: `serial://${pair.posPath}`, answerTimeoutMs: 800 }),
+    );
+    cleanups.push(() => service.close());
+    expect(await service.pay('t1', sale('AMT-1', 1000))).toMatchObject({
+      outcome: 'unknown',
+      errorCode: 'OUTCOME_UNKNOWN',
+    });
+  });
+
   it('the clear card number from the report field appears nowhere: result, journal, logs', async () => {
     const { service, dir } = await setup('pty');
     const result = await service.pay('t1', sale('PAN-1', 1000));

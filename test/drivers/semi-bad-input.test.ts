@@ -225,6 +225,25 @@ function expectSentOnce(b: Bench, reference = REF): void {
   expect(b.markSent).toHaveBeenCalledTimes(1);
 }
 
+/**
+ * The status-query tests that name R0 as the terminal's last transaction: R0 must be a real,
+ * earlier payment of this journal (one it does not know proves nothing). The fake approves it.
+ */
+function afterEarlierSale(script: Script): Script {
+  return (request, socket, fake) => {
+    if (request.TRAN_CODE === SALE && request.MER_TXN_ID === 'R0') {
+      write(socket, approvedSale(request));
+      return;
+    }
+    script(request, socket, fake);
+  };
+}
+
+async function payEarlier(b: Bench): Promise<void> {
+  expect(await pay(b.service, 'R0')).toMatchObject({ outcome: 'approved' });
+  b.markSent.mockClear();
+}
+
 /** Every file of the journal (database, WAL), read raw: no full card number anywhere. */
 function expectNoPanOnDisk(dir: string): void {
   for (const name of readdirSync(dir)) {
@@ -257,7 +276,10 @@ describe('SEMI over TCP: broken bytes where the answer belongs are never read on
   });
 
   it('non-JSON bytes, and the status query names another transaction as the last → failed TERMINAL_REFUSED, sent once', async () => {
-    const b = await bench(badAnswerThenStatus('hello\r\n', () => OTHER_TRANSACTION));
+    const b = await bench(
+      afterEarlierSale(badAnswerThenStatus('hello\r\n', () => OTHER_TRANSACTION)),
+    );
+    await payEarlier(b);
     const result = await pay(b.service);
     expect(result).toMatchObject({ state: 'failed', errorCode: 'TERMINAL_REFUSED' });
     const stored = row(b);
@@ -279,6 +301,14 @@ describe('SEMI over TCP: broken bytes where the answer belongs are never read on
     expect(result.message).toMatch(
       /approved for 400 minor units, not the 1000 requested: reconcile/,
     );
+    expectSentOnce(b);
+  });
+
+  it('the status query names a last transaction this journal never sent (another POS?) → unknown, never failed', async () => {
+    const b = await bench(badAnswerThenStatus('hello\r\n', () => OTHER_TRANSACTION));
+    const result = await pay(b.service);
+    expect(result).toMatchObject({ state: 'unknown', errorCode: 'OUTCOME_UNKNOWN' });
+    expect(result.message).toMatch(/another POS may have used the terminal/);
     expectSentOnce(b);
   });
 
@@ -385,11 +415,14 @@ describe('SEMI answers that break the message rules → the link is dropped, the
     '$name, and the last transaction is another one → failed, the message names $field',
     async ({ extra, field }) => {
       const b = await bench(
-        badAnswerThenStatus(
-          (sale) => approvedSale(sale, extra),
-          () => OTHER_TRANSACTION,
+        afterEarlierSale(
+          badAnswerThenStatus(
+            (sale) => approvedSale(sale, extra),
+            () => OTHER_TRANSACTION,
+          ),
         ),
       );
+      await payEarlier(b);
       const result = await pay(b.service);
       expect(result).toMatchObject({ state: 'failed', errorCode: 'TERMINAL_REFUSED' });
       expect(row(b).message).toContain(field);

@@ -250,8 +250,25 @@ describe('SEMI follow-ups and batch close', () => {
     await expect(
       service.pay('t1', request('capture', 'CAP-2', 1000, 'SALE-T')),
     ).rejects.toMatchObject({ code: 'INVALID_INPUT', field: 'originalReference' });
+    // Refunds add up against their sale: 1000 of 4000 refunded already, 3001 more is too much.
+    await expect(
+      service.pay('t1', request('refund', 'REF-2', 3001, 'SALE-T')),
+    ).rejects.toMatchObject({ code: 'INVALID_AMOUNT', field: 'amount' });
+    // Nothing follows a voided sale: no refund, no second void.
+    await expect(
+      service.pay('t1', request('refund', 'REF-3', 100, 'SALE-V')),
+    ).rejects.toMatchObject({ code: 'INVALID_INPUT', field: 'originalReference' });
+    await expect(
+      service.pay('t1', request('void', 'VOID-3', 3000, 'SALE-V')),
+    ).rejects.toMatchObject({ code: 'INVALID_INPUT', field: 'originalReference' });
+    // A retry of a follow-up is no follow-up of its own: the stored result comes back.
+    expect(await service.pay('t1', request('void', 'VOID-1', 3000, 'SALE-V'))).toMatchObject({
+      ...approved,
+      replayed: true,
+    });
     expect(journal.list()).toHaveLength(rows);
-    for (const reference of ['VOID-X', 'VOID-2', 'CAP-2']) expect(row(reference)).toBeUndefined();
+    for (const reference of ['VOID-X', 'VOID-2', 'CAP-2', 'REF-2', 'REF-3', 'VOID-3'])
+      expect(row(reference)).toBeUndefined();
     expect(simulator.ledger.count).toBe(charges);
 
     expect(simulator.ledger.all().map((c) => [c.reference, c.kind, c.amountMinor])).toEqual([

@@ -83,7 +83,16 @@ export type ConcertLinkStateKind =
 type State =
   | { kind: 'idle' }
   | { kind: 'enq-sent'; enqs: number; deadline: number }
-  | { kind: 'frame-sent'; sendings: number; deadline: number }
+  | {
+      kind: 'frame-sent';
+      sendings: number;
+      deadline: number;
+      /**
+       * A reply that was not a clean NAK came back (garbled on the line): it may have been the
+       * peer's ACK, so the peer may have taken the frame.
+       */
+      garbled?: boolean;
+    }
   | {
       kind: 'receiving';
       deadline: number;
@@ -218,7 +227,12 @@ export class ConcertLink {
       case 'enq-sent':
         if (byte === ACK) {
           this.write(this.outgoing as Uint8Array);
-          this.st = { kind: 'frame-sent', sendings: 1, deadline: now + this.ackTimeoutMs };
+          this.st = {
+            kind: 'frame-sent',
+            sendings: 1,
+            deadline: now + this.ackTimeoutMs,
+            garbled: false,
+          };
         } else if (byte === NAK) {
           if (st.enqs <= this.maxResends) this.sendEnq(st.enqs + 1, now);
           else this.fail('no-answer-to-enq', 'ENQ refused (NAK) on every try', st.enqs);
@@ -235,13 +249,23 @@ export class ConcertLink {
           this.events.push({ type: 'delivered' });
         } else if (byte !== ENQ) {
           // NAK, or a reply garbled on the line: resend within the budget.
+          const garbled = st.garbled === true || byte !== NAK;
           if (st.sendings <= this.maxResends) {
             this.write(this.outgoing as Uint8Array);
             this.st = {
               kind: 'frame-sent',
               sendings: st.sendings + 1,
               deadline: now + this.ackTimeoutMs,
+              garbled,
             };
+          } else if (garbled) {
+            // Only clean NAKs prove the peer never took the frame; a garbled reply may have
+            // been its ACK.
+            this.fail(
+              'no-answer-to-frame',
+              'no clean ACK or NAK to the frame: the peer may have taken it',
+              st.sendings,
+            );
           } else {
             this.fail('nak-limit', 'frame refused (NAK) on every resend', st.sendings);
           }

@@ -30,6 +30,19 @@ describe('ConcertLink lost bytes', () => {
     },
   );
 
+  it("every ACK to the frame garbled on the line: the terminal has the message, so the POS reports 'no-answer-to-frame' (unknown), never 'nak-limit' (refused)", () => {
+    // The terminal's writes after the ENQ's ACK are its ACKs to each sending: all garbled.
+    const wire = new Wire({
+      tamper: (from, b, nth) => (from === 'terminal' && nth >= 1 ? Uint8Array.of(0x07) : b),
+    });
+    wire.send('pos', REQUEST);
+    wire.run();
+    expect(wire.summary('terminal')).toEqual([{ type: 'message', data: REQUEST }]);
+    expect(wire.summary('pos')).toEqual([
+      { type: 'send-failed', reason: 'no-answer-to-frame', code: 'OUTCOME_UNKNOWN' },
+    ]);
+  });
+
   it("an ACK to the frame lost outright: the terminal has the message, the POS reports 'no-answer-to-frame' (outcome unknown)", () => {
     const wire = new Wire({
       tamper: (from, b, nth) => (from === 'terminal' && nth === 1 ? new Uint8Array() : b),
