@@ -129,16 +129,3 @@ export function describeTotals(totals: BatchTotals): string {
     line('net', undefined, totals.net),
   ].join('\n');
 }
-
-/** Batch totals as the one JSON object `--json` prints. */
-export function totalsJson(totals: BatchTotals): Record<string, unknown> {
-  return {
-    batchNumber: totals.batchNumber,
-    currency: totals.net.currency,
-    saleCount: totals.saleCount,
-    sales: formatAmount(totals.sales),
-    refundCount: totals.refundCount,
-    refunds: formatAmount(totals.refunds),
-    net: formatAmount(totals.net),
-  };
-}

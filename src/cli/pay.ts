@@ -8,7 +8,7 @@ import {
   type MoneyKind,
   type PaymentMethod,
 } from '../core/transaction.js';
-import type { BatchTotals, TerminalDriver } from '../core/driver.js';
+import { totalsJson, type BatchTotals, type TerminalDriver } from '../core/driver.js';
 import type { Logger } from '../core/logger.js';
 import { createDriver, DEFAULT_CURRENCIES } from '../drivers/index.js';
 import { PayableSimulator } from '../simulators/payable/simulator.js';
@@ -16,13 +16,7 @@ import { SemiSimulator } from '../simulators/semi/simulator.js';
 import { ConcertSimulator } from '../simulators/concert/simulator.js';
 import { openContext, type Context } from './context.js';
 import type { CommandOutput, CommonOptions } from './main.js';
-import {
-  describeResult,
-  describeTotals,
-  OUTCOME_EXIT_CODES,
-  resultJson,
-  totalsJson,
-} from './output.js';
+import { describeResult, describeTotals, OUTCOME_EXIT_CODES, resultJson } from './output.js';
 
 export interface PayOptions extends CommonOptions {
   readonly terminal: string;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { TerminalDriver } from '../core/driver.js';
+import { totalsJson, type TerminalDriver } from '../core/driver.js';
 import { invalid } from '../core/errors.js';
 import { formatAmount, parseAmount } from '../core/money.js';
 import type { TransactionService } from '../core/transaction-service.js';
@@ -190,18 +190,7 @@ export function registerApiV1(app: FastifyInstance, options: ApiV1Options): void
   app.post(
     '/api/v1/terminal/batch-close',
     { schema: { summary: "Close the terminal's batch (telecollection)" } },
-    async () => {
-      const totals = await options.service.batchClose(options.terminalId);
-      return {
-        batchNumber: totals.batchNumber,
-        currency: totals.net.currency,
-        saleCount: totals.saleCount,
-        sales: formatAmount(totals.sales),
-        refundCount: totals.refundCount,
-        refunds: formatAmount(totals.refunds),
-        net: formatAmount(totals.net),
-      };
-    },
+    async () => totalsJson(await options.service.batchClose(options.terminalId)),
   );
   app.get('/api/v1/version', { schema: { summary: 'The connector version' } }, async () => ({
     version: options.version,

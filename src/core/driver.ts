@@ -1,5 +1,5 @@
 import { EcrError, invalid } from './errors.js';
-import type { Money } from './money.js';
+import { formatAmount, type Money } from './money.js';
 import type { DriverOutcome, MoneyKind, PaymentRequest, TransactionKind } from './transaction.js';
 
 /** The earlier transaction a void, capture, tip adjust or linked refund applies to. */
@@ -150,4 +150,17 @@ export function requireSupported(
       request.amount.currency,
     );
   }
+}
+
+/** Batch totals as JSON, amounts as decimal strings: the CLI's `--json` and the connector's API. */
+export function totalsJson(totals: BatchTotals) {
+  return {
+    batchNumber: totals.batchNumber,
+    currency: totals.net.currency,
+    saleCount: totals.saleCount,
+    sales: formatAmount(totals.sales),
+    refundCount: totals.refundCount,
+    refunds: formatAmount(totals.refunds),
+    net: formatAmount(totals.net),
+  };
 }

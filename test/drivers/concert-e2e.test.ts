@@ -201,85 +201,55 @@ describe('Concert: terminals that are off, silent or unplugged', () => {
     expect(simulator.ledger.count).toBe(1);
   });
 
-  it('an answer for another POS number is not ours: ignored, so the payment ends unknown at the timeout', async () => {
-    // A terminal that answers every request as if it came from POS 02.
-    const pair = await openPtyPair();
-    cleanups.push(() => pair.close());
-    const terminal = await openSerial({ path: pair.terminalPath });
-    const session: ConcertSession = new ConcertSession(terminal, {
-      role: 'terminal',
-      logger: silentLogger,
-      onEvent: (event) => {
-        if (event.type !== 'message') return;
-        const request = decodeRequest(event.data);
-        session.send(
-          encodeAnswer({
-            posNumber: 2,
-            status: 'approved',
-            amountMinor: request.amountMinor,
-            paymentMode: 'card',
-            size: 'full',
-            report: '4111111111111111',
-            currencyNumeric: request.currencyNumeric,
-            privateData: request.privateData,
-          }),
-        );
-      },
-    });
-    cleanups.push(() => session.close());
-    const dir = tempDir('concert-pos-');
-    const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
-    cleanups.push(() => journal.close());
-    const service = new TransactionService({ journal });
-    service.addTerminal(
-      't1',
-      new ConcertDriver({ url: `serial://${pair.posPath}`, answerTimeoutMs: 800 }),
-    );
-    cleanups.push(() => service.close());
-    expect(await service.pay('t1', sale('POS-1', 1000))).toMatchObject({
-      outcome: 'unknown',
-      errorCode: 'OUTCOME_UNKNOWN',
-    });
-  });
-
-  it('an approval for another amount is never taken for ours: ignored, unknown at the timeout', async () => {
-    const pair = await openPtyPair();
-    cleanups.push(() => pair.close());
-    const terminal = await openSerial({ path: pair.terminalPath });
-    const session: ConcertSession = new ConcertSession(terminal, {
-      role: 'terminal',
-      logger: silentLogger,
-      onEvent: (event) => {
-        if (event.type !== 'message') return;
-        const request = decodeRequest(event.data);
-        session.send(
-          encodeAnswer({
-            posNumber: request.posNumber,
-            status: 'approved',
-            amountMinor: request.amountMinor + 1,
-            paymentMode: 'card',
-            size: 'full',
-            currencyNumeric: request.currencyNumeric,
-            privateData: request.privateData,
-          }),
-        );
-      },
-    });
-    cleanups.push(() => session.close());
-    const dir = tempDir('concert-amount-');
-    const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
-    cleanups.push(() => journal.close());
-    const service = new TransactionService({ journal });
-    service.addTerminal(
-      't1',
-      new ConcertDriver({ url: `serial://${pair.posPath}`, answerTimeoutMs: 800 }),
-    );
-    cleanups.push(() => service.close());
-    expect(await service.pay('t1', sale('AMT-1', 1000))).toMatchObject({
-      outcome: 'unknown',
-      errorCode: 'OUTCOME_UNKNOWN',
-    });
-  });
+  it.each([
+    ['for another POS number', { posNumber: 2 }],
+    ['approving another amount', { amountDelta: 1 }],
+    ['in another currency', { currencyNumeric: '840' }],
+  ] as const)(
+    'an answer %s is not ours: ignored, so the payment ends unknown at the timeout',
+    async (_case, twist) => {
+      // A fake terminal that answers every request with the twist applied.
+      const pair = await openPtyPair();
+      cleanups.push(() => pair.close());
+      const terminal = await openSerial({ path: pair.terminalPath });
+      const session: ConcertSession = new ConcertSession(terminal, {
+        role: 'terminal',
+        logger: silentLogger,
+        onEvent: (event) => {
+          if (event.type !== 'message') return;
+          const request = decodeRequest(event.data);
+          session.send(
+            encodeAnswer({
+              posNumber: 'posNumber' in twist ? twist.posNumber : request.posNumber,
+              status: 'approved',
+              amountMinor: request.amountMinor + ('amountDelta' in twist ? twist.amountDelta : 0),
+              paymentMode: 'card',
+              size: 'full',
+              report: '4111111111111111',
+              currencyNumeric:
+                'currencyNumeric' in twist ? twist.currencyNumeric : request.currencyNumeric,
+              privateData: request.privateData,
+            }),
+          );
+        },
+      });
+      cleanups.push(() => session.close());
+      const journal = new SqliteJournal({
+        path: join(tempDir('concert-twist-'), 'ecr-bridge.db'),
+      });
+      cleanups.push(() => journal.close());
+      const service = new TransactionService({ journal });
+      service.addTerminal(
+        't1',
+        new ConcertDriver({ url: `serial://${pair.posPath}`, answerTimeoutMs: 800 }),
+      );
+      cleanups.push(() => service.close());
+      expect(await service.pay('t1', sale('TW-1', 1000))).toMatchObject({
+        outcome: 'unknown',
+        errorCode: 'OUTCOME_UNKNOWN',
+      });
+    },
+  );
 
   it('the clear card number from the report field appears nowhere: result, journal, logs', async () => {
     const { service, dir } = await setup('pty');
