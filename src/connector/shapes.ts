@@ -166,7 +166,9 @@ export function parsePayment(
   if (kind === undefined)
     throw invalid('INVALID_INPUT', 'transaction_type', 'must be Debit or Credit');
   const cartField = desktop ? 'cart' : 'basket';
-  const { cart, problem } = checkCart(echoable(data[cartField], cartField), amount);
+  // Bounded first; then checked as sent (no cart at all is no problem).
+  echoable(data[cartField], cartField);
+  const { cart, problem } = checkCart(data[cartField], amount);
   return {
     flavour,
     kind,

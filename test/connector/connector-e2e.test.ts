@@ -300,11 +300,10 @@ describe('the desktop connector (seed 001), a real process over HTTP', () => {
     });
   });
 
-  it('no currency → EUR, as in the seeds', async () => {
-    expect((await post(desktop.url, { amount: 6, order_id: 'NOCUR-1' })).body).toMatchObject({
-      paymentStatus: 'SUCCESS',
-      currency: 'EUR',
-    });
+  it('no currency → EUR, as in the seeds; no cart → an empty one, and nothing to complain about', async () => {
+    const { body } = await post(desktop.url, { amount: 6, order_id: 'NOCUR-1' });
+    expect(body).toMatchObject({ paymentStatus: 'SUCCESS', currency: 'EUR', cart: {} });
+    expect((body as { ecrBridge: Record<string, unknown> }).ecrBridge.cartProblem).toBeUndefined();
   });
 
   it('a declined payment: FAILURE with errorCode and errorDescription; no order id → one is generated', async () => {
