@@ -241,26 +241,22 @@ describe('SEMI follow-ups and batch close', () => {
 
     const rows = journal.list().length;
     const charges = simulator.ledger.count;
-    await expect(
-      service.pay('t1', request('void', 'VOID-X', 1000, 'NO-SUCH-SALE')),
-    ).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'originalReference' });
-    await expect(
-      service.pay('t1', request('void', 'VOID-2', 3999, 'SALE-T')),
-    ).rejects.toMatchObject({ code: 'INVALID_AMOUNT', field: 'amount' });
-    await expect(
-      service.pay('t1', request('capture', 'CAP-2', 1000, 'SALE-T')),
-    ).rejects.toMatchObject({ code: 'INVALID_INPUT', field: 'originalReference' });
-    // Refunds add up against their sale: 1000 of 4000 refunded already, 3001 more is too much.
-    await expect(
-      service.pay('t1', request('refund', 'REF-2', 3001, 'SALE-T')),
-    ).rejects.toMatchObject({ code: 'INVALID_AMOUNT', field: 'amount' });
-    // Nothing follows a voided sale: no refund, no second void.
-    await expect(
-      service.pay('t1', request('refund', 'REF-3', 100, 'SALE-V')),
-    ).rejects.toMatchObject({ code: 'INVALID_INPUT', field: 'originalReference' });
-    await expect(
-      service.pay('t1', request('void', 'VOID-3', 3000, 'SALE-V')),
-    ).rejects.toMatchObject({ code: 'INVALID_INPUT', field: 'originalReference' });
+    // Refused before anything is journaled or sent. Refunds add up against their sale (1000 of
+    // 4000 refunded already, 3001 more is too much); nothing follows a voided sale.
+    const refusals = [
+      [request('void', 'VOID-X', 1000, 'NO-SUCH-SALE'), 'NOT_FOUND', 'originalReference'],
+      [request('void', 'VOID-2', 3999, 'SALE-T'), 'INVALID_AMOUNT', 'amount'],
+      [request('capture', 'CAP-2', 1000, 'SALE-T'), 'INVALID_INPUT', 'originalReference'],
+      [request('refund', 'REF-2', 3001, 'SALE-T'), 'INVALID_AMOUNT', 'amount'],
+      [request('refund', 'REF-3', 100, 'SALE-V'), 'INVALID_INPUT', 'originalReference'],
+      [request('void', 'VOID-3', 3000, 'SALE-V'), 'INVALID_INPUT', 'originalReference'],
+    ] as const;
+    for (const [refused, code, field] of refusals) {
+      await expect(service.pay('t1', refused), refused.reference).rejects.toMatchObject({
+        code,
+        field,
+      });
+    }
     // A retry of a follow-up is no follow-up of its own: the stored result comes back.
     expect(await service.pay('t1', request('void', 'VOID-1', 3000, 'SALE-V'))).toMatchObject({
       ...approved,
