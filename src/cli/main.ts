@@ -10,6 +10,7 @@ import { runConnectorAlwaysUp, runConnectorSupervise } from './supervise.js';
 import { MONEY_KINDS } from '../core/transaction.js';
 import { runSimulate } from './simulate.js';
 import { runTxList, runTxResolve, runTxShow } from './tx.js';
+import { registerGatewayCommands } from './gateway.js';
 
 /** Options every command takes. */
 export interface CommonOptions {
@@ -197,7 +198,7 @@ export function buildProgram(): Command {
     program
       .command('simulate')
       .description('run a simulated terminal until interrupted')
-      .argument('<protocol>', 'payable, semi or concert')
+      .argument('<protocol>', 'payable, semi, concert or econduit')
       .option('--host <host>', 'address to listen on', '127.0.0.1')
       .option(
         '--port <port>',
@@ -236,7 +237,24 @@ export function buildProgram(): Command {
       )
       .option(
         '--currency <code>',
-        "the terminal's currency (default LKR for payable, USD for semi)",
+        "the terminal's currency (default LKR for payable, USD for semi and econduit)",
+      )
+      .option('--gateway <host:port>', "econduit: the gateway's primary endpoint")
+      .option(
+        '--secondary <host:port>',
+        'econduit: the secondary endpoint, tried when the primary fails',
+      )
+      .option('--id <terminalId>', 'econduit: the terminal id (device serial), default 29531204')
+      .option('--type <type>', 'econduit: the terminal type it registers with, default Valor')
+      .option(
+        '--count <n>',
+        'econduit: run n virtual terminals, ids counting up from --id',
+        integerIn('--count', 1, 18_000),
+      )
+      .option(
+        '--heartbeat <ms>',
+        'econduit: heartbeat interval while idle (default 60000)',
+        integerIn('--heartbeat', 10, 3_600_000),
       )
       .option(
         '--card-delay <ms>',
@@ -282,6 +300,8 @@ export function buildProgram(): Command {
         integerIn('--wait', 1, 600),
       ),
   ).action(action(runConnectorAlwaysUp));
+
+  registerGatewayCommands(program, { common, action });
 
   const batch = program.command('batch').description("the terminal's batch (settlement)");
   common(

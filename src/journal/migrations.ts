@@ -120,4 +120,22 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE outbox_start (first_transaction_id INTEGER NOT NULL);
   INSERT INTO outbox_start SELECT coalesce(max(id), 0) + 1 FROM transactions;
   `,
+  // 4: the cloud gateway's tenants (seed 002): merchants with their API key and the scrypt hash
+  // of their password (never the password), and the terminals each one owns. A terminal id is
+  // the device serial, so it is unique across all merchants, not per merchant.
+  `
+  CREATE TABLE merchants (
+    name          TEXT    PRIMARY KEY,
+    api_key       TEXT    NOT NULL UNIQUE,
+    password_hash TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL
+  );
+  CREATE TABLE gateway_terminals (
+    terminal_id   TEXT    PRIMARY KEY,
+    merchant      TEXT    NOT NULL REFERENCES merchants (name),
+    terminal_type TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL
+  );
+  CREATE INDEX gateway_terminals_merchant ON gateway_terminals (merchant, terminal_id);
+  `,
 ];

@@ -640,6 +640,14 @@ export class SqliteJournal implements Journal {
     if (this.db.open) this.db.close();
   }
 
+  /**
+   * @internal The open database, for stores that keep their tables in the journal's file and
+   * schema (the gateway's tenants, migration 4). Not part of the `Journal` interface.
+   */
+  get database(): Database.Database {
+    return this.db;
+  }
+
   /** Runs `fn` in a read transaction: one consistent snapshot, no write lock. */
   private snapshot<T>(fn: () => T): T {
     try {

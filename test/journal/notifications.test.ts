@@ -85,7 +85,7 @@ describe('the notification outbox (migration 3)', () => {
     journal.close();
 
     const db = new Database(path);
-    expect(db.pragma('user_version', { simple: true })).toBe(3);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(db.pragma('foreign_key_check')).toEqual([]);
     expect(db.prepare('SELECT count(*) AS n FROM notifications').get()).toEqual({ n: 0 });
     db.close();

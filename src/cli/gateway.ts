@@ -1,0 +1,420 @@
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { EcrError, invalid, type ErrorCode } from '../core/errors.js';
+import type { Outcome } from '../core/transaction.js';
+import { Gateway, GATEWAY_DEFAULT_CURRENCY, GATEWAY_HTTP_PORT } from '../gateway/gateway.js';
+import {
+  DEFAULT_REGISTRATION_BURST,
+  DEFAULT_REGISTRATIONS_PER_SECOND,
+  DEFAULT_TERMINAL_TYPES,
+  GATEWAY_TERMINAL_PORT,
+} from '../gateway/terminal-listener.js';
+import { OUTCOME_EXIT_CODES } from './output.js';
+import { untilInterrupted } from './simulate.js';
+import {
+  SqliteTenantStore,
+  type GatewayTerminal,
+  type Merchant,
+  type TenantStore,
+  validateTenantId,
+} from '../gateway/tenants.js';
+import { openContext, type Context } from './context.js';
+import type { CommandOutput, CommonOptions } from './main.js';
+
+/** What `main.ts` lends a command group: its common options and its action wrapper. */
+export interface CommandKit {
+  /** Adds the options every command takes (`--data-dir`, `--json`, `--log-level`). */
+  readonly common: (command: Command) => Command;
+  /** Turns a run function into a commander action: prints its output or error, sets the exit code. */
+  readonly action: <O>(
+    run: (options: O & CommonOptions, ...args: string[]) => Promise<CommandOutput>,
+  ) => (...args: unknown[]) => Promise<void>;
+}
+
+/**
+ * Adds `gateway …` to the program and returns the `gateway` command, so that further
+ * subcommands (`gateway start`, `gateway test`) can be added next to `merchant` and `terminal`.
+ */
+export function registerGatewayCommands(program: Command, kit: CommandKit): Command {
+  const { common, action } = kit;
+  const gateway = program
+    .command('gateway')
+    .description('the eConduit-compatible cloud gateway: merchants, their terminals and keys');
+
+  const port = (name: string) => (value: string) => {
+    if (!/^\d{1,5}$/.test(value) || Number(value) > 65_535)
+      throw new InvalidArgumentError(`${name} must be a whole number from 0 to 65535`);
+    return Number(value);
+  };
+  common(
+    gateway
+      .command('start')
+      .description(
+        'run the gateway: terminals connect over TCP, POS programs call HTTP (until Ctrl-C)',
+      )
+      .option('--host <host>', 'address to listen on', '127.0.0.1')
+      .option(
+        '--tcp-port <port>',
+        `terminals' port (0: any free one)`,
+        port('--tcp-port'),
+        GATEWAY_TERMINAL_PORT,
+      )
+      .option(
+        '--http-port <port>',
+        'POS programs’ port (0: any free one)',
+        port('--http-port'),
+        GATEWAY_HTTP_PORT,
+      )
+      .option('--currency <code>', "the terminals' currency", GATEWAY_DEFAULT_CURRENCY)
+      .option(
+        '--heartbeat-interval <ms>',
+        'the heartbeat interval terminals use; 3 missed ones mark a terminal offline (default 60000)',
+        (value: string) => {
+          if (!/^\d{2,9}$/.test(value))
+            throw new InvalidArgumentError(
+              '--heartbeat-interval must be a whole number of ms ≥ 10',
+            );
+          return Number(value);
+        },
+      )
+      .option(
+        '--registration-rate <n>',
+        `registrations accepted per second from one address, after a burst (default ${DEFAULT_REGISTRATIONS_PER_SECOND}; a fleet behind one NAT may need more)`,
+        (value: string) => {
+          if (!/^\d{1,7}$/.test(value) || Number(value) < 1)
+            throw new InvalidArgumentError('--registration-rate must be a whole number from 1');
+          return Number(value);
+        },
+      )
+      .option(
+        '--terminal-type <type...>',
+        `terminal types accepted, all with SEMI payloads (default ${Object.keys(DEFAULT_TERMINAL_TYPES).join(', ')})`,
+      ),
+  ).action(action(runGatewayStart));
+  common(
+    gateway
+      .command('test')
+      .description("send a test sale to a terminal through a running gateway (the seed's test URL)")
+      .requiredOption('--terminal <id>', 'the terminal id')
+      .requiredOption('--amount <amount>', 'with a decimal point, e.g. 1.00')
+      .addOption(
+        new Option('--url <url>', 'the gateway').default(`http://127.0.0.1:${GATEWAY_HTTP_PORT}`),
+      )
+      .addOption(new Option('--key <key>', "the merchant's API key").env('ECR_BRIDGE_GATEWAY_KEY'))
+      .addOption(
+        new Option('--password <password>', "the merchant's API password").env(
+          'ECR_BRIDGE_GATEWAY_PASSWORD',
+        ),
+      ),
+  ).action(action(runGatewayTest));
+
+  const merchant = gateway.command('merchant').description("the gateway's merchants");
+  common(
+    merchant
+      .command('add')
+      .description('add a merchant; prints its API key and password (the password only this once)')
+      .argument('<name>', '1–64 letters, digits, . _ -'),
+  ).action(action(runMerchantAdd));
+  common(merchant.command('list').description('list the merchants and their keys')).action(
+    action(runMerchantList),
+  );
+
+  const terminal = gateway.command('terminal').description("the merchants' terminals");
+  common(
+    terminal
+      .command('add')
+      .description(
+        'give a terminal (its device serial, the TerminalID it registers with) to a merchant',
+      )
+      .argument('<id>', 'the terminal id: 1–64 letters, digits, . _ -; unique across all merchants')
+      .requiredOption('--merchant <name>', 'the merchant that owns it')
+      .requiredOption('--type <type>', 'its terminal type (the TerminalType it registers with)'),
+  ).action(action(runTerminalAdd));
+  common(
+    terminal
+      .command('list')
+      .description('list the terminals')
+      .option('--merchant <name>', "only this merchant's terminals"),
+  ).action(action(runTerminalList));
+
+  return gateway;
+}
+
+/** Opens the data directory's journal and its tenants; closes both after `fn`. */
+async function withTenants<T>(
+  options: CommonOptions,
+  fn: (tenants: TenantStore, context: Context) => T,
+): Promise<T> {
+  const context = openContext(options);
+  try {
+    return fn(new SqliteTenantStore(context.journal), context);
+  } finally {
+    await context.close();
+  }
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const shortDate = (ms: number): string => iso(ms).slice(0, 19).replace('T', ' ');
+
+function table(header: readonly string[], body: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)),
+  );
+  return [header, ...body]
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i] as number))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+const merchantJson = (m: Merchant) => ({
+  name: m.name,
+  key: m.apiKey,
+  createdAt: iso(m.createdAt),
+});
+const terminalJson = (t: GatewayTerminal) => ({
+  terminalId: t.terminalId,
+  merchant: t.merchant,
+  terminalType: t.terminalType,
+  createdAt: iso(t.createdAt),
+});
+
+export async function runMerchantAdd(options: CommonOptions, name: string): Promise<CommandOutput> {
+  return withTenants(options, (tenants, context) => {
+    const added = tenants.addMerchant(name);
+    // Neither the password nor the key goes to the log: the answer below is their only copy.
+    context.logger.info({ merchant: name }, 'gateway merchant added');
+    return {
+      exitCode: 0,
+      text: [
+        `✔ merchant ${name} added`,
+        `  key       ${added.key}`,
+        `  password  ${added.password}`,
+        'The password is shown only now: ecr-bridge keeps only a hash of it. Store it safely;',
+        'the POS sends the key and the password with every request.',
+      ].join('\n'),
+      json: { merchant: name, key: added.key, password: added.password },
+    };
+  });
+}
+
+export async function runMerchantList(options: CommonOptions): Promise<CommandOutput> {
+  return withTenants(options, (tenants) => {
+    const merchants = tenants.merchants();
+    return {
+      exitCode: 0,
+      text:
+        merchants.length === 0
+          ? 'No merchants yet (add one with `ecr-bridge gateway merchant add NAME`).'
+          : table(
+              ['name', 'key', 'created'],
+              merchants.map((m) => [m.name, m.apiKey, shortDate(m.createdAt)]),
+            ),
+      json: { count: merchants.length, merchants: merchants.map(merchantJson) },
+    };
+  });
+}
+
+export async function runTerminalAdd(
+  options: CommonOptions & { merchant: string; type: string },
+  terminalId: string,
+): Promise<CommandOutput> {
+  return withTenants(options, (tenants, context) => {
+    const terminal = tenants.addTerminal({
+      terminalId,
+      merchant: options.merchant,
+      terminalType: options.type,
+    });
+    context.logger.info(
+      { terminalId, merchant: terminal.merchant, terminalType: terminal.terminalType },
+      'gateway terminal added',
+    );
+    return {
+      exitCode: 0,
+      text: `✔ terminal ${terminalId} (${terminal.terminalType}) added to merchant ${terminal.merchant}`,
+      json: terminalJson(terminal),
+    };
+  });
+}
+
+export async function runTerminalList(
+  options: CommonOptions & { merchant?: string },
+): Promise<CommandOutput> {
+  return withTenants(options, (tenants) => {
+    const only =
+      options.merchant === undefined ? undefined : validateTenantId('merchant', options.merchant);
+    if (only !== undefined && tenants.merchant(only) === undefined) {
+      throw invalid(
+        'NOT_FOUND',
+        'merchant',
+        'must name an existing merchant',
+        `no merchant ${only}`,
+      );
+    }
+    const terminals = only === undefined ? tenants.allTerminals() : tenants.terminalsOf(only);
+    return {
+      exitCode: 0,
+      text:
+        terminals.length === 0
+          ? 'No terminals yet (add one with `ecr-bridge gateway terminal add ID --merchant NAME --type T`).'
+          : table(
+              ['terminal', 'merchant', 'type', 'created'],
+              terminals.map((t) => [
+                t.terminalId,
+                t.merchant,
+                t.terminalType,
+                shortDate(t.createdAt),
+              ]),
+            ),
+      json: { count: terminals.length, terminals: terminals.map(terminalJson) },
+    };
+  });
+}
+
+export interface GatewayStartOptions extends CommonOptions {
+  readonly host: string;
+  readonly tcpPort: number;
+  readonly httpPort: number;
+  readonly currency: string;
+  readonly heartbeatInterval?: number;
+  readonly registrationRate?: number;
+  readonly terminalType?: readonly string[];
+}
+
+/** A running gateway: where it listens, and how to stop it. */
+export interface RunningGateway {
+  readonly gateway: Gateway;
+  readonly tenants: TenantStore;
+  close(): Promise<void>;
+}
+
+/** Starts the gateway on a data directory's journal and tenants. */
+export async function startGateway(
+  context: Context,
+  options: Omit<GatewayStartOptions, keyof CommonOptions>,
+): Promise<RunningGateway> {
+  const tenants = new SqliteTenantStore(context.journal);
+  const types = options.terminalType ?? Object.keys(DEFAULT_TERMINAL_TYPES);
+  const gateway = await new Gateway({
+    journal: context.journal,
+    tenants,
+    host: options.host,
+    tcpPort: options.tcpPort,
+    httpPort: options.httpPort,
+    currency: options.currency,
+    terminals: {
+      terminalTypes: Object.fromEntries(types.map((type) => [type, 'semi' as const])),
+      ...(options.heartbeatInterval === undefined
+        ? {}
+        : { heartbeatIntervalMs: options.heartbeatInterval }),
+      ...(options.registrationRate === undefined
+        ? {}
+        : {
+            registrationsPerSecond: options.registrationRate,
+            registrationBurst: Math.max(DEFAULT_REGISTRATION_BURST, options.registrationRate),
+          }),
+    },
+    logger: context.logger,
+  }).start();
+  return { gateway, tenants, close: () => gateway.close() };
+}
+
+/**
+ * `ecr-bridge gateway start`: terminals on TCP (default 9001), POS programs on HTTP (default
+ * 8081), until Ctrl-C or SIGTERM.
+ */
+export async function runGatewayStart(options: GatewayStartOptions): Promise<CommandOutput> {
+  const interrupted = untilInterrupted();
+  const context = openContext(options);
+  try {
+    const running = await startGateway(context, options);
+    const { gateway } = running;
+    const info = {
+      tcp: `${options.host}:${gateway.tcpPort}`,
+      http: `http://${options.host}:${gateway.httpPort}`,
+      dataDir: context.dataDir,
+      terminals: running.tenants.allTerminals().length,
+      merchants: running.tenants.merchants().length,
+    };
+    process.stdout.write(
+      options.json
+        ? `${JSON.stringify(info)}\n`
+        : `ecr-bridge gateway: terminals on tcp://${info.tcp}, POS programs on ${info.http} (${info.merchants} merchants, ${info.terminals} terminals)\nCtrl-C stops it.\n`,
+    );
+    await interrupted;
+    await running.close();
+    return { exitCode: 0 };
+  } finally {
+    await context.close();
+  }
+}
+
+export interface GatewayTestOptions extends CommonOptions {
+  readonly terminal: string;
+  readonly amount: string;
+  readonly url: string;
+  readonly key?: string;
+  readonly password?: string;
+}
+
+/**
+ * `ecr-bridge gateway test --terminal ID --amount 1.00`: a test sale on a terminal through a
+ * running gateway's test-transaction endpoint (seed 002's "url to send test transactions").
+ */
+export async function runGatewayTest(options: GatewayTestOptions): Promise<CommandOutput> {
+  validateTenantId('terminal', options.terminal);
+  if (options.key === undefined || options.password === undefined) {
+    throw invalid(
+      'INVALID_INPUT',
+      options.key === undefined ? 'key' : 'password',
+      'is required (--key/--password or ECR_BRIDGE_GATEWAY_KEY/ECR_BRIDGE_GATEWAY_PASSWORD)',
+    );
+  }
+  let base: URL;
+  try {
+    base = new URL(options.url);
+  } catch {
+    throw invalid('INVALID_INPUT', 'url', 'must be the gateway URL, e.g. http://127.0.0.1:8081');
+  }
+  const url = new URL(
+    `/api/v1/terminals/${encodeURIComponent(options.terminal)}/test-transaction`,
+    base,
+  );
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${options.key}:${options.password}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ amount: options.amount }),
+      signal: AbortSignal.timeout(300_000),
+    });
+  } catch (error) {
+    throw new EcrError(
+      'TERMINAL_UNREACHABLE',
+      `cannot reach the gateway at ${base.origin}: ${(error as Error).message}`,
+    );
+  }
+  const body = (await response.json().catch(() => ({}))) as {
+    transaction?: { outcome: Outcome; amount: string; currency: string; reference: string };
+    error?: { code: ErrorCode; message: string; field?: string; rule?: string };
+  };
+  if (body.error !== undefined) {
+    throw new EcrError(body.error.code, body.error.message, {
+      ...(body.error.field === undefined ? {} : { field: body.error.field }),
+      ...(body.error.rule === undefined ? {} : { rule: body.error.rule }),
+    });
+  }
+  const tx = body.transaction;
+  if (tx === undefined)
+    throw new EcrError('PROTOCOL_ERROR', `unexpected answer (HTTP ${response.status})`);
+  return {
+    exitCode: OUTCOME_EXIT_CODES[tx.outcome],
+    json: body.transaction,
+    text: `${tx.outcome}  ${tx.amount} ${tx.currency}  on terminal ${options.terminal}  reference ${tx.reference}`,
+  };
+}
