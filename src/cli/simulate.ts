@@ -6,6 +6,7 @@ import { requireCurrency } from '../core/money.js';
 import { PayableSimulator } from '../simulators/payable/simulator.js';
 import { SEMI_WAITING_TEXT, SemiSimulator } from '../simulators/semi/simulator.js';
 import { ConcertSimulator } from '../simulators/concert/simulator.js';
+import { EconduitSimulator } from '../simulators/econduit/simulator.js';
 import type { CommandOutput, CommonOptions } from './main.js';
 
 /** Ports of the simulators when the command line names none (the vendors' defaults). */
@@ -13,10 +14,11 @@ export const SIMULATOR_DEFAULTS = {
   payable: { port: 45454, statusPort: 8080, currency: 'LKR' },
   semi: { ws: 5000, tcp: 5001, controlPort: 8081, currency: 'USD' },
   concert: { lineNoise: 0.2, currency: 'EUR' },
+  econduit: { currency: 'USD' },
 } as const;
 
 /** The simulators this release has. */
-export const SIMULATED_PROTOCOLS = ['payable', 'semi', 'concert'] as const;
+export const SIMULATED_PROTOCOLS = ['payable', 'semi', 'concert', 'econduit'] as const;
 
 export interface SimulateOptions extends CommonOptions {
   readonly host: string;
@@ -32,6 +34,18 @@ export interface SimulateOptions extends CommonOptions {
   /** `true` for the default chance, or a chance from 0 to 1. */
   readonly lineNoise?: boolean | number;
   readonly currency?: string;
+  /** econduit: the gateway's primary endpoint, `host:port`. */
+  readonly gateway?: string;
+  /** econduit: the secondary endpoint. */
+  readonly secondary?: string;
+  /** econduit: the (first) terminal id. */
+  readonly id?: string;
+  /** econduit: the terminal type it registers with. */
+  readonly type?: string;
+  /** econduit: virtual terminals in this process. */
+  readonly count?: number;
+  /** econduit: heartbeat interval in ms. */
+  readonly heartbeat?: number;
   readonly cardDelay: number;
   readonly slowAnswer: number;
 }
@@ -155,6 +169,52 @@ export async function startConcertSimulator(options: StartOptions) {
   return { simulator, info, text };
 }
 
+/** `host:port` as an endpoint, or INVALID_INPUT naming the flag. */
+function endpoint(flag: string, value: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (match === null || port < 1 || port > 65_535)
+    throw invalid(
+      'INVALID_INPUT',
+      flag,
+      'must be host:port, e.g. 127.0.0.1:9001',
+      value.slice(0, 64),
+    );
+  return { host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** Starts eConduit cloud terminals: SEMI terminals whose agents connect to a gateway. */
+export async function startEconduitSimulator(options: StartOptions) {
+  if (options.gateway === undefined)
+    throw invalid('INVALID_INPUT', '--gateway', 'is required: the gateway host:port');
+  const endpoints = [
+    endpoint('--gateway', options.gateway),
+    ...(options.secondary === undefined ? [] : [endpoint('--secondary', options.secondary)]),
+  ];
+  const simulator = new EconduitSimulator({
+    endpoints,
+    ...(options.id === undefined ? {} : { terminalId: options.id }),
+    ...(options.type === undefined ? {} : { terminalType: options.type }),
+    ...(options.count === undefined ? {} : { count: options.count }),
+    ...(options.heartbeat === undefined ? {} : { heartbeatIntervalMs: options.heartbeat }),
+    currency: requireCurrency(options.currency ?? SIMULATOR_DEFAULTS.econduit.currency).code,
+    cardDelayMs: options.cardDelay,
+    slowAnswerMs: options.slowAnswer,
+    logger: simulatorLogger(options),
+  });
+  await simulator.start();
+  const ids = simulator.terminals.map((t) => t.terminalId);
+  const info = {
+    protocol: 'econduit',
+    endpoints: endpoints.map((e) => `${e.host}:${e.port}`),
+    terminals: ids.length,
+    first: ids[0],
+    last: ids[ids.length - 1],
+  };
+  const text = `eConduit terminal${ids.length > 1 ? `s ${info.first} … ${info.last} (${ids.length})` : ` ${info.first}`} connecting to ${info.endpoints.join(', then ')}; each shows "POS Online" once registered`;
+  return { simulator, info, text };
+}
+
 /** Options that belong to some simulators only: naming one for another is a usage error. */
 const ONLY_FOR: Readonly<
   Record<string, { readonly protocols: readonly string[]; readonly flag: string }>
@@ -168,6 +228,12 @@ const ONLY_FOR: Readonly<
   fragment: { protocols: ['semi'], flag: '--fragment' },
   pty: { protocols: ['concert'], flag: '--pty' },
   lineNoise: { protocols: ['concert'], flag: '--line-noise' },
+  gateway: { protocols: ['econduit'], flag: '--gateway' },
+  secondary: { protocols: ['econduit'], flag: '--secondary' },
+  id: { protocols: ['econduit'], flag: '--id' },
+  type: { protocols: ['econduit'], flag: '--type' },
+  count: { protocols: ['econduit'], flag: '--count' },
+  heartbeat: { protocols: ['econduit'], flag: '--heartbeat' },
 };
 
 /** Waits for Ctrl-C or SIGTERM. */
@@ -201,7 +267,9 @@ export async function runSimulate(
       ? await startSemiSimulator(options)
       : protocol === 'concert'
         ? await startConcertSimulator(options)
-        : await startPayableSimulator(options);
+        : protocol === 'econduit'
+          ? await startEconduitSimulator(options)
+          : await startPayableSimulator(options);
   // Listen before saying we are up: a supervisor may signal as soon as it reads the first line.
   const interrupted = untilInterrupted();
   process.stdout.write(options.json ? `${JSON.stringify(info)}\n` : `${text}\nCtrl-C stops it.\n`);

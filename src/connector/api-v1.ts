@@ -89,7 +89,7 @@ function toJson(result: TransactionResult): z.infer<typeof TransactionJson> {
 
 /** Validates with a zod schema; the first problem is an INVALID_INPUT naming the field. */
 function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
-  const result = schema.safeParse(value);
+  const result = schema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
   const issue = result.error.issues[0] as z.core.$ZodIssue;
   const field = issue.path.length === 0 ? 'body' : issue.path.join('.');

@@ -151,7 +151,9 @@ export function parsePayment(
   if (body === null || typeof body !== 'object' || Array.isArray(body))
     throw invalid('INVALID_INPUT', 'body', 'must be a JSON object');
   const desktop = flavour === 'desktop';
-  const parsed = desktop ? DESKTOP.safeParse(body) : KIOSK.safeParse(body);
+  const parsed = desktop
+    ? DESKTOP.safeParse(body, { reportInput: true })
+    : KIOSK.safeParse(body, { reportInput: true });
   if (!parsed.success) firstIssue(parsed.error);
   const data = parsed.data as z.output<typeof DESKTOP> & z.output<typeof KIOSK>;
   const currency = requireCurrency(data.currency ?? defaultCurrency).code;

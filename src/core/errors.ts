@@ -26,6 +26,10 @@ export const ERROR_CODES = {
     summary: 'The terminal is taken by another transaction and the queue is full.',
   },
   TERMINAL_UNREACHABLE: { http: 502, summary: 'No connection to the terminal could be made.' },
+  TERMINAL_OFFLINE: {
+    http: 503,
+    summary: 'The terminal holds no connection to the gateway now; nothing was sent or charged.',
+  },
   TERMINAL_AUTH_FAILED: { http: 502, summary: 'The terminal refused the connection handshake.' },
   TERMINAL_NOT_READY: {
     http: 502,
@@ -57,7 +61,10 @@ export const ERROR_CODES = {
     http: 429,
     summary: 'Too many failed logins from this address: wait for Retry-After seconds.',
   },
-  NOT_FOUND: { http: 404, summary: 'No transaction has this reference.' },
+  NOT_FOUND: {
+    http: 404,
+    summary: 'Nothing has this reference or name (a transaction, terminal or merchant).',
+  },
   JOURNAL_ERROR: { http: 500, summary: 'The journal could not be read or written.' },
   INTERNAL: { http: 500, summary: 'A bug: an invariant of ecr-bridge did not hold.' },
 } as const satisfies Record<string, { http: number; summary: string }>;

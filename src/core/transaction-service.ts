@@ -228,6 +228,23 @@ export class TransactionService {
     return row === undefined || !isFinal(row.state) ? undefined : toResult(row, true);
   }
 
+  /** The transaction for a reference on a terminal in whatever state, in flight or not. */
+  lookup(terminalId: string, reference: string): TransactionResult | undefined {
+    const row = this.journal.find({ merchantId: this.merchantId, terminalId, reference });
+    return row === undefined ? undefined : toResult(row, true);
+  }
+
+  /** A terminal's transactions, newest first (this service's merchant only). */
+  list(
+    terminalId: string,
+    filter: { readonly unresolved?: boolean; readonly limit?: number } = {},
+  ): TransactionResult[] {
+    return this.journal
+      .list({ ...filter, terminalId })
+      .filter((row) => row.merchantId === this.merchantId)
+      .map((row) => toResult(row, true));
+  }
+
   async close(): Promise<void> {
     await Promise.allSettled([...this.inFlight.values()]);
     await Promise.all([...this.terminals.values()].map((t) => t.driver.close()));
@@ -244,6 +261,57 @@ export class TransactionService {
     if (close === undefined) throw new EcrError('INTERNAL', `${driver.protocol} lacks batchClose`);
     return queue.run(() =>
       this.withTerminalLock(driver.endpoint, undefined, () => close.call(driver)),
+    );
+  }
+
+  /**
+   * For a terminal that is back (an eConduit terminal registering again after a lost link or a
+   * gateway restart): if the latest request sent to it ended `unknown`, asks the terminal's status
+   * query, patiently, in turn with other requests to it (nothing new is sent before), and settles
+   * the row. Resolves with the settled transaction, or undefined when there was nothing to settle
+   * or the terminal still cannot say (the row stays `unknown`).
+   */
+  async reconcile(terminalId: string): Promise<TransactionResult | undefined> {
+    const { driver, queue } = this.terminal(terminalId);
+    const query = driver.queryOutcome;
+    const unknownLatest = () => {
+      const latest = this.journal.latestSentBefore(
+        this.merchantId,
+        terminalId,
+        Number.MAX_SAFE_INTEGER,
+      );
+      return latest?.state === 'unknown' ? latest : undefined;
+    };
+    // The common case, a terminal with nothing unsettled, takes no lock.
+    if (query === undefined || unknownLatest() === undefined) return undefined;
+    return queue.run(() =>
+      this.withTerminalLock(driver.endpoint, undefined, async () => {
+        const latest = unknownLatest();
+        if (latest === undefined) return undefined;
+        const log = this.logger.child({ terminalId, reference: latest.reference });
+        const found = this.provenNotCharged(
+          await query.call(
+            driver,
+            { reference: latest.reference, sentAt: latest.updatedAt },
+            { patient: true },
+          ),
+          latest,
+        );
+        if (found.outcome === 'unknown') {
+          log.warn(
+            { why: found.message },
+            'the terminal is back but cannot say yet: still unknown',
+          );
+          return undefined;
+        }
+        const settled = this.journal.resolveUnknown(latest.id, {
+          ...found,
+          message: `${found.message ?? ''} when the terminal came back`,
+        });
+        if (settled === undefined) return undefined;
+        log.warn({ outcome: settled.state }, 'unknown transaction settled');
+        return toResult(settled, true);
+      }),
     );
   }
 

@@ -25,7 +25,7 @@ import { decodeBatchTotals, type SemiRequest, type SemiResponse } from '../proto
 import { isBusyAnswer, semiOutcome, type SemiTranCode } from '../protocols/semi/codes.js';
 import { JsonObjectFramer, SEMI_MAX_FRAME_BYTES } from '../protocols/semi/framer.js';
 import { backoffDelay, connectWithRetries } from '../transports/backoff.js';
-import type { MessageLink } from '../transports/message-link.js';
+import type { LinkSource, MessageLink } from '../transports/message-link.js';
 import { connectTcp } from '../transports/tcp.js';
 import { connectWebSocket } from '../transports/websocket.js';
 import { SemiConnection, type SemiExchange } from './semi-connection.js';
@@ -56,8 +56,13 @@ export const SEMI_CARD_STEP_MS = 180_000;
 export const SEMI_CONNECT_ATTEMPTS = 3;
 
 export interface SemiDriverOptions {
-  /** `ws://host:port` or `tcp://host:port`: the scheme picks the transport. */
-  readonly url: string;
+  /** `ws://host:port` or `tcp://host:port`: the scheme picks the transport. Or `source`. */
+  readonly url?: string;
+  /**
+   * Instead of `url`: where each request's link comes from when the terminal holds its own
+   * connection (the eConduit gateway's channel to it).
+   */
+  readonly source?: LinkSource;
   /** @default SEMI_DEFAULT_CURRENCY */
   readonly currency?: string;
   /** @default SEMI_CONNECT_TIMEOUT_MS */
@@ -88,6 +93,13 @@ const OPTIONS = z.strictObject({
   recoveryMs: wholeNumber(0, MAX_TIMER_MS).default(SEMI_RECOVERY_MS),
   cardStepMs: wholeNumber(0, MAX_TIMER_MS).default(SEMI_CARD_STEP_MS),
   maxFrameBytes: wholeNumber(1024, SEMI_MAX_FRAME_BYTES).default(SEMI_MAX_FRAME_BYTES),
+  url: z.string().max(2048, 'must be at most 2048 characters').optional(),
+  source: z
+    .custom<LinkSource>(
+      (value) => typeof value === 'object' && value !== null && 'open' in value,
+      'must be a LinkSource',
+    )
+    .optional(),
 });
 
 /** The SEMI request for each money kind (codes in `protocols/semi/codes.ts`). */
@@ -121,7 +133,8 @@ export class SemiDriver implements TerminalDriver {
   readonly protocol = 'semi';
   readonly capabilities = CAPABILITIES;
   readonly endpoint: string;
-  private readonly url: URL;
+  /** Where links come from: dialled at `url`, or given by a `source`. */
+  private readonly links: { readonly url: URL } | { readonly source: LinkSource };
   private readonly currency: string;
   private readonly options: Readonly<z.output<typeof OPTIONS>>;
   private readonly logger: Logger;
@@ -134,27 +147,17 @@ export class SemiDriver implements TerminalDriver {
 
   constructor(input: SemiDriverOptions) {
     this.options = parseOptions(OPTIONS, input, 'SemiDriver');
-    let url: URL | undefined;
-    try {
-      url = new URL(this.options.url);
-    } catch {
-      url = undefined;
+    const { url: text, source } = this.options;
+    if ((text === undefined) === (source === undefined))
+      throw invalid('INVALID_INPUT', 'url', 'give either url or source, not both');
+    if (source !== undefined) {
+      this.links = { source };
+      this.endpoint = source.endpoint;
+    } else {
+      const url = parseTerminalUrl(text as string);
+      this.links = { url };
+      this.endpoint = `semi+${url.protocol.slice(0, -1)}://${url.host}`;
     }
-    if (
-      url === undefined ||
-      (url.protocol !== 'ws:' && url.protocol !== 'tcp:') ||
-      url.hostname === '' ||
-      url.port === ''
-    ) {
-      throw invalid(
-        'INVALID_TERMINAL_ADDRESS',
-        'url',
-        'must be ws://host:port or tcp://host:port',
-        withoutSecrets(this.options.url),
-      );
-    }
-    this.url = url;
-    this.endpoint = `semi+${url.protocol.slice(0, -1)}://${url.host}`;
     this.currency = requireCurrency(this.options.currency).code;
     this.logger = (this.options.logger ?? silentLogger).child({
       protocol: 'semi',
@@ -370,24 +373,54 @@ export class SemiDriver implements TerminalDriver {
       connectTimeoutMs: this.options.connectTimeoutMs,
       ...(signal === undefined ? {} : { signal }),
     };
-    const link: MessageLink =
-      this.url.protocol === 'ws:'
-        ? await connectWebSocket(`ws://${this.url.host}`, {
-            ...common,
-            maxMessageBytes: this.options.maxFrameBytes,
-          })
-        : await connectTcp({
-            ...common,
-            // An IPv6 literal keeps its brackets in a URL, never in a socket address.
-            host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'),
-            port: Number(this.url.port),
-            framer: new JsonObjectFramer(this.options.maxFrameBytes),
-            // Broken bytes where an answer belongs: never read on past them.
-            garbage: 'close',
-          });
-    this.logger.info({ remote: link.remote }, 'terminal connected');
+    let link: MessageLink;
+    if ('source' in this.links) {
+      link = await this.links.source.open(signal);
+    } else {
+      const url = this.links.url;
+      link =
+        url.protocol === 'ws:'
+          ? await connectWebSocket(`ws://${url.host}`, {
+              ...common,
+              maxMessageBytes: this.options.maxFrameBytes,
+            })
+          : await connectTcp({
+              ...common,
+              // An IPv6 literal keeps its brackets in a URL, never in a socket address.
+              host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+              port: Number(url.port),
+              framer: new JsonObjectFramer(this.options.maxFrameBytes),
+              // Broken bytes where an answer belongs: never read on past them.
+              garbage: 'close',
+            });
+      this.logger.info({ remote: link.remote }, 'terminal connected');
+    }
     return new SemiConnection(link, this.logger);
   }
+}
+
+/** `ws://host:port` or `tcp://host:port`, or INVALID_TERMINAL_ADDRESS. */
+function parseTerminalUrl(text: string): URL {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    (url.protocol !== 'ws:' && url.protocol !== 'tcp:') ||
+    url.hostname === '' ||
+    url.port === ''
+  ) {
+    throw invalid(
+      'INVALID_TERMINAL_ADDRESS',
+      'url',
+      'must be ws://host:port or tcp://host:port',
+      withoutSecrets(text),
+    );
+  }
+  return url;
 }
 
 /** A SEMI answer to a money request as a driver outcome; card data was masked by the codec. */

@@ -38,6 +38,17 @@ export interface MessageLink {
 }
 
 /**
+ * Where a driver gets a link for each request when it does not dial the terminal itself: a
+ * terminal that keeps its own connection open to a gateway (eConduit) is reached through the
+ * gateway's channel to it. `open` fails with TERMINAL_OFFLINE when there is none right now.
+ */
+export interface LinkSource {
+  /** The terminal, as one-at-a-time is enforced on (`econduit://29531204`). */
+  readonly endpoint: string;
+  open(signal?: AbortSignal): Promise<MessageLink>;
+}
+
+/**
  * The receiving side every MessageLink shares: one handler; messages that arrive while none is
  * set wait in a bounded backlog. Past the bound, `overflow` gets a FRAME_TOO_LARGE error and
  * the link is expected to close.

@@ -209,6 +209,8 @@ export interface TcpServerOptions {
   readonly framer: () => StreamFramer;
   readonly onConnection: (link: MessageLink) => void;
   readonly split?: WriteSplitter;
+  /** Connections held at most; past it new ones are refused (closed at once). */
+  readonly maxConnections?: number;
 }
 
 /** A TCP server whose connections are MessageLinks (simulators). */
@@ -225,5 +227,6 @@ export async function listenTcp(options: TcpServerOptions): Promise<ListeningSer
       ),
     );
   });
+  if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
   return serve(server, { port: options.port, host });
 }

@@ -48,6 +48,8 @@ export interface SemiSimulatorOptions {
    * framer meets split objects for real.
    */
   readonly fragment?: boolean | WriteSplitter;
+  /** Where charges are recorded (several simulated terminals may share one). @default a new one */
+  readonly ledger?: ChargeLedger;
   readonly logger?: Logger;
 }
 
@@ -112,7 +114,7 @@ function terminalDate(now: Date): string {
  * batch close answer from what happened; a charge ledger on the control port.
  */
 export class SemiSimulator {
-  readonly ledger = new ChargeLedger();
+  readonly ledger: ChargeLedger;
   readonly serial: string;
   private readonly options: SemiSimulatorOptions;
   private readonly logger: Logger;
@@ -126,6 +128,7 @@ export class SemiSimulator {
 
   constructor(options: SemiSimulatorOptions = {}) {
     this.options = options;
+    this.ledger = options.ledger ?? new ChargeLedger();
     this.serial = options.serial ?? SEMI_SIMULATOR_DEFAULT_SERIAL;
     this.logger = (options.logger ?? silentLogger).child({ simulator: 'semi' });
     this.split =
@@ -207,7 +210,12 @@ export class SemiSimulator {
     await Promise.all([ws?.close(), tcp?.close(), control?.close()]);
   }
 
-  private attach(link: MessageLink): void {
+  /**
+   * Serves a POS over `link`, whoever opened it: the simulator's own listeners, or a connection
+   * the terminal itself holds (the eConduit simulator's agent). The terminal's state (the card
+   * step in progress, the batch, the last transaction) outlives any one link.
+   */
+  attach(link: MessageLink): void {
     this.logger.info({ remote: link.remote }, 'POS connected');
     void link.closed.then(() => this.logger.info({ remote: link.remote }, 'POS disconnected'));
     link.onMessage((text) => void this.handle(link, text));

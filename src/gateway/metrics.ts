@@ -1,0 +1,96 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Outcome } from '../core/transaction.js';
+import type { TerminalListener } from './terminal-listener.js';
+
+/** Latency buckets (seconds): from a fast decline to a cardholder taking two minutes. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/**
+ * The gateway's Prometheus metrics, on a registry of its own (several gateways may share a
+ * process in tests): terminals online, registrations by result, heartbeats, transactions by
+ * outcome and their POS→terminal→POS latency, plus the process defaults (memory, CPU, handles).
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly transactions: Counter<'command' | 'outcome'>;
+  private readonly latency: Histogram<'command'>;
+  private readonly settled: Counter<'outcome'>;
+
+  constructor(listener: TerminalListener) {
+    const registry = this.registry;
+    collectDefaultMetrics({ register: registry });
+    new Gauge({
+      name: 'ecr_gateway_terminals_online',
+      help: 'Terminals registered on an open connection now.',
+      registers: [registry],
+      collect() {
+        this.set(listener.onlineCount);
+      },
+    });
+    new Counter({
+      name: 'ecr_gateway_registrations_total',
+      help: 'Terminal registrations, by answer (rate-limited ones were answered FAILED-REGISTRATION).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [result, count] of Object.entries(listener.stats.registrations))
+          this.inc({ result }, count);
+      },
+    });
+    new Counter({
+      name: 'ecr_gateway_heartbeats_total',
+      help: 'Heartbeats received from registered terminals.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(listener.stats.heartbeats);
+      },
+    });
+    new Counter({
+      name: 'ecr_gateway_unexpected_answers_total',
+      help: 'Transaction answers that came with no request waiting (ignored).',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(listener.stats.unexpectedAnswers);
+      },
+    });
+    this.transactions = new Counter({
+      name: 'ecr_gateway_transactions_total',
+      help: 'POS transactions answered, by command and outcome.',
+      labelNames: ['command', 'outcome'] as const,
+      registers: [registry],
+    });
+    this.latency = new Histogram({
+      name: 'ecr_gateway_transaction_duration_seconds',
+      help: 'POS→terminal→POS time of the transactions the gateway drove (replays excluded).',
+      labelNames: ['command'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    });
+    this.settled = new Counter({
+      name: 'ecr_gateway_settled_on_registration_total',
+      help: 'Unknown transactions settled by a status query when their terminal registered again.',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    });
+  }
+
+  transaction(command: string, outcome: Outcome, seconds: number | undefined): void {
+    this.transactions.inc({ command, outcome });
+    if (seconds !== undefined) this.latency.observe({ command }, seconds);
+  }
+
+  settledOnRegistration(outcome: Outcome): void {
+    this.settled.inc({ outcome });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

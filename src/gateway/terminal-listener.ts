@@ -1,0 +1,532 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { EcrError, toEcrError } from '../core/errors.js';
+import { silentLogger } from '../core/logger.js';
+import { loggerOption, MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
+import {
+  ECONDUIT_MAX_FRAME_BYTES,
+  EconduitFramer,
+  encodeFrame,
+} from '../protocols/econduit/framer.js';
+import {
+  decodeRegister,
+  decodeTerminalMessage,
+  HEARTBEAT_ACK,
+  type Registration,
+  type RegistrationResult,
+} from '../protocols/econduit/messages.js';
+import {
+  Inbox,
+  type LinkClosed,
+  type LinkSource,
+  type MessageLink,
+} from '../transports/message-link.js';
+import type { ListeningServer } from '../transports/serve.js';
+import { listenTcp } from '../transports/tcp.js';
+import { AddressRateLimiter } from './rate-limit.js';
+
+/** Where terminals connect (seed 002's testing endpoint port). */
+export const GATEWAY_TERMINAL_PORT = 9001;
+/** How often an idle terminal sends a heartbeat (seed 002: "once per minute"). */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 60_000;
+/** A terminal silent for this many heartbeat intervals is offline and its socket closed. */
+export const DEFAULT_MISSED_HEARTBEATS = 3;
+/** A connection must register within this long, or it is closed. */
+export const DEFAULT_REGISTER_TIMEOUT_MS = 10_000;
+/** Terminal connections held at most (20,000 open files per process here). */
+export const DEFAULT_MAX_TERMINAL_CONNECTIONS = 18_000;
+/** Registrations one address may make at once, then per second. */
+export const DEFAULT_REGISTRATION_BURST = 100;
+export const DEFAULT_REGISTRATIONS_PER_SECOND = 20;
+
+/** The transaction payload formats a terminal type can speak over the channel. */
+export const PAYLOAD_PROTOCOLS = ['semi'] as const;
+export type PayloadProtocol = (typeof PAYLOAD_PROTOCOLS)[number];
+
+/** Terminal types accepted when none are configured: Valor terminals speak SEMI JSON. */
+export const DEFAULT_TERMINAL_TYPES: Readonly<Record<string, PayloadProtocol>> = { Valor: 'semi' };
+
+/** What the gateway knows of a provisioned terminal when it registers. */
+export interface ProvisionedTerminal {
+  readonly terminalType: string;
+}
+
+export interface TerminalListenerOptions {
+  /** @default '127.0.0.1' */
+  readonly host?: string;
+  /** 0 picks a free one. @default GATEWAY_TERMINAL_PORT */
+  readonly port?: number;
+  /** The terminal types accepted, each with its payload format. @default DEFAULT_TERMINAL_TYPES */
+  readonly terminalTypes?: Readonly<Record<string, PayloadProtocol>>;
+  /** The provisioned terminal with this id, or undefined (it gets FAILED-REGISTRATION). */
+  readonly lookup: (terminalId: string) => ProvisionedTerminal | undefined;
+  /** @default DEFAULT_HEARTBEAT_INTERVAL_MS */
+  readonly heartbeatIntervalMs?: number;
+  /** @default DEFAULT_MISSED_HEARTBEATS */
+  readonly missedHeartbeats?: number;
+  /** @default DEFAULT_REGISTER_TIMEOUT_MS */
+  readonly registerTimeoutMs?: number;
+  /** @default ECONDUIT_MAX_FRAME_BYTES */
+  readonly maxFrameBytes?: number;
+  /** @default DEFAULT_MAX_TERMINAL_CONNECTIONS */
+  readonly maxConnections?: number;
+  /** @default DEFAULT_REGISTRATION_BURST */
+  readonly registrationBurst?: number;
+  /** @default DEFAULT_REGISTRATIONS_PER_SECOND */
+  readonly registrationsPerSecond?: number;
+  readonly logger?: Logger;
+}
+
+const OPTIONS = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: wholeNumber(0, 65_535).default(GATEWAY_TERMINAL_PORT),
+  terminalTypes: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'type names: 1-64 letters, digits, . _ -'),
+      z.enum(PAYLOAD_PROTOCOLS),
+    )
+    .default(DEFAULT_TERMINAL_TYPES),
+  lookup: z.custom<(terminalId: string) => ProvisionedTerminal | undefined>(
+    (value) => typeof value === 'function',
+    'must be a function',
+  ),
+  heartbeatIntervalMs: wholeNumber(10, MAX_TIMER_MS).default(DEFAULT_HEARTBEAT_INTERVAL_MS),
+  missedHeartbeats: wholeNumber(1, 100).default(DEFAULT_MISSED_HEARTBEATS),
+  registerTimeoutMs: wholeNumber(10, MAX_TIMER_MS).default(DEFAULT_REGISTER_TIMEOUT_MS),
+  maxFrameBytes: wholeNumber(256, 16 * 1024 * 1024).default(ECONDUIT_MAX_FRAME_BYTES),
+  maxConnections: wholeNumber(1, 1_000_000).default(DEFAULT_MAX_TERMINAL_CONNECTIONS),
+  registrationBurst: wholeNumber(1, 1_000_000).default(DEFAULT_REGISTRATION_BURST),
+  registrationsPerSecond: wholeNumber(1, 1_000_000).default(DEFAULT_REGISTRATIONS_PER_SECOND),
+  logger: loggerOption(),
+});
+
+/** A registered terminal, as the rest of the gateway sees it. */
+export interface TerminalInfo extends Registration {
+  readonly payload: PayloadProtocol;
+  /** The terminal's address, `host:port`. */
+  readonly remote: string;
+  /** When this connection registered (ms since the epoch). */
+  readonly registeredAt: number;
+  /** When the terminal last sent anything. */
+  readonly lastSeenAt: number;
+  /** A transaction is on its way to or from the terminal. */
+  readonly busy: boolean;
+}
+
+/** Counters for `/metrics`. */
+export interface ListenerStats {
+  readonly registrations: Record<RegistrationResult | 'rate-limited', number>;
+  heartbeats: number;
+  /** Transaction answers that came with no request waiting (ignored). */
+  unexpectedAnswers: number;
+}
+
+type ListenerEvents = {
+  /** A terminal registered (again): a fresh connection, ready for transactions. */
+  online: [TerminalInfo];
+  /** A terminal's connection ended (closed, silent, replaced by a newer one). */
+  offline: [TerminalInfo, string];
+};
+
+/**
+ * The transaction channel to one registered terminal, for one request: a MessageLink whose
+ * messages are the terminal's transaction answers. Closing it releases the channel and keeps the
+ * terminal's connection; terminating it drops the connection (an answer that cannot be trusted
+ * means the connection is out of step). It closes when the connection does.
+ */
+class Channel implements MessageLink {
+  readonly closed: Promise<LinkClosed>;
+  readonly inbox: Inbox;
+  private done = false;
+  private resolveClosed!: (closed: LinkClosed) => void;
+
+  constructor(private readonly session: Session) {
+    this.inbox = new Inbox(session.link.remote, (error) => this.session.drop(error.message));
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  get remote(): string {
+    return this.session.link.remote;
+  }
+
+  get isOpen(): boolean {
+    return !this.done && this.session.link.isOpen;
+  }
+
+  send(text: string): Promise<void> {
+    if (!this.isOpen)
+      return Promise.reject(new EcrError('LINK_LOST', `the terminal's connection is closed`));
+    return this.session.link.send(encodeFrame(text));
+  }
+
+  onMessage(handler: ((text: string) => void) | undefined): void {
+    this.inbox.setHandler(handler);
+  }
+
+  close(): void {
+    this.end({ code: 1000, reason: 'request done' });
+  }
+
+  terminate(): void {
+    this.session.drop('an answer could not be trusted');
+  }
+
+  end(closed: LinkClosed): void {
+    if (this.done) return;
+    this.done = true;
+    this.session.releaseChannel(this);
+    this.resolveClosed(closed);
+  }
+}
+
+/** One registered connection. */
+class Session {
+  channel: Channel | undefined;
+  lastSeenAt: number;
+  readonly registeredAt: number;
+  /** Warned about an answer with no request waiting (once per connection). */
+  warnedUnexpected = false;
+
+  constructor(
+    readonly link: MessageLink,
+    readonly registration: Registration,
+    readonly payload: PayloadProtocol,
+    private readonly onDrop: (session: Session, reason: string) => void,
+  ) {
+    this.registeredAt = Date.now();
+    this.lastSeenAt = this.registeredAt;
+  }
+
+  info(): TerminalInfo {
+    return {
+      ...this.registration,
+      payload: this.payload,
+      remote: this.link.remote,
+      registeredAt: this.registeredAt,
+      lastSeenAt: this.lastSeenAt,
+      busy: this.channel !== undefined,
+    };
+  }
+
+  openChannel(): Channel {
+    if (this.channel !== undefined) {
+      throw new EcrError(
+        'TERMINAL_BUSY',
+        `terminal ${this.registration.terminalId} has a request in flight`,
+      );
+    }
+    this.channel = new Channel(this);
+    return this.channel;
+  }
+
+  releaseChannel(channel: Channel): void {
+    if (this.channel === channel) this.channel = undefined;
+  }
+
+  /** Drops the connection (its channel ends with LINK_LOST). */
+  drop(reason: string): void {
+    this.onDrop(this, reason);
+    this.link.terminate();
+  }
+}
+
+/**
+ * The gateway's TCP listener for terminals (seed 002): every message ends with 0x04 0x04. A
+ * connection must first `Register` (OK-REGISTRATION, FAILED-REGISTRATION for anything malformed,
+ * unknown or unprovisioned, FAILED-INVALID-TERMINAL-TYPE for a type not configured or not the
+ * one provisioned; a failed registration is answered, then closed). Registered terminals
+ * heartbeat (`{"Status":"OK"}` when they asked for acks); one silent for `missedHeartbeats`
+ * intervals while idle is offline and its socket closed. A terminal that registers again on a
+ * new connection replaces the old one, half-open or not. Transactions go out through
+ * `linkSource(id)`, one at a time per terminal.
+ */
+export class TerminalListener extends EventEmitter<ListenerEvents> {
+  readonly stats: ListenerStats = {
+    registrations: {
+      'OK-REGISTRATION': 0,
+      'FAILED-REGISTRATION': 0,
+      'FAILED-INVALID-TERMINAL-TYPE': 0,
+      'rate-limited': 0,
+    },
+    heartbeats: 0,
+    unexpectedAnswers: 0,
+  };
+  private readonly options: Readonly<z.output<typeof OPTIONS>>;
+  private readonly logger: Logger;
+  private readonly sessions = new Map<string, Session>();
+  private readonly limiter: AddressRateLimiter;
+  /** Addresses already warned about hitting the registration limit (once each until it clears). */
+  private readonly warnedLimited = new Set<string>();
+  private server: ListeningServer | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(input: TerminalListenerOptions) {
+    super();
+    this.options = parseOptions(OPTIONS, input, 'TerminalListener');
+    this.logger = (this.options.logger ?? silentLogger).child({ component: 'terminal-listener' });
+    this.limiter = new AddressRateLimiter(
+      this.options.registrationBurst,
+      this.options.registrationsPerSecond,
+    );
+  }
+
+  get port(): number {
+    return this.server?.port ?? 0;
+  }
+
+  get host(): string {
+    return this.options.host;
+  }
+
+  /** Terminals registered now. */
+  get onlineCount(): number {
+    return this.sessions.size;
+  }
+
+  async start(): Promise<this> {
+    this.server = await listenTcp({
+      host: this.options.host,
+      port: this.options.port,
+      framer: () => new EconduitFramer(this.options.maxFrameBytes),
+      onConnection: (link) => this.accept(link),
+      maxConnections: this.options.maxConnections,
+    });
+    const every = Math.min(this.options.heartbeatIntervalMs, 5_000);
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+    this.logger.info({ port: this.port }, 'listening for terminals');
+    return this;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const session of [...this.sessions.values()]) session.drop('the gateway is stopping');
+    await this.server?.close();
+  }
+
+  /** The registered terminal with this id, if it is online. */
+  terminal(terminalId: string): TerminalInfo | undefined {
+    return this.sessions.get(terminalId)?.info();
+  }
+
+  /** The payload format of a configured terminal type. */
+  payloadOf(terminalType: string): PayloadProtocol | undefined {
+    return Object.hasOwn(this.options.terminalTypes, terminalType)
+      ? this.options.terminalTypes[terminalType]
+      : undefined;
+  }
+
+  isOnline(terminalId: string): boolean {
+    return this.sessions.has(terminalId);
+  }
+
+  /** Every terminal online now. */
+  terminals(): TerminalInfo[] {
+    return [...this.sessions.values()].map((s) => s.info());
+  }
+
+  /** Drops a terminal's connection (an operator's action, or a newer registration elsewhere). */
+  disconnect(terminalId: string, reason: string): boolean {
+    const session = this.sessions.get(terminalId);
+    session?.drop(reason);
+    return session !== undefined;
+  }
+
+  /**
+   * How a driver reaches `terminalId`: each `open` takes the channel of the connection the
+   * terminal holds at that moment, or fails with TERMINAL_OFFLINE (nothing sent).
+   */
+  linkSource(terminalId: string): LinkSource {
+    return {
+      endpoint: `econduit://${terminalId}`,
+      open: (signal?: AbortSignal) => {
+        if (signal?.aborted === true)
+          return Promise.reject(new EcrError('ABORTED', 'cancelled before the request was sent'));
+        const session = this.sessions.get(terminalId);
+        if (session === undefined || !session.link.isOpen) {
+          return Promise.reject(
+            new EcrError(
+              'TERMINAL_OFFLINE',
+              `terminal ${terminalId} is offline: it holds no connection to the gateway (nothing was sent)`,
+            ),
+          );
+        }
+        try {
+          return Promise.resolve(session.openChannel());
+        } catch (error) {
+          return Promise.reject(toEcrError(error));
+        }
+      },
+    };
+  }
+
+  private accept(link: MessageLink): void {
+    const address = link.remote.slice(0, link.remote.lastIndexOf(':'));
+    let session: Session | undefined;
+    const timer = setTimeout(() => {
+      this.logger.warn({ remote: link.remote }, 'no Register in time: connection closed');
+      link.terminate();
+    }, this.options.registerTimeoutMs);
+    void link.closed.then((closed) => {
+      clearTimeout(timer);
+      if (closed.error !== undefined) {
+        // Once per connection: an oversize message or broken socket ends it here.
+        this.logger.warn(
+          { remote: link.remote, err: closed.error.message },
+          'terminal connection failed',
+        );
+      }
+      if (session !== undefined) this.ended(session, closed.error?.message ?? 'connection closed');
+    });
+    link.onMessage((text) => {
+      if (session === undefined) {
+        clearTimeout(timer);
+        session = this.register(link, address, text);
+        return;
+      }
+      this.receive(session, text);
+    });
+  }
+
+  /** The first message on a connection: a Register, or the connection ends after the answer. */
+  private register(link: MessageLink, address: string, text: string): Session | undefined {
+    const refuse = (
+      result: RegistrationResult | 'rate-limited',
+      why: string,
+      terminalId?: string,
+    ) => {
+      this.stats.registrations[result]++;
+      if (result !== 'rate-limited')
+        this.logger.warn({ remote: link.remote, terminalId, why }, result);
+      void link
+        .send(encodeFrame(result === 'rate-limited' ? 'FAILED-REGISTRATION' : result))
+        .catch(() => {})
+        .finally(() => link.close());
+      link.onMessage(undefined);
+      return undefined;
+    };
+    if (!this.limiter.take(address)) {
+      if (!this.warnedLimited.has(address)) {
+        this.warnedLimited.add(address);
+        this.logger.warn({ address }, 'too many registrations from this address: refusing for now');
+      }
+      return refuse('rate-limited', 'rate limited');
+    }
+    this.warnedLimited.delete(address);
+    let registration: Registration;
+    try {
+      registration = decodeRegister(text);
+    } catch (error) {
+      return refuse('FAILED-REGISTRATION', toEcrError(error).message);
+    }
+    const { terminalId, terminalType } = registration;
+    const payload = this.payloadOf(terminalType);
+    if (payload === undefined) {
+      return refuse(
+        'FAILED-INVALID-TERMINAL-TYPE',
+        `TerminalType: must be one of ${Object.keys(this.options.terminalTypes).join(', ')}`,
+        terminalId,
+      );
+    }
+    let provisioned: ProvisionedTerminal | undefined;
+    try {
+      provisioned = this.options.lookup(terminalId);
+    } catch (error) {
+      this.logger.error({ err: toEcrError(error).message }, 'terminal lookup failed');
+      return refuse(
+        'FAILED-REGISTRATION',
+        'the gateway could not look the terminal up',
+        terminalId,
+      );
+    }
+    if (provisioned === undefined)
+      return refuse('FAILED-REGISTRATION', 'TerminalID: not a provisioned terminal', terminalId);
+    if (provisioned.terminalType !== terminalType) {
+      return refuse(
+        'FAILED-INVALID-TERMINAL-TYPE',
+        `TerminalType: this terminal is provisioned as ${provisioned.terminalType}`,
+        terminalId,
+      );
+    }
+    const session = new Session(link, registration, payload, (s, reason) => this.ended(s, reason));
+    const previous = this.sessions.get(terminalId);
+    this.sessions.set(terminalId, session);
+    if (previous !== undefined)
+      previous.drop('replaced by a new registration of the same terminal');
+    this.stats.registrations['OK-REGISTRATION']++;
+    void link.send(encodeFrame('OK-REGISTRATION')).catch(() => {});
+    this.logger.info({ terminalId, remote: link.remote, terminalType }, 'terminal online');
+    this.emit('online', session.info());
+    return session;
+  }
+
+  private receive(session: Session, text: string): void {
+    session.lastSeenAt = Date.now();
+    let message;
+    try {
+      message = decodeTerminalMessage(text);
+    } catch (error) {
+      this.logger.warn(
+        { terminalId: session.registration.terminalId, err: toEcrError(error).message },
+        'bad command from the terminal; ignored',
+      );
+      return;
+    }
+    switch (message.type) {
+      case 'heartbeat':
+        this.stats.heartbeats++;
+        if (session.registration.ackHeartbeat)
+          void session.link.send(encodeFrame(HEARTBEAT_ACK)).catch(() => {});
+        return;
+      case 'register':
+        // The same connection registering again: still the same terminal and connection.
+        if (message.terminalId !== session.registration.terminalId) {
+          session.drop('registered again as another terminal');
+          return;
+        }
+        void session.link.send(encodeFrame('OK-REGISTRATION')).catch(() => {});
+        return;
+      case 'payload':
+        if (session.channel === undefined) {
+          this.stats.unexpectedAnswers++;
+          if (!session.warnedUnexpected) {
+            session.warnedUnexpected = true;
+            this.logger.warn(
+              { terminalId: session.registration.terminalId },
+              'a transaction answer came with no request waiting; ignored',
+            );
+          }
+          return;
+        }
+        session.channel.inbox.deliver(message.text);
+        return;
+    }
+  }
+
+  /** A session's connection ended (or is being dropped): it is offline unless already replaced. */
+  private ended(session: Session, reason: string): void {
+    const id = session.registration.terminalId;
+    session.channel?.end({
+      code: 1006,
+      reason,
+      error: new EcrError('LINK_LOST', `the terminal's connection ended: ${reason}`),
+    });
+    if (this.sessions.get(id) !== session) return;
+    this.sessions.delete(id);
+    this.logger.info({ terminalId: id, reason }, 'terminal offline');
+    this.emit('offline', session.info(), reason);
+  }
+
+  /** Closes the connections of terminals silent too long while idle. */
+  private sweep(): void {
+    const limit = this.options.heartbeatIntervalMs * this.options.missedHeartbeats;
+    const now = Date.now();
+    for (const session of [...this.sessions.values()]) {
+      // A request in flight has its own answer bound; a terminal at the card step does not
+      // heartbeat (it is not idle).
+      if (session.channel === undefined && now - session.lastSeenAt > limit)
+        session.drop(`silent for more than ${limit} ms`);
+    }
+  }
+}

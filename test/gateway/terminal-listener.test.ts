@@ -1,0 +1,289 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  TerminalListener,
+  type TerminalListenerOptions,
+} from '../../src/gateway/terminal-listener.js';
+import { waitFor } from '../helpers.js';
+import { RawTerminal } from './raw-terminal.js';
+
+const PROVISIONED: Record<string, string> = { '29531204': 'Valor', '29531205': 'Valor' };
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function listen(options: Partial<TerminalListenerOptions> = {}) {
+  const listener = await new TerminalListener({
+    port: 0,
+    terminalTypes: { Valor: 'semi', Dejavoo: 'semi' },
+    lookup: (id) =>
+      Object.hasOwn(PROVISIONED, id) ? { terminalType: PROVISIONED[id] as string } : undefined,
+    heartbeatIntervalMs: 1_000,
+    ...options,
+  }).start();
+  cleanups.push(() => listener.close());
+  return listener;
+}
+
+async function terminal(listener: TerminalListener, localAddress?: string) {
+  const raw = await RawTerminal.connect(listener.port, localAddress);
+  cleanups.push(() => raw.destroy());
+  return raw;
+}
+
+/** The seed's own Register sample, verbatim: typographic quotes, no opening brace. */
+const SEED_SAMPLE = [
+  '“Command”:”Register”,',
+  '“TerminalType”:”TerminalManufacturer”,',
+  '“TerminalModel”:”Model1″,',
+  '“TerminalID”:”29531204″, // This should be the device serial number',
+  '“SoftwareVersion”:”SomeProcessor v1.2″,',
+  '“AckHeartbeat”:”true”',
+  '}',
+].join('\n');
+
+describe('terminal listener: registration', () => {
+  it('answers OK-REGISTRATION to a provisioned terminal and shows it online', async () => {
+    const listener = await listen();
+    const raw = await terminal(listener);
+    expect(await raw.register('29531204')).toBe('OK-REGISTRATION');
+    expect(listener.isOnline('29531204')).toBe(true);
+    expect(listener.terminal('29531204')).toMatchObject({
+      terminalType: 'Valor',
+      terminalModel: 'Model1',
+      softwareVersion: 'SomeProcessor v1.2',
+      ackHeartbeat: true,
+      payload: 'semi',
+      busy: false,
+    });
+    expect(listener.stats.registrations['OK-REGISTRATION']).toBe(1);
+  });
+
+  const refusals: [string, string, string][] = [
+    [
+      "the seed's own sample (typographic quotes, no opening brace)",
+      SEED_SAMPLE,
+      'FAILED-REGISTRATION',
+    ],
+    ['JSON that is not an object', '["Register"]', 'FAILED-REGISTRATION'],
+    ['a JSON string', '"Register"', 'FAILED-REGISTRATION'],
+    [
+      'a Register without TerminalID',
+      JSON.stringify({
+        Command: 'Register',
+        TerminalType: 'Valor',
+        TerminalModel: 'M',
+        SoftwareVersion: 'v1',
+      }),
+      'FAILED-REGISTRATION',
+    ],
+    [
+      'a Register without SoftwareVersion',
+      JSON.stringify({
+        Command: 'Register',
+        TerminalType: 'Valor',
+        TerminalModel: 'M',
+        TerminalID: '29531204',
+      }),
+      'FAILED-REGISTRATION',
+    ],
+    [
+      'an unprovisioned TerminalID',
+      JSON.stringify({
+        Command: 'Register',
+        TerminalType: 'Valor',
+        TerminalModel: 'M',
+        TerminalID: '11111111',
+        SoftwareVersion: 'v1',
+      }),
+      'FAILED-REGISTRATION',
+    ],
+    ['a heartbeat before Register', '{"Command":"TerminalHeartbeat"}', 'FAILED-REGISTRATION'],
+    [
+      'a single 0x04 inside the message',
+      '{"Command":"Register",\x04"TerminalType":"Valor"}',
+      'FAILED-REGISTRATION',
+    ],
+    [
+      'a type that is not configured',
+      JSON.stringify({
+        Command: 'Register',
+        TerminalType: 'TerminalManufacturer',
+        TerminalModel: 'M',
+        TerminalID: '29531204',
+        SoftwareVersion: 'v1',
+      }),
+      'FAILED-INVALID-TERMINAL-TYPE',
+    ],
+    [
+      'a configured type that is not the one provisioned',
+      JSON.stringify({
+        Command: 'Register',
+        TerminalType: 'Dejavoo',
+        TerminalModel: 'M',
+        TerminalID: '29531204',
+        SoftwareVersion: 'v1',
+      }),
+      'FAILED-INVALID-TERMINAL-TYPE',
+    ],
+  ];
+  it.each(refusals)('refuses %s, then closes the connection', async (_name, text, answer) => {
+    const listener = await listen();
+    const raw = await terminal(listener);
+    raw.send(text);
+    expect(await raw.next()).toBe(answer);
+    await raw.closed;
+    expect(listener.onlineCount).toBe(0);
+  });
+
+  it('waits for the second 0x04: a lone one ends nothing', async () => {
+    const listener = await listen();
+    const raw = await terminal(listener);
+    const register = JSON.stringify({
+      Command: 'Register',
+      TerminalType: 'Valor',
+      TerminalModel: 'M',
+      TerminalID: '29531204',
+      SoftwareVersion: 'v1',
+    });
+    raw.sendRaw(`${register}\x04`);
+    await expect(raw.next(200)).rejects.toThrow('no frame in time');
+    raw.sendRaw('\x04');
+    expect(await raw.next()).toBe('OK-REGISTRATION');
+  });
+
+  it('closes a connection whose bytes never hold 0x04 0x04 past the bound', async () => {
+    const listener = await listen({ maxFrameBytes: 1024 });
+    const raw = await terminal(listener);
+    raw.sendRaw('x'.repeat(4096));
+    await raw.closed;
+    expect(raw.frames).toEqual([]);
+  });
+
+  it('closes a connection that never registers', async () => {
+    const listener = await listen({ registerTimeoutMs: 100 });
+    const raw = await terminal(listener);
+    await raw.closed;
+  });
+
+  it('rate-limits a flood of registrations from one address, not from another', async () => {
+    const listener = await listen({ registrationBurst: 3, registrationsPerSecond: 1 });
+    const answers: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const raw = await terminal(listener);
+      answers.push(await raw.register('29531204'));
+    }
+    expect(answers.slice(0, 3)).toEqual(['OK-REGISTRATION', 'OK-REGISTRATION', 'OK-REGISTRATION']);
+    expect(answers.slice(3)).toEqual([
+      'FAILED-REGISTRATION',
+      'FAILED-REGISTRATION',
+      'FAILED-REGISTRATION',
+    ]);
+    expect(listener.stats.registrations['rate-limited']).toBe(3);
+    // Another source address has its own allowance.
+    const other = await terminal(listener, '127.0.0.2');
+    expect(await other.register('29531205')).toBe('OK-REGISTRATION');
+  });
+});
+
+describe('terminal listener: registered terminals', () => {
+  it('acks heartbeats when asked to, and stays silent otherwise', async () => {
+    const listener = await listen();
+    const acked = await terminal(listener);
+    await acked.register('29531204', 'Valor', true);
+    acked.send('{"Command":"TerminalHeartbeat"}');
+    expect(await acked.next()).toBe('{"Status":"OK"}');
+    const quiet = await terminal(listener);
+    await quiet.register('29531205', 'Valor', false);
+    quiet.send('{"Command":"TerminalHeartbeat"}');
+    await expect(quiet.next(200)).rejects.toThrow('no frame in time');
+    expect(listener.stats.heartbeats).toBe(2);
+  });
+
+  it('a new registration of the same terminal replaces a half-open connection', async () => {
+    const listener = await listen();
+    const events: string[] = [];
+    listener.on('online', (t) => events.push(`online ${t.terminalId}`));
+    listener.on('offline', (t) => events.push(`offline ${t.terminalId}`));
+    const old = await terminal(listener);
+    await old.register('29531204');
+    // The old socket is never closed by its side (a pulled cable): the new one wins.
+    const fresh = await terminal(listener);
+    expect(await fresh.register('29531204')).toBe('OK-REGISTRATION');
+    await old.closed;
+    expect(listener.terminal('29531204')?.remote).toBe(`127.0.0.1:${fresh.socket.localPort ?? 0}`);
+    expect(events).toEqual(['online 29531204', 'online 29531204']);
+  });
+
+  it('marks a terminal silent for the configured heartbeats offline and closes its socket', async () => {
+    const listener = await listen({ heartbeatIntervalMs: 50, missedHeartbeats: 2 });
+    const offline: string[] = [];
+    listener.on('offline', (t, why) => offline.push(`${t.terminalId}: ${why}`));
+    const raw = await terminal(listener);
+    await raw.register('29531204');
+    await raw.closed;
+    expect(listener.isOnline('29531204')).toBe(false);
+    expect(offline[0]).toMatch(/^29531204: silent for more than 100 ms/);
+  });
+
+  it('keeps a terminal that heartbeats in time', async () => {
+    const listener = await listen({ heartbeatIntervalMs: 100, missedHeartbeats: 2 });
+    const raw = await terminal(listener);
+    await raw.register('29531204');
+    for (let i = 0; i < 6; i++) {
+      await sleep(60);
+      raw.send('{"Command":"TerminalHeartbeat"}');
+    }
+    expect(listener.isOnline('29531204')).toBe(true);
+    expect(raw.isClosed).toBe(false);
+  });
+
+  it('ignores a transaction answer with no request waiting, and counts it', async () => {
+    const listener = await listen();
+    const raw = await terminal(listener);
+    await raw.register('29531204');
+    raw.send('{"TRAN_CODE":"1","STATE":"0","MER_TXN_ID":"nobody-asked"}');
+    raw.send('{"TRAN_CODE":"1","STATE":"0","MER_TXN_ID":"nobody-asked-2"}');
+    await waitFor(() => listener.stats.unexpectedAnswers === 2, 5_000, 'two unexpected answers');
+    expect(listener.isOnline('29531204')).toBe(true);
+    raw.send('{"Command":"TerminalHeartbeat"}');
+    expect(await raw.next()).toBe('{"Status":"OK"}');
+  });
+
+  it('ignores an unknown command and keeps the terminal', async () => {
+    const listener = await listen();
+    const raw = await terminal(listener);
+    await raw.register('29531204');
+    raw.send('{"Command":"Reboot"}');
+    raw.send('{"Command":"TerminalHeartbeat"}');
+    expect(await raw.next()).toBe('{"Status":"OK"}');
+    expect(listener.isOnline('29531204')).toBe(true);
+  });
+
+  it('gives a request channel only to an online terminal, one at a time', async () => {
+    const listener = await listen();
+    const source = listener.linkSource('29531204');
+    await expect(source.open()).rejects.toMatchObject({ code: 'TERMINAL_OFFLINE' });
+    const raw = await terminal(listener);
+    await raw.register('29531204');
+    const channel = await source.open();
+    await expect(source.open()).rejects.toMatchObject({ code: 'TERMINAL_BUSY' });
+    const got: string[] = [];
+    channel.onMessage((text) => got.push(text));
+    await channel.send('{"TRAN_CODE":"9"}');
+    expect(await raw.next()).toBe('{"TRAN_CODE":"9"}');
+    raw.send('{"TRAN_CODE":"9","STATE":"0"}');
+    await waitFor(() => got.length === 1, 5_000, 'the answer on the channel');
+    expect(listener.terminal('29531204')?.busy).toBe(true);
+    channel.close();
+    expect((await channel.closed).code).toBe(1000);
+    expect(listener.terminal('29531204')?.busy).toBe(false);
+    // The connection stays; a new request gets a new channel.
+    const again = await source.open();
+    raw.destroy();
+    const closed = await again.closed;
+    expect(closed.error?.code).toBe('LINK_LOST');
+  });
+});
