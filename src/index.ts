@@ -147,3 +147,42 @@ export {
   type NotifyResult,
 } from './connector/notifier.js';
 export type { NotificationRow } from './journal/journal.js';
+export type { LinkSource, MessageLink, LinkClosed } from './transports/message-link.js';
+export {
+  EconduitAgent,
+  type AgentEndpoint,
+  type AgentStatus,
+  type EconduitAgentEvents,
+  type EconduitAgentOptions,
+} from './gateway/agent.js';
+export {
+  Gateway,
+  GATEWAY_DEFAULT_CURRENCY,
+  GATEWAY_HTTP_PORT,
+  type GatewayOptions,
+} from './gateway/gateway.js';
+export {
+  GATEWAY_TERMINAL_PORT,
+  TerminalListener,
+  type PayloadProtocol,
+  type TerminalInfo,
+  type TerminalListenerOptions,
+} from './gateway/terminal-listener.js';
+export {
+  SqliteTenantStore,
+  type GatewayTerminal,
+  type Merchant,
+  type NewMerchant,
+  type TenantStore,
+} from './gateway/tenants.js';
+export { ECONDUIT_TERMINATOR, EconduitFramer, encodeFrame } from './protocols/econduit/framer.js';
+export {
+  POS_OFFLINE,
+  POS_ONLINE,
+  type Registration,
+  type RegistrationResult,
+} from './protocols/econduit/messages.js';
+export {
+  EconduitSimulator,
+  type EconduitSimulatorOptions,
+} from './simulators/econduit/simulator.js';

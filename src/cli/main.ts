@@ -318,7 +318,7 @@ export function buildProgram(): Command {
     program
       .command('demo')
       .description(
-        'start the HiPay-compatible connector over a simulated terminal, and a simulated PAYable terminal; print how to pay',
+        'start the HiPay-compatible connector over a simulated terminal, a simulated PAYable terminal, and the cloud gateway with three simulated eConduit terminals; print how to pay',
       )
       .option('--port <port>', 'PAYable terminal port', port('--port'), 45454)
       .option('--status-port <port>', 'PAYable status page port', port('--status-port'), 8090)
@@ -327,6 +327,18 @@ export function buildProgram(): Command {
         'connector port (the seed default 8080)',
         port('--connector-port'),
         8080,
+      )
+      .option(
+        '--gateway-port <port>',
+        "gateway's HTTP port for POS programs",
+        port('--gateway-port'),
+        8081,
+      )
+      .option(
+        '--gateway-tcp-port <port>',
+        "gateway's TCP port for terminals",
+        port('--gateway-tcp-port'),
+        9001,
       ),
   ).action(action(runDemo));
 

@@ -23,6 +23,8 @@ export const ERROR_EXIT_CODES: Partial<Readonly<Record<ErrorCode, number>>> = {
   UNSUPPORTED_OPERATION: 64,
   DUPLICATE_REFERENCE: 65,
   NOT_FOUND: 66,
+  // Refused before anything was sent: the "failed, certainly not charged" code.
+  TERMINAL_OFFLINE: 4,
   TIMEOUT: 75,
   ABORTED: 130,
 };

@@ -12,6 +12,10 @@ describe('ecr-bridge demo (npm start)', () => {
       '0',
       '--connector-port',
       '0',
+      '--gateway-port',
+      '0',
+      '--gateway-tcp-port',
+      '0',
       '--data-dir',
       tempDir('demo-'),
       '--json',
@@ -22,6 +26,10 @@ describe('ecr-bridge demo (npm start)', () => {
         login: string;
         password: string;
         url: string;
+        gatewayUrl: string;
+        gatewayKey: string;
+        gatewayPassword: string;
+        gatewayTerminals: string[];
       }>((resolve, reject) => {
         let out = '';
         child.stdout?.on('data', (chunk: Buffer) => {
@@ -41,6 +49,21 @@ describe('ecr-bridge demo (npm start)', () => {
       expect(response.status).toBe(200);
       expect(await response.json()).toMatchObject({ paymentStatus: 'SUCCESS', amount: '10,23' });
       expect(info.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+      // The gateway: a sale on each simulated eConduit terminal, as the printed curl does.
+      for (const [i, terminalId] of info.gatewayTerminals.entries()) {
+        const query = new URLSearchParams({
+          command: 'Sale',
+          key: info.gatewayKey,
+          password: info.gatewayPassword,
+          amount: '2.50',
+          refID: `INV-${i}`,
+          terminalId,
+        });
+        const sale = await fetch(
+          `${info.gatewayUrl}/services/api.asmx/runTransaction?${query.toString()}`,
+        );
+        expect(await sale.json()).toMatchObject({ ResultCode: 'Approved', TerminalID: terminalId });
+      }
     } finally {
       child.kill('SIGTERM');
     }
