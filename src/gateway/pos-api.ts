@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -277,7 +277,10 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
           ? 409
           : ERROR_CODES[error.code].http;
     if (status === 429) {
-      void reply.header('retry-after', String(Math.max(1, limiter.retryAfter(clientKey(request)))));
+      void reply.header(
+        'retry-after',
+        String(Math.max(1, limiter.retryAfter(limiterKeys.get(request) ?? request.ip))),
+      );
     }
     const own = request.url.startsWith('/api/v1/');
     void reply.code(status).send(own ? { error: error.toJSON() } : errorJson(error, true));
@@ -296,11 +299,18 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  const clientKey = (request: FastifyRequest) => request.ip;
+  // Failed logins are counted per client address and API key: POS programs behind one NAT or
+  // load balancer share an address, and one misconfigured till must not lock out the others.
+  const limiterKeys = new WeakMap<FastifyRequest, string>();
+  const clientKey = (request: FastifyRequest, key: string) => {
+    const client = `${request.ip}|${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+    limiterKeys.set(request, client);
+    return client;
+  };
 
   /** The merchant of a key and password, or UNAUTHORIZED / RATE_LIMITED. */
   const authenticate = async (request: FastifyRequest, key: string, password: string) => {
-    const client = clientKey(request);
+    const client = clientKey(request, key);
     const wait = limiter.retryAfter(client);
     if (wait > 0) {
       throw new EcrError(

@@ -344,7 +344,7 @@ describe('gateway: bad input from POS programs', () => {
   });
 
   it('rate-limits guessing: after 5 wrong passwords even the right one waits (429, Retry-After)', async () => {
-    const { base, shop } = await setup();
+    const { base, shop, other: otherMerchant } = await setup();
     for (let i = 0; i < 5; i++) {
       const wrong = await call(base, 'runTransaction', {
         ...sale(shop, 'G-1', '1.00'),
@@ -357,6 +357,14 @@ describe('gateway: bad input from POS programs', () => {
     );
     expect(response.status).toBe(429);
     expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Counted per address and key: another merchant on the same address is not locked out.
+    const other = await call(
+      base,
+      'runTransaction',
+      sale(otherMerchant, 'G-2', '1.00', OTHER_TERMINAL),
+    );
+    expect(other.status).toBe(503);
+    expect(other.body.ErrorCode).toBe('TERMINAL_OFFLINE');
   });
 
   it('drops a POS client that stalls in the middle of its request', async () => {
