@@ -37,16 +37,18 @@ export class FailedLoginLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Seconds the client must wait before trying again, or 0 when it may try now. */
-  retryAfter(client: string): number {
+  /**
+   * Seconds the client must wait before trying again, or 0 when it may try now. `pending` counts
+   * its attempts still being checked, as failures: a burst of parallel guesses gets no more than
+   * the allowance either.
+   */
+  retryAfter(client: string, pending = 0): number {
     const entry = this.clients.get(client);
-    if (entry === undefined) return 0;
     const now = this.now();
-    if (now >= entry.windowEnds) {
-      this.clients.delete(client);
-      return 0;
-    }
-    return entry.failures >= this.maxFailures ? Math.ceil((entry.windowEnds - now) / 1000) : 0;
+    if (entry !== undefined && now >= entry.windowEnds) this.clients.delete(client);
+    const current = entry !== undefined && now < entry.windowEnds ? entry : undefined;
+    if ((current?.failures ?? 0) + pending < this.maxFailures) return 0;
+    return current === undefined ? 1 : Math.max(1, Math.ceil((current.windowEnds - now) / 1000));
   }
 
   recordFailure(client: string): void {

@@ -13,7 +13,8 @@ export const ERROR_CODES = {
   INVALID_CURRENCY: { http: 400, summary: 'The currency is not an active ISO 4217 code.' },
   INVALID_REFERENCE: {
     http: 400,
-    summary: 'The reference is empty, too long or holds control characters.',
+    summary:
+      'The reference is empty, too long, holds control characters or a digit run that could be a card number.',
   },
   INVALID_TERMINAL_ADDRESS: { http: 400, summary: 'The terminal address names no valid form.' },
   DUPLICATE_REFERENCE: {

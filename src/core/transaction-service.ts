@@ -228,23 +228,6 @@ export class TransactionService {
     return row === undefined || !isFinal(row.state) ? undefined : toResult(row, true);
   }
 
-  /** The transaction for a reference on a terminal in whatever state, in flight or not. */
-  lookup(terminalId: string, reference: string): TransactionResult | undefined {
-    const row = this.journal.find({ merchantId: this.merchantId, terminalId, reference });
-    return row === undefined ? undefined : toResult(row, true);
-  }
-
-  /** A terminal's transactions, newest first (this service's merchant only). */
-  list(
-    terminalId: string,
-    filter: { readonly unresolved?: boolean; readonly limit?: number } = {},
-  ): TransactionResult[] {
-    return this.journal
-      .list({ ...filter, terminalId })
-      .filter((row) => row.merchantId === this.merchantId)
-      .map((row) => toResult(row, true));
-  }
-
   async close(): Promise<void> {
     await Promise.allSettled([...this.inFlight.values()]);
     await Promise.all([...this.terminals.values()].map((t) => t.driver.close()));

@@ -1,3 +1,4 @@
+import { containsPan } from './pan.js';
 import { invalid, type ErrorCode } from './errors.js';
 import { DEFAULT_MAX_AMOUNT_MINOR, moneyFromMinor, type Money } from './money.js';
 
@@ -110,7 +111,10 @@ export function hasControlCharacters(text: string): boolean {
   return CONTROL_CHARACTERS.test(text);
 }
 
-/** Checks a reference: 1–64 characters, no control characters, no surrounding spaces. */
+/**
+ * Checks a reference: 1–64 characters, no control characters, no surrounding spaces, nothing that
+ * looks like a card number.
+ */
 export function validateReference(value: unknown, field = 'reference'): string {
   if (typeof value !== 'string') throw invalid('INVALID_REFERENCE', field, 'must be a string');
   if (value.length === 0) throw invalid('INVALID_REFERENCE', field, 'must not be empty');
@@ -127,6 +131,15 @@ export function validateReference(value: unknown, field = 'reference'): string {
   }
   if (value.trim() !== value) {
     throw invalid('INVALID_REFERENCE', field, 'must not start or end with spaces');
+  }
+  if (containsPan(value)) {
+    // A terminal's echo of it would come back masked (never matching the request), and the
+    // journal would keep what may be a card number. The value itself is never quoted.
+    throw invalid(
+      'INVALID_REFERENCE',
+      field,
+      'must not hold a run of 13–19 digits that passes the card-number check (shorten or split the digits)',
+    );
   }
   return value;
 }

@@ -33,6 +33,8 @@ export const AGENT_CONNECT_TIMEOUT_MS = 5_000;
 export const AGENT_BACKOFF_BASE_MS = 250;
 /** Longest back-off between two cycles. */
 export const AGENT_BACKOFF_MAX_MS = 30_000;
+/** The first reconnect after a working connection drops comes within this (random spread). */
+export const AGENT_RECONNECT_SPREAD_MS = 500;
 /** Endpoints tried per cycle at most (seed 002 has two: primary, then secondary). */
 export const AGENT_MAX_ENDPOINTS = 8;
 /** How long an orderly close waits for the gateway's side before the socket is dropped. */
@@ -279,7 +281,10 @@ export class EconduitAgent extends EventEmitter<EconduitAgentEvents> {
       }
       if (signal.aborted || result.type === 'stopped') break;
       if (result.type === 'ended' && result.held) {
+        // Back at once — within a random fraction of a second, so that a fleet that lost the
+        // same gateway does not come back in one burst.
         failures = 0;
+        await sleep(Math.floor(Math.random() * AGENT_RECONNECT_SPREAD_MS), signal);
         continue;
       }
       if (result.type === 'failed') {
@@ -478,6 +483,8 @@ export class EconduitAgent extends EventEmitter<EconduitAgentEvents> {
     if (quietMs < interval) return this.scheduleHeartbeat(connection, interval - quietMs);
     connection.lastSentAt = performance.now();
     connection.link.send(HEARTBEAT_FRAME).catch(() => undefined);
+    // ±10%: terminals that registered together drift apart instead of beating in lockstep.
+    const next = Math.round(interval * (0.9 + Math.random() * 0.2));
     if (this.options.registration.ackHeartbeat) {
       // No ack in time: the connection is half-open (a pulled cable upstream); drop it.
       connection.ackTimer ??= setTimeout(() => {
@@ -485,7 +492,7 @@ export class EconduitAgent extends EventEmitter<EconduitAgentEvents> {
         this.drop(connection, 'heartbeat not acknowledged', false);
       }, this.options.ackTimeoutMs);
     }
-    this.scheduleHeartbeat(connection, interval);
+    this.scheduleHeartbeat(connection, next);
   }
 
   /** Ends a connection from this side; `serve` then reports it offline with `reason`. */

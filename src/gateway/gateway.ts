@@ -5,7 +5,8 @@ import { EcrError, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { requireCurrency } from '../core/money.js';
 import { makeOwner } from '../core/owner.js';
-import { TransactionService } from '../core/transaction-service.js';
+import { toResult, TransactionService } from '../core/transaction-service.js';
+import type { TransactionResult } from '../core/transaction.js';
 import { SemiDriver } from '../drivers/semi.js';
 import type { Journal } from '../journal/journal.js';
 import type { LinkSource } from '../transports/message-link.js';
@@ -98,6 +99,8 @@ export class Gateway {
   private readonly logger: Logger;
   private readonly owner = makeOwner();
   private readonly services = new Map<string, TransactionService>();
+  /** Terminals being asked about an unknown transaction in the background. */
+  private readonly reconciling = new Set<string>();
   /** Terminal ids whose driver is in their merchant's service. */
   private readonly attached = new Set<string>();
   private http: FastifyInstance | undefined;
@@ -117,7 +120,14 @@ export class Gateway {
     });
     this.metrics = new GatewayMetrics(this.listener);
     this.listener.on('online', (info) => {
-      void this.terminalBack(info.terminalId);
+      try {
+        this.terminalBack(info.terminalId);
+      } catch (error) {
+        this.logger.warn(
+          { terminalId: info.terminalId, err: toEcrError(error).message },
+          'could not look the registered terminal up',
+        );
+      }
     });
   }
 
@@ -181,6 +191,65 @@ export class Gateway {
    * refused with exactly the answer a nonexistent one gets.
    */
   serviceFor(merchant: string, terminalId: string): TransactionService {
+    return this.attach(this.terminalOf(merchant, terminalId));
+  }
+
+  /**
+   * A merchant's transaction in whatever state, read from the journal (no driver needed: a
+   * terminal of a type this gateway no longer serves still shows its history).
+   */
+  lookup(merchant: string, terminalId: string, reference: string): TransactionResult | undefined {
+    this.terminalOf(merchant, terminalId);
+    const row = this.journal.find({ merchantId: merchant, terminalId, reference });
+    return row === undefined ? undefined : toResult(row, true);
+  }
+
+  /** A merchant's transactions on one of its terminals, newest first. */
+  list(
+    merchant: string,
+    terminalId: string,
+    filter: { readonly unresolved?: boolean; readonly limit?: number },
+  ): TransactionResult[] {
+    this.terminalOf(merchant, terminalId);
+    return this.journal
+      .list({ ...filter, terminalId })
+      .filter((row) => row.merchantId === merchant)
+      .map((row) => toResult(row, true));
+  }
+
+  /** Binds a merchant's refID to a terminal (see TenantStore.bindReference). */
+  bindReference(merchant: string, reference: string, terminalId: string): string {
+    return this.tenants.bindReference(merchant, reference, terminalId);
+  }
+
+  /** The terminal a merchant's refID is bound to. */
+  referenceTerminal(merchant: string, reference: string): string | undefined {
+    return this.tenants.referenceTerminal(merchant, reference);
+  }
+
+  /**
+   * Asks a terminal, in the background, what became of its latest `unknown` transaction; at
+   * most one such query per terminal at a time, however often a POS polls.
+   */
+  reconcileSoon(merchant: string, terminalId: string): void {
+    if (this.reconciling.has(terminalId) || !this.listener.isOnline(terminalId)) return;
+    this.reconciling.add(terminalId);
+    void (async () => {
+      try {
+        const settled = await this.serviceFor(merchant, terminalId).reconcile(terminalId);
+        if (settled !== undefined) this.metrics.settledOnRegistration(settled.outcome);
+      } catch (error) {
+        this.logger.warn(
+          { terminalId, err: toEcrError(error).message },
+          'could not ask the terminal about its unknown transaction',
+        );
+      } finally {
+        this.reconciling.delete(terminalId);
+      }
+    })();
+  }
+
+  private terminalOf(merchant: string, terminalId: string): GatewayTerminal {
     const terminal = this.tenants.terminal(terminalId);
     if (terminal === undefined || terminal.merchant !== merchant) {
       throw new EcrError('NOT_FOUND', `terminalId: no terminal ${terminalId.slice(0, 64)}`, {
@@ -188,7 +257,7 @@ export class Gateway {
         rule: 'must name one of your terminals',
       });
     }
-    return this.attach(terminal);
+    return terminal;
   }
 
   /** The terminals of a merchant. */
@@ -241,17 +310,8 @@ export class Gateway {
   }
 
   /** A terminal registered: settle what its last transaction left unknown, if anything. */
-  private async terminalBack(terminalId: string): Promise<void> {
-    try {
-      const terminal = this.tenants.terminal(terminalId);
-      if (terminal === undefined) return;
-      const settled = await this.attach(terminal).reconcile(terminalId);
-      if (settled !== undefined) this.metrics.settledOnRegistration(settled.outcome);
-    } catch (error) {
-      this.logger.warn(
-        { terminalId, err: toEcrError(error).message },
-        'could not settle the terminal on registration',
-      );
-    }
+  private terminalBack(terminalId: string): void {
+    const terminal = this.tenants.terminal(terminalId);
+    if (terminal !== undefined) this.reconcileSoon(terminal.merchant, terminalId);
   }
 }

@@ -27,6 +27,14 @@ export class GatewayMetrics {
         this.set(listener.onlineCount);
       },
     });
+    new Gauge({
+      name: 'ecr_gateway_terminal_connections',
+      help: 'TCP connections from terminals now, registered or not.',
+      registers: [registry],
+      collect() {
+        this.set(listener.connectionCount);
+      },
+    });
     new Counter({
       name: 'ecr_gateway_registrations_total',
       help: 'Terminal registrations, by answer (rate-limited ones were answered FAILED-REGISTRATION).',
@@ -54,6 +62,15 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         this.inc(listener.stats.unexpectedAnswers);
+      },
+    });
+    new Counter({
+      name: 'ecr_gateway_registrations_replaced_elsewhere_total',
+      help: 'Registrations that replaced a live connection of the same terminal from another address (alert if it keeps rising: two devices may share a serial).',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(listener.stats.replacedFromElsewhere);
       },
     });
     this.transactions = new Counter({

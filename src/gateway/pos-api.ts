@@ -10,12 +10,12 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { FailedLoginLimiter } from '../connector/auth.js';
+import { DEFAULT_AUTH_WINDOW_MS, FailedLoginLimiter } from '../connector/auth.js';
 import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
 import type { TransactionService } from '../core/transaction-service.js';
-import type { MoneyKind, TransactionResult } from '../core/transaction.js';
+import { validateReference, type MoneyKind, type TransactionResult } from '../core/transaction.js';
 import type { Gateway } from './gateway.js';
 import type { Merchant } from './tenants.js';
 
@@ -25,6 +25,8 @@ export const POS_API_MAX_BODY_BYTES = 16 * 1024;
 export const POS_API_REQUEST_TIMEOUT_MS = 30_000;
 /** Its headers within this long. */
 export const POS_API_HEADERS_TIMEOUT_MS = 10_000;
+/** Failed logins one address may make a minute, whatever the keys (5 per key). */
+export const DEFAULT_FAILURES_PER_ADDRESS = 50;
 /** The version the OpenAPI document reports. */
 export const GATEWAY_VERSION = '0.1.0-ecr-bridge';
 
@@ -72,7 +74,7 @@ const RunTransaction = Credentials.extend({
   terminalId: field('terminalId', 64).regex(ID, 'letters, digits, . _ - (1 to 64)'),
   refID: field('refID', MAX_REF_ID)
     .min(1, 'is required (it makes retries and checkStatus safe)')
-    .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
+    .regex(/^[\x21-\x39\x3b-\x7e]+$/, "printable ASCII without spaces or ':'"),
   amount: z
     .string({
       error: (i) =>
@@ -283,7 +285,10 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
       );
     }
     const own = request.url.startsWith('/api/v1/');
-    void reply.code(status).send(own ? { error: error.toJSON() } : errorJson(error, true));
+    // checkStatus exists to learn a transaction's fate: an error from it says nothing about the
+    // transaction, so it is not final, except "never received under this refID".
+    const final = !request.url.includes('/checkStatus') || error.code === 'NOT_FOUND';
+    void reply.code(status).send(own ? { error: error.toJSON() } : errorJson(error, final));
   });
 
   await app.register(fastifySwagger, {
@@ -308,19 +313,45 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     return client;
   };
 
+  /** Failed logins per address whatever the key: guessing keys is limited too. */
+  const addressLimiter = new FailedLoginLimiter(
+    DEFAULT_FAILURES_PER_ADDRESS,
+    DEFAULT_AUTH_WINDOW_MS,
+  );
+  /** Checks under way (scrypt takes tens of ms), per limiter key: they count as failures. */
+  const checking = new Map<string, number>();
+  const track = (keys: readonly string[], delta: number) => {
+    for (const key of keys) {
+      const n = (checking.get(key) ?? 0) + delta;
+      if (n > 0) checking.set(key, n);
+      else checking.delete(key);
+    }
+  };
+
   /** The merchant of a key and password, or UNAUTHORIZED / RATE_LIMITED. */
   const authenticate = async (request: FastifyRequest, key: string, password: string) => {
     const client = clientKey(request, key);
-    const wait = limiter.retryAfter(client);
+    const address = `address|${request.ip}`;
+    const wait = Math.max(
+      limiter.retryAfter(client, checking.get(client) ?? 0),
+      addressLimiter.retryAfter(address, checking.get(address) ?? 0),
+    );
     if (wait > 0) {
       throw new EcrError(
         'RATE_LIMITED',
         `too many failed logins from this address: wait ${wait} s and try again`,
       );
     }
-    const merchant = await gateway.authenticate(key, password);
+    track([client, address], 1);
+    let merchant: Merchant | undefined;
+    try {
+      merchant = await gateway.authenticate(key, password);
+    } finally {
+      track([client, address], -1);
+    }
     if (merchant === undefined) {
       limiter.recordFailure(client);
+      addressLimiter.recordFailure(address);
       throw new EcrError('UNAUTHORIZED', 'key/password: wrong key or password', {
         field: 'key',
         rule: 'a merchant key and its password',
@@ -345,14 +376,24 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     const credentials = parseFields(Credentials, fields);
     const merchant = await authenticate(request, credentials.key, credentials.password);
     const input = parseFields(RunTransaction, fields);
+    validateReference(input.refID, 'refID');
     const command = commandOf(input.command);
     const { kind, followUp } = COMMANDS[command];
     const service = gateway.serviceFor(merchant.name, input.terminalId);
     const reference = referenceOf(command, input.refID);
+    const bound = gateway.referenceTerminal(merchant.name, input.refID);
+    if (followUp && bound !== undefined && bound !== input.terminalId) {
+      throw invalid(
+        'INVALID_INPUT',
+        'refID',
+        `must name a transaction of terminal ${input.terminalId}`,
+        `${input.refID} is a transaction of terminal ${bound}: send the ${COMMANDS[command].name} there`,
+      );
+    }
     let amountText = input.amount;
     if (amountText === undefined && kind === 'void') {
       // A void moves the original's amount: eConduit clients may leave it out.
-      const original = service.lookup(input.terminalId, input.refID);
+      const original = gateway.lookup(merchant.name, input.terminalId, input.refID);
       amountText = original === undefined ? undefined : formatAmount(original.amount);
     }
     if (amountText === undefined) throw invalid('INVALID_AMOUNT', 'amount', 'is required');
@@ -367,7 +408,7 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     const amount = parseAmount(amountText, gateway.currency, { allowZero: kind === 'tip-adjust' });
     if (
       !gateway.listener.isOnline(input.terminalId) &&
-      service.lookup(input.terminalId, reference) === undefined
+      gateway.lookup(merchant.name, input.terminalId, reference) === undefined
     ) {
       // Nothing journaled: a retry once the terminal is back is a first attempt.
       throw new EcrError(
@@ -375,6 +416,18 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
         `terminal ${input.terminalId} is offline ("POS Offline"): nothing was sent or charged`,
         { field: 'terminalId', rule: 'the terminal must be connected to the gateway' },
       );
+    }
+    // A refID is the merchant's idempotency key across all its terminals: a retry sent to
+    // another terminal must not charge again (the database decides between two racing calls).
+    if (!followUp) {
+      const owner = gateway.bindReference(merchant.name, input.refID, input.terminalId);
+      if (owner !== input.terminalId) {
+        throw new EcrError(
+          'DUPLICATE_REFERENCE',
+          `refID: ${input.refID} was already used on terminal ${owner}: use a new refID, or checkStatus`,
+          { field: 'refID', rule: 'unique across your terminals' },
+        );
+      }
     }
     const started = Date.now();
     const result = await service.pay(input.terminalId, {
@@ -398,18 +451,13 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     const input = parseFields(CheckStatus, fields);
     const command = commandOf(input.command);
     const reference = referenceOf(command, input.refID);
-    const terminals =
-      input.terminalId === undefined
-        ? gateway.terminalsOf(merchant.name).map((t) => t.terminalId)
-        : [input.terminalId];
-    for (const terminalId of terminals) {
-      const service = gateway.serviceFor(merchant.name, terminalId);
-      const found = service.lookup(terminalId, reference);
-      if (found === undefined) continue;
-      if (found.state === 'unknown' && gateway.listener.isOnline(terminalId)) {
-        // Ask the terminal in the background; this answer says what is known now.
-        void service.reconcile(terminalId).catch(() => undefined);
-      }
+    const terminalId = input.terminalId ?? gateway.referenceTerminal(merchant.name, input.refID);
+    const found =
+      terminalId === undefined ? undefined : gateway.lookup(merchant.name, terminalId, reference);
+    // `INV-1:void` is the void of INV-1 only when it is a void (a refID holds no ':').
+    if (terminalId !== undefined && found !== undefined && found.kind === COMMANDS[command].kind) {
+      // Ask the terminal in the background; this answer says what is known now.
+      if (found.state === 'unknown') gateway.reconcileSoon(merchant.name, terminalId);
       return reply.code(200).send(resultJson(found, command, input.refID, merchant.name));
     }
     throw new EcrError(
@@ -506,14 +554,13 @@ function registerApiV1(
   app.get('/api/v1/terminals/:id/transactions', async (request) => {
     const merchant = await merchantOf(request);
     const id = terminalParam(request);
-    const service = gateway.serviceFor(merchant.name, id);
     const query = parseFields(TransactionsQuery, request.query);
     const limit = query.limit === undefined ? 100 : Number(query.limit);
     if (limit < 1 || limit > 500)
       throw invalid('INVALID_INPUT', 'limit', 'a whole number from 1 to 500');
     return {
-      transactions: service
-        .list(id, { unresolved: query.unresolved === 'true', limit })
+      transactions: gateway
+        .list(merchant.name, id, { unresolved: query.unresolved === 'true', limit })
         .filter((t) => query.outcome === undefined || t.outcome === query.outcome)
         .map(transactionJson),
     };
@@ -523,8 +570,7 @@ function registerApiV1(
     const merchant = await merchantOf(request);
     const { refId } = parseFields(z.object({ refId: z.string().min(1).max(64) }), request.params);
     const matches = gateway.terminalsOf(merchant.name).flatMap((t) => {
-      const service = gateway.serviceFor(merchant.name, t.terminalId);
-      const found = service.lookup(t.terminalId, refId);
+      const found = gateway.lookup(merchant.name, t.terminalId, refId);
       return found === undefined ? [] : [found];
     });
     if (matches.length === 0) {

@@ -80,6 +80,14 @@ export interface TenantStore {
   terminalsOf(merchant: string): GatewayTerminal[];
   /** Every terminal, by merchant then id. */
   allTerminals(): GatewayTerminal[];
+  /**
+   * Binds a merchant's transaction reference to a terminal, once and for all (atomic: the
+   * database decides between two binders). Returns the terminal it is bound to: `terminalId`,
+   * or the one an earlier call bound it to.
+   */
+  bindReference(merchant: string, reference: string, terminalId: string): string;
+  /** The terminal a merchant's reference is bound to, if any. */
+  referenceTerminal(merchant: string, reference: string): string | undefined;
   /** The merchant whose key and password these are, or undefined. Constant time whatever is wrong. */
   authenticate(key: string, password: string): Promise<Merchant | undefined>;
 }
@@ -280,6 +288,13 @@ export class SqliteTenantStore implements TenantStore {
       allTerminals: db.prepare<[], TerminalRow>(
         'SELECT * FROM gateway_terminals ORDER BY merchant, terminal_id',
       ),
+      bindReference: db.prepare<[string, string, string, number]>(
+        `INSERT INTO gateway_references (merchant, reference, terminal_id, created_at)
+         VALUES (?, ?, ?, ?) ON CONFLICT (merchant, reference) DO NOTHING`,
+      ),
+      referenceTerminal: db.prepare<[string, string], { terminal_id: string }>(
+        'SELECT terminal_id FROM gateway_references WHERE merchant = ? AND reference = ?',
+      ),
     };
   }
 
@@ -343,6 +358,17 @@ export class SqliteTenantStore implements TenantStore {
       );
     }
     return toTerminal(row);
+  }
+
+  bindReference(merchant: string, reference: string, terminalId: string): string {
+    return this.write(() => {
+      this.statements.bindReference.run(merchant, reference, terminalId, this.now());
+      return this.statements.referenceTerminal.get(merchant, reference)?.terminal_id ?? terminalId;
+    });
+  }
+
+  referenceTerminal(merchant: string, reference: string): string | undefined {
+    return this.read(() => this.statements.referenceTerminal.get(merchant, reference)?.terminal_id);
   }
 
   terminal(terminalId: string): GatewayTerminal | undefined {

@@ -36,6 +36,14 @@ export const DEFAULT_MISSED_HEARTBEATS = 3;
 export const DEFAULT_REGISTER_TIMEOUT_MS = 10_000;
 /** Terminal connections held at most (20,000 open files per process here). */
 export const DEFAULT_MAX_TERMINAL_CONNECTIONS = 18_000;
+/** Connections one address may hold open before they register. */
+export const DEFAULT_MAX_UNREGISTERED_PER_ADDRESS = 64;
+/** Largest message before Register (a Register is a few hundred bytes). */
+export const UNREGISTERED_MAX_FRAME_BYTES = 4 * 1024;
+/** Answers a terminal has not read past this many bytes: it is not reading, its socket is closed. */
+export const MAX_UNREAD_BYTES = 64 * 1024;
+/** A refused connection gets this long to read its answer before its socket is dropped. */
+const REFUSAL_GRACE_MS = 1_000;
 /** Registrations one address may make at once, then per second. */
 export const DEFAULT_REGISTRATION_BURST = 100;
 export const DEFAULT_REGISTRATIONS_PER_SECOND = 20;
@@ -75,6 +83,8 @@ export interface TerminalListenerOptions {
   readonly registrationBurst?: number;
   /** @default DEFAULT_REGISTRATIONS_PER_SECOND */
   readonly registrationsPerSecond?: number;
+  /** @default DEFAULT_MAX_UNREGISTERED_PER_ADDRESS */
+  readonly maxUnregisteredPerAddress?: number;
   readonly logger?: Logger;
 }
 
@@ -98,6 +108,9 @@ const OPTIONS = z.strictObject({
   maxConnections: wholeNumber(1, 1_000_000).default(DEFAULT_MAX_TERMINAL_CONNECTIONS),
   registrationBurst: wholeNumber(1, 1_000_000).default(DEFAULT_REGISTRATION_BURST),
   registrationsPerSecond: wholeNumber(1, 1_000_000).default(DEFAULT_REGISTRATIONS_PER_SECOND),
+  maxUnregisteredPerAddress: wholeNumber(1, 1_000_000).default(
+    DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
+  ),
   logger: loggerOption(),
 });
 
@@ -120,6 +133,8 @@ export interface ListenerStats {
   heartbeats: number;
   /** Transaction answers that came with no request waiting (ignored). */
   unexpectedAnswers: number;
+  /** Registrations that replaced a live connection of the same terminal from another address. */
+  replacedFromElsewhere: number;
 }
 
 type ListenerEvents = {
@@ -187,6 +202,8 @@ class Session {
   readonly registeredAt: number;
   /** Warned about an answer with no request waiting (once per connection). */
   warnedUnexpected = false;
+  /** Warned about a bad command (once per connection). */
+  warnedBadCommand = false;
 
   constructor(
     readonly link: MessageLink,
@@ -251,6 +268,7 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     },
     heartbeats: 0,
     unexpectedAnswers: 0,
+    replacedFromElsewhere: 0,
   };
   private readonly options: Readonly<z.output<typeof OPTIONS>>;
   private readonly logger: Logger;
@@ -258,6 +276,10 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
   private readonly limiter: AddressRateLimiter;
   /** Addresses already warned about hitting the registration limit (once each until it clears). */
   private readonly warnedLimited = new Set<string>();
+  /** Connections not registered yet, per address. */
+  private readonly unregistered = new Map<string, number>();
+  /** The framer of the connection being accepted (made just before `accept` runs). */
+  private accepting: EconduitFramer | undefined;
   private server: ListeningServer | undefined;
   private sweeper: NodeJS.Timeout | undefined;
 
@@ -279,6 +301,11 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     return this.options.host;
   }
 
+  /** Terminal connections open now, registered or not. */
+  get connectionCount(): number {
+    return this.server?.connections ?? 0;
+  }
+
   /** Terminals registered now. */
   get onlineCount(): number {
     return this.sessions.size;
@@ -288,7 +315,12 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     this.server = await listenTcp({
       host: this.options.host,
       port: this.options.port,
-      framer: () => new EconduitFramer(this.options.maxFrameBytes),
+      framer: () => {
+        this.accepting = new EconduitFramer(
+          Math.min(UNREGISTERED_MAX_FRAME_BYTES, this.options.maxFrameBytes),
+        );
+        return this.accepting;
+      },
       onConnection: (link) => this.accept(link),
       maxConnections: this.options.maxConnections,
     });
@@ -362,7 +394,24 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
   }
 
   private accept(link: MessageLink): void {
+    const framer = this.accepting;
+    this.accepting = undefined;
     const address = link.remote.slice(0, link.remote.lastIndexOf(':'));
+    const pending = (this.unregistered.get(address) ?? 0) + 1;
+    if (pending > this.options.maxUnregisteredPerAddress) {
+      this.warnOnce(address, 'too many unregistered connections from this address: refusing');
+      link.terminate();
+      return;
+    }
+    this.unregistered.set(address, pending);
+    let waiting = true;
+    const registered = () => {
+      if (!waiting) return;
+      waiting = false;
+      const left = (this.unregistered.get(address) ?? 1) - 1;
+      if (left > 0) this.unregistered.set(address, left);
+      else this.unregistered.delete(address);
+    };
     let session: Session | undefined;
     const timer = setTimeout(() => {
       this.logger.warn({ remote: link.remote }, 'no Register in time: connection closed');
@@ -370,6 +419,7 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     }, this.options.registerTimeoutMs);
     void link.closed.then((closed) => {
       clearTimeout(timer);
+      registered();
       if (closed.error !== undefined) {
         // Once per connection: an oversize message or broken socket ends it here.
         this.logger.warn(
@@ -380,13 +430,30 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
       if (session !== undefined) this.ended(session, closed.error?.message ?? 'connection closed');
     });
     link.onMessage((text) => {
-      if (session === undefined) {
-        clearTimeout(timer);
-        session = this.register(link, address, text);
+      if (session !== undefined) {
+        this.receive(session, text);
         return;
       }
-      this.receive(session, text);
+      if (!waiting) return;
+      clearTimeout(timer);
+      registered();
+      session = this.register(link, address, text);
+      if (session === undefined) {
+        // Refused: the answer gets a moment to be read, then the socket goes (a peer that never
+        // closes its side must not keep the slot).
+        setTimeout(() => link.terminate(), REFUSAL_GRACE_MS).unref();
+      } else {
+        framer?.setMaxFrameBytes(this.options.maxFrameBytes);
+      }
     });
+  }
+
+  /** Logs a warning about an address once until the set of warned addresses is reset. */
+  private warnOnce(address: string, message: string): void {
+    if (this.warnedLimited.has(address)) return;
+    if (this.warnedLimited.size >= 10_000) this.warnedLimited.clear();
+    this.warnedLimited.add(address);
+    this.logger.warn({ address }, message);
   }
 
   /** The first message on a connection: a Register, or the connection ends after the answer. */
@@ -407,10 +474,7 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
       return undefined;
     };
     if (!this.limiter.take(address)) {
-      if (!this.warnedLimited.has(address)) {
-        this.warnedLimited.add(address);
-        this.logger.warn({ address }, 'too many registrations from this address: refusing for now');
-      }
+      this.warnOnce(address, 'too many registrations from this address: refusing for now');
       return refuse('rate-limited', 'rate limited');
     }
     this.warnedLimited.delete(address);
@@ -467,17 +531,25 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     try {
       message = decodeTerminalMessage(text);
     } catch (error) {
-      this.logger.warn(
-        { terminalId: session.registration.terminalId, err: toEcrError(error).message },
-        'bad command from the terminal; ignored',
-      );
+      if (!session.warnedBadCommand) {
+        session.warnedBadCommand = true;
+        this.logger.warn(
+          { terminalId: session.registration.terminalId, err: toEcrError(error).message },
+          'bad command from the terminal; ignored (further ones are not logged)',
+        );
+      }
       return;
     }
     switch (message.type) {
       case 'heartbeat':
         this.stats.heartbeats++;
-        if (session.registration.ackHeartbeat)
-          void session.link.send(encodeFrame(HEARTBEAT_ACK)).catch(() => {});
+        if (!session.registration.ackHeartbeat) return;
+        if ((session.link.bufferedBytes ?? 0) > MAX_UNREAD_BYTES) {
+          // It sends and never reads: its answers would pile up in memory.
+          session.drop(`more than ${MAX_UNREAD_BYTES} bytes of answers left unread`);
+          return;
+        }
+        void session.link.send(encodeFrame(HEARTBEAT_ACK)).catch(() => {});
         return;
       case 'register':
         // The same connection registering again: still the same terminal and connection.

@@ -138,4 +138,16 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX gateway_terminals_merchant ON gateway_terminals (merchant, terminal_id);
   `,
+  // 5: which terminal a merchant's eConduit refID belongs to. A refID is the POS's idempotency
+  // key across all of a merchant's terminals (a retry on another terminal must not charge
+  // again), while the journal's own key is per terminal: this table is the merchant-wide claim.
+  `
+  CREATE TABLE gateway_references (
+    merchant    TEXT    NOT NULL REFERENCES merchants (name),
+    reference   TEXT    NOT NULL,
+    terminal_id TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (merchant, reference)
+  );
+  `,
 ];

@@ -24,6 +24,8 @@ export interface MessageLink {
   readonly isOpen: boolean;
   /** Resolves when the link has closed, for whatever reason. Never rejects. */
   readonly closed: Promise<LinkClosed>;
+  /** Bytes sent but not yet taken by the peer's side of the connection, where known. */
+  readonly bufferedBytes?: number;
   send(text: string): Promise<void>;
   /**
    * Sets the one message handler. Messages that arrived before are delivered to it first, in

@@ -5,6 +5,8 @@ import { EcrError } from '../core/errors.js';
 export interface ListeningServer {
   readonly port: number;
   readonly host: string;
+  /** Connections open now. */
+  readonly connections: number;
   /** Stops accepting, drops every open connection, and resolves once closed. */
   close(): Promise<void>;
 }
@@ -57,6 +59,9 @@ export async function serve(
   return {
     port: (server.address() as AddressInfo).port,
     host: options.host,
+    get connections() {
+      return sockets.size;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         options.beforeClose?.();

@@ -73,6 +73,10 @@ class TcpLink implements MessageLink {
     return !this.socket.destroyed && this.socket.writable;
   }
 
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
   send(text: string): Promise<void> {
     if (!this.isOpen)
       return Promise.reject(new EcrError('LINK_LOST', `link to ${this.remote} is closed`));

@@ -15,6 +15,9 @@ describe('validateReference', () => {
     'order 42 / table 7',
     'Bestellung-Nr.ÄÖÜ-€',
     '注文-123',
+    // Digit runs that are not card numbers (no Luhn, or too short) stay allowed.
+    'INV-20261123153004',
+    'ORDER-123456789012',
   ])('accepts and returns %j', (reference) => {
     expect(validateReference(reference)).toBe(reference);
   });
@@ -37,6 +40,11 @@ describe('validateReference', () => {
     { name: 'a leading space', value: ' ORDER-1', rule: 'must not start or end with spaces' },
     { name: 'a trailing space', value: 'ORDER-1 ', rule: 'must not start or end with spaces' },
     { name: 'only a space', value: ' ', rule: 'must not start or end with spaces' },
+    {
+      name: 'a run of digits that passes the card-number check',
+      value: 'INV-4761739001010010',
+      rule: 'must not hold a run of 13–19 digits that passes the card-number check (shorten or split the digits)',
+    },
     {
       name: 'a trailing no-break space',
       value: 'ORDER-1\u00a0',

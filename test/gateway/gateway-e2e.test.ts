@@ -246,6 +246,70 @@ describe('gateway: POS → terminal → POS', () => {
   });
 });
 
+describe('gateway: refIDs across terminals', () => {
+  it('a refID is the merchant’s across its terminals: the same refID on another terminal is refused, never charged twice', async () => {
+    const { base, shop, gateway, simulator } = await setup();
+    const second = await new EconduitSimulator({
+      endpoints: [{ host: '127.0.0.1', port: gateway.tcpPort }],
+      terminalId: OFFLINE_TERMINAL,
+    }).start(5_000);
+    cleanups.push(() => second.stop());
+    await waitFor(() => gateway.listener.isOnline(OFFLINE_TERMINAL));
+    const first = await call(base, 'runTransaction', sale(shop, 'INV-2', '5.00'));
+    expect(first.body.ResultCode).toBe('Approved');
+    const elsewhere = await call(
+      base,
+      'runTransaction',
+      sale(shop, 'INV-2', '5.00', OFFLINE_TERMINAL),
+    );
+    expect(elsewhere.status).toBe(409);
+    expect(elsewhere.body).toMatchObject({ ErrorCode: 'DUPLICATE_REFERENCE', Field: 'refID' });
+    expect(String(elsewhere.body.Message)).toContain(SHOP_TERMINAL);
+    expect(simulator.ledger.count + second.ledger.count).toBe(1);
+    // checkStatus without terminalId finds the terminal the refID belongs to.
+    const status = await call(base, 'checkStatus', {
+      key: shop.key,
+      password: shop.password,
+      refID: 'INV-2',
+    });
+    expect(status.body).toMatchObject({ ResultCode: 'Approved', TerminalID: SHOP_TERMINAL });
+    // A void of it sent to the other terminal is refused, naming where it belongs.
+    const voidElsewhere = await call(base, 'runTransaction', {
+      command: 'Void',
+      key: shop.key,
+      password: shop.password,
+      refID: 'INV-2',
+      terminalId: OFFLINE_TERMINAL,
+    });
+    expect(voidElsewhere.status).toBe(400);
+    expect(voidElsewhere.body).toMatchObject({ ErrorCode: 'INVALID_INPUT', Field: 'refID' });
+  });
+
+  it('checkStatus answers only for the command asked: a sale is never reported as a void', async () => {
+    const { base, shop } = await setup();
+    await call(base, 'runTransaction', sale(shop, 'K-1', '7.00'));
+    const asVoid = await call(base, 'checkStatus', {
+      key: shop.key,
+      password: shop.password,
+      refID: 'K-1',
+      command: 'Void',
+    });
+    expect(asVoid.status).toBe(404);
+    expect(asVoid.body).toMatchObject({ ErrorCode: 'NOT_FOUND', ResultFinal: true });
+  });
+
+  it('a checkStatus that fails for another reason is not final (the transaction’s fate is not told)', async () => {
+    const { base, shop } = await setup();
+    const wrong = await call(base, 'checkStatus', {
+      key: shop.key,
+      password: 'Wrong',
+      refID: 'K-1',
+    });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body).toMatchObject({ ErrorCode: 'UNAUTHORIZED', ResultFinal: false });
+  });
+});
+
 describe('gateway: bad input from POS programs', () => {
   const cases: [string, (c: Credentials) => Fields, number, string, string?][] = [
     [
@@ -293,6 +357,20 @@ describe('gateway: bad input from POS programs', () => {
       (c) => sale(c, 'R'.repeat(51), '1.00'),
       400,
       'INVALID_INPUT',
+      'refID',
+    ],
+    [
+      "a refID with ':' (follow-ups are journaled as refID:command)",
+      (c) => sale(c, 'A:void', '1.00'),
+      400,
+      'INVALID_INPUT',
+      'refID',
+    ],
+    [
+      'a refID holding what could be a card number',
+      (c) => sale(c, 'INV-4111111111111111', '1.00'),
+      400,
+      'INVALID_REFERENCE',
       'refID',
     ],
     [
@@ -365,6 +443,21 @@ describe('gateway: bad input from POS programs', () => {
     );
     expect(other.status).toBe(503);
     expect(other.body.ErrorCode).toBe('TERMINAL_OFFLINE');
+  });
+
+  it('counts guesses still being checked: a burst of wrong passwords in parallel is cut off too', async () => {
+    const { base, shop } = await setup();
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        call(base, 'runTransaction', {
+          ...sale(shop, 'G-3', '1.00'),
+          password: `Burst${'x'.repeat(i)}`,
+        }),
+      ),
+    );
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(5);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(15);
   });
 
   it('drops a POS client that stalls in the middle of its request', async () => {

@@ -264,7 +264,7 @@ describe('migration 4', () => {
     expect(
       tenants.addTerminal({ terminalId: 't', merchant: 'm', terminalType: 'semi' }),
     ).toMatchObject({ terminalId: 't' });
-    expect(journal.database.pragma('user_version', { simple: true })).toBe(4);
+    expect(journal.database.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(journal.database.pragma('foreign_key_check')).toEqual([]);
   });
 });

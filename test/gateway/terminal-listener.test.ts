@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -285,5 +286,58 @@ describe('terminal listener: registered terminals', () => {
     raw.destroy();
     const closed = await again.closed;
     expect(closed.error?.code).toBe('LINK_LOST');
+  });
+});
+
+describe('terminal listener: connections that hold slots', () => {
+  it('drops a refused connection whose peer never closes its side', async () => {
+    const listener = await listen();
+    const raw = await terminal(listener);
+    raw.socket.on('end', () => {}); // a half-open peer: it never ends its side
+    raw.socket.allowHalfOpen = true;
+    raw.send('not json');
+    expect(await raw.next()).toBe('FAILED-REGISTRATION');
+    await waitFor(() => listener.connectionCount === 0, 5_000, 'the slot freed');
+  });
+
+  it('holds at most the configured unregistered connections per address', async () => {
+    const listener = await listen({ maxUnregisteredPerAddress: 3 });
+    const held = [await terminal(listener), await terminal(listener), await terminal(listener)];
+    const fourth = await terminal(listener);
+    await fourth.closed;
+    expect(held.every((t) => !t.isClosed)).toBe(true);
+    // Another address is not affected, and a registered one frees its slot.
+    expect(await (await terminal(listener, '127.0.0.3')).register('29531205')).toBe(
+      'OK-REGISTRATION',
+    );
+    expect(await held[0]?.register('29531204')).toBe('OK-REGISTRATION');
+    const again = await terminal(listener);
+    await sleep(100);
+    expect(again.isClosed).toBe(false);
+  });
+
+  it('allows only a small message before Register (4 KiB), the full bound after', async () => {
+    const listener = await listen({ maxFrameBytes: 64 * 1024 });
+    const early = await terminal(listener);
+    early.sendRaw('x'.repeat(5 * 1024));
+    await early.closed;
+    const registered = await terminal(listener);
+    await registered.register('29531204');
+    registered.send(`{"padding":"${'x'.repeat(20 * 1024)}"}`);
+    registered.send('{"Command":"TerminalHeartbeat"}');
+    expect(await registered.next()).toBe('{"Status":"OK"}');
+  });
+
+  it('drops a terminal that sends heartbeats and never reads the acks', async () => {
+    const listener = await listen();
+    const raw = await terminal(listener);
+    await raw.register('29531204');
+    raw.socket.pause(); // never reads again
+    const beat = Buffer.from('{"Command":"TerminalHeartbeat"}\x04\x04'.repeat(1_000));
+    const deadline = Date.now() + 30_000;
+    while (listener.isOnline('29531204') && Date.now() < deadline) {
+      if (!raw.socket.write(beat)) await Promise.race([once(raw.socket, 'drain'), sleep(50)]);
+    }
+    expect(listener.isOnline('29531204')).toBe(false);
   });
 });

@@ -28,7 +28,12 @@ export class EconduitFramer {
   private endsWithEot = false;
   private dropping = false;
 
-  constructor(private readonly maxFrameBytes: number = ECONDUIT_MAX_FRAME_BYTES) {}
+  constructor(private maxFrameBytes: number = ECONDUIT_MAX_FRAME_BYTES) {}
+
+  /** Changes the bound for the messages to come (a gateway allows little before Register). */
+  setMaxFrameBytes(bytes: number): void {
+    this.maxFrameBytes = bytes;
+  }
 
   /** Bytes held for an unfinished message. */
   get buffered(): number {
