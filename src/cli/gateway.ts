@@ -3,6 +3,7 @@ import { EcrError, invalid, type ErrorCode } from '../core/errors.js';
 import type { Outcome } from '../core/transaction.js';
 import { Gateway, GATEWAY_DEFAULT_CURRENCY, GATEWAY_HTTP_PORT } from '../gateway/gateway.js';
 import {
+  DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
   DEFAULT_REGISTRATION_BURST,
   DEFAULT_REGISTRATIONS_PER_SECOND,
   DEFAULT_TERMINAL_TYPES,
@@ -78,7 +79,7 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
       )
       .option(
         '--registration-rate <n>',
-        `registrations accepted per second from one address, after a burst (default ${DEFAULT_REGISTRATIONS_PER_SECOND}; a fleet behind one NAT may need more)`,
+        `registrations accepted per second from one address, after a burst (default ${DEFAULT_REGISTRATIONS_PER_SECOND}; and as many connections waiting to register; a fleet behind one NAT may need more)`,
         (value: string) => {
           if (!/^\d{1,7}$/.test(value) || Number(value) < 1)
             throw new InvalidArgumentError('--registration-rate must be a whole number from 1');
@@ -314,6 +315,11 @@ export async function startGateway(
         : {
             registrationsPerSecond: options.registrationRate,
             registrationBurst: Math.max(DEFAULT_REGISTRATION_BURST, options.registrationRate),
+            // As many may be connecting at once from that address.
+            maxUnregisteredPerAddress: Math.max(
+              DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
+              options.registrationRate,
+            ),
           }),
     },
     logger: context.logger,

@@ -318,12 +318,20 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     DEFAULT_FAILURES_PER_ADDRESS,
     DEFAULT_AUTH_WINDOW_MS,
   );
-  /** Checks under way (scrypt takes tens of ms), per limiter key: they count as failures. */
-  const checking = new Map<string, number>();
-  const track = (keys: readonly string[], delta: number) => {
+  /**
+   * Checks under way (scrypt takes tens of ms), per limiter key and password: each distinct
+   * password being checked counts as a failure until it passes. Many calls with the same right
+   * password at once (a busy shop, a cold cache) count once.
+   */
+  const checking = new Map<string, Map<string, number>>();
+  const pending = (key: string) => checking.get(key)?.size ?? 0;
+  const track = (keys: readonly string[], password: string, delta: number) => {
     for (const key of keys) {
-      const n = (checking.get(key) ?? 0) + delta;
-      if (n > 0) checking.set(key, n);
+      const passwords = checking.get(key) ?? new Map<string, number>();
+      const n = (passwords.get(password) ?? 0) + delta;
+      if (n > 0) passwords.set(password, n);
+      else passwords.delete(password);
+      if (passwords.size > 0) checking.set(key, passwords);
       else checking.delete(key);
     }
   };
@@ -332,9 +340,12 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
   const authenticate = async (request: FastifyRequest, key: string, password: string) => {
     const client = clientKey(request, key);
     const address = `address|${request.ip}`;
+    const digest = createHash('sha256').update(password).digest('hex');
+    // Other passwords being checked for this client count as failures; this one does not.
+    const others = (key: string) => pending(key) - (checking.get(key)?.has(digest) ? 1 : 0);
     const wait = Math.max(
-      limiter.retryAfter(client, checking.get(client) ?? 0),
-      addressLimiter.retryAfter(address, checking.get(address) ?? 0),
+      limiter.retryAfter(client, others(client)),
+      addressLimiter.retryAfter(address, others(address)),
     );
     if (wait > 0) {
       throw new EcrError(
@@ -342,12 +353,12 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
         `too many failed logins from this address: wait ${wait} s and try again`,
       );
     }
-    track([client, address], 1);
+    track([client, address], digest, 1);
     let merchant: Merchant | undefined;
     try {
       merchant = await gateway.authenticate(key, password);
     } finally {
-      track([client, address], -1);
+      track([client, address], digest, -1);
     }
     if (merchant === undefined) {
       limiter.recordFailure(client);

@@ -460,6 +460,16 @@ describe('gateway: bad input from POS programs', () => {
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(15);
   });
 
+  it('many calls with the right password at once, before it is cached, all pass', async () => {
+    const { base, shop } = await setup();
+    const answers = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        call(base, 'checkStatus', { key: shop.key, password: shop.password, refID: `NONE-${i}` }),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(24).fill(404));
+  });
+
   it('drops a POS client that stalls in the middle of its request', async () => {
     const { gateway } = await setup();
     const socket = connect({ host: '127.0.0.1', port: gateway.httpPort });
