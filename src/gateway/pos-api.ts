@@ -478,9 +478,31 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     );
   };
 
+  const jsonSchema = (zod: z.ZodType) =>
+    z.toJSONSchema(zod, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
   for (const method of ['GET', 'POST'] as const) {
-    app.route({ method, url: '/services/api.asmx/runTransaction', handler: runTransaction });
-    app.route({ method, url: '/services/api.asmx/checkStatus', handler: checkStatus });
+    const fields = (zod: z.ZodType) =>
+      method === 'GET' ? { querystring: jsonSchema(zod) } : { body: jsonSchema(zod) };
+    app.route({
+      method,
+      url: '/services/api.asmx/runTransaction',
+      schema: {
+        summary: 'Run a transaction on a terminal (eConduit-compatible)',
+        description:
+          'Sale, Refund, Auth, Capture, Void or TipAdjust. refID is the idempotency key across your terminals; follow-ups reuse the original refID. ResultFinal false means: call checkStatus again.',
+        ...fields(RunTransaction),
+      },
+      handler: runTransaction,
+    });
+    app.route({
+      method,
+      url: '/services/api.asmx/checkStatus',
+      schema: {
+        summary: 'What became of a transaction, by refID (eConduit-compatible)',
+        ...fields(CheckStatus),
+      },
+      handler: checkStatus,
+    });
   }
 
   registerApiV1(app, gateway, authenticate);
