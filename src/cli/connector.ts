@@ -78,6 +78,7 @@ export async function startConnector(
       driver,
       // The seeds' default is EUR; CURRENCY in config.txt sets both the terminal's and this.
       currency: config.currency ?? CONNECTOR_DEFAULT_CURRENCY,
+      journal: context.journal,
       journalId: (reference) =>
         context.journal.find({ merchantId: 'default', terminalId: choice.terminalId, reference })
           ?.id,

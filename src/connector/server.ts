@@ -14,7 +14,11 @@ import { ERROR_CODES, EcrError, isEcrError, toEcrError } from '../core/errors.js
 import { silentLogger } from '../core/logger.js';
 import type { TransactionService } from '../core/transaction-service.js';
 import type { TerminalDriver } from '../core/driver.js';
+import { EventEmitter } from 'node:events';
+import type { Journal } from '../journal/journal.js';
+import { isDashboardRequest, registerDashboard } from '../web/dashboard.js';
 import { registerApiV1 } from './api-v1.js';
+import { connectorDashboard, UNREACHABLE, type ConnectorActivity } from './dashboard.js';
 import { credentialsMatch, FailedLoginLimiter } from './auth.js';
 import {
   desktopAnswer,
@@ -56,6 +60,8 @@ export interface ConnectorServerOptions {
   /** @default CONNECTOR_MAX_BODY_BYTES */
   readonly bodyLimit?: number;
   readonly limiter?: FailedLoginLimiter;
+  /** The journal behind `service`: with it, the dashboard is served at `/ui/`. */
+  readonly journal?: Journal;
 }
 
 /** Fastify's own errors (bad JSON, body too large, wrong content type) as project errors. */
@@ -105,6 +111,38 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
   let paymentsInFlight = 0;
   /** Why the last payment did not reach the terminal or its host, for `GET /check`. */
   let lastErrorCode: string | undefined;
+  let lastContactAt: number | undefined;
+  const changes = new EventEmitter<{ change: [] }>();
+  const activity: ConnectorActivity = {
+    get inFlight() {
+      return paymentsInFlight;
+    },
+    get lastErrorCode() {
+      return lastErrorCode;
+    },
+    get lastContactAt() {
+      return lastContactAt;
+    },
+    onChange(listener) {
+      changes.on('change', listener);
+      return () => changes.off('change', listener);
+    },
+    async track(work) {
+      paymentsInFlight++;
+      changes.emit('change');
+      try {
+        const result = await work();
+        if (!result.replayed) {
+          lastErrorCode = result.errorCode;
+          if (!UNREACHABLE.has(result.errorCode ?? '')) lastContactAt = Date.now();
+        }
+        return result;
+      } finally {
+        paymentsInFlight--;
+        changes.emit('change');
+      }
+    },
+  };
 
   // JSON only: Fastify would otherwise accept text/plain bodies (415 for anything else).
   app.removeContentTypeParser('text/plain');
@@ -136,7 +174,7 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
     if (error.code === 'INTERNAL')
       logger.error({ err: thrown.message }, 'connector request failed');
     const json = error.toJSON();
-    const own = request.url.startsWith('/api/v1/');
+    const own = request.url.startsWith('/api/v1/') || isDashboardRequest(request.url);
     void reply
       .code(status ?? (error.code === 'TERMINAL_BUSY' ? 409 : ERROR_CODES[error.code].http))
       .send(own ? { error: json } : errorAnswer(flavour, json));
@@ -175,7 +213,16 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
       return Promise.reject(new Error('wrong credentials'));
     },
   });
-  app.addHook('onRequest', app.basicAuth);
+  // The dashboard (`/ui/`, and `GET /` from a browser) signs in with the same credentials in its
+  // own form and keeps a session cookie; everything else takes Basic Auth on every request.
+  app.addHook('onRequest', (request, reply, done) => {
+    const page =
+      request.url === '/ui' ||
+      request.url.startsWith('/ui/') ||
+      (request.method === 'GET' && request.url === '/');
+    if (options.journal !== undefined && page) return done();
+    return app.basicAuth(request, reply, done);
+  });
   app.addHook('onSend', async (request, reply, payload) => {
     if (reply.statusCode === 429)
       reply.header(
@@ -187,14 +234,15 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
 
   const pay = async (body: unknown, reply: FastifyReply) => {
     const payment = parsePayment(flavour, body, options.currency);
-    paymentsInFlight++;
-    try {
-      const result = await options.service.pay(options.terminalId, {
-        kind: payment.kind,
-        reference: payment.reference,
-        amount: payment.amount,
-        ...(payment.forceAuthorization ? { forceAuthorization: true } : {}),
-      });
+    {
+      const result = await activity.track(() =>
+        options.service.pay(options.terminalId, {
+          kind: payment.kind,
+          reference: payment.reference,
+          amount: payment.amount,
+          ...(payment.forceAuthorization ? { forceAuthorization: true } : {}),
+        }),
+      );
       let notification: NotificationReport = { sent: false, attempts: 0 };
       const id = options.journalId(payment.reference);
       if (options.notifier !== undefined && id !== undefined && HAPPENED.has(result.outcome)) {
@@ -205,7 +253,6 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
             return { sent: false, attempts: 0 };
           });
       }
-      lastErrorCode = result.replayed ? lastErrorCode : result.errorCode;
       // Refused at once because another payment holds the terminal: 409, as the seed's clients
       // expect of a busy connector (the order id keeps this answer, like any stored result).
       const busy = result.errorCode === 'TERMINAL_BUSY' && !result.replayed;
@@ -218,12 +265,28 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
             ? desktopAnswer(payment, result, notification)
             : kioskAnswer(payment, result, notification),
         );
-    } finally {
-      paymentsInFlight--;
     }
   };
   app.post('/', (request, reply) => pay(request.body, reply));
   app.post('/payment', (request, reply) => pay(request.body, reply));
+
+  if (options.journal !== undefined) {
+    const dashboard = registerDashboard(
+      app,
+      connectorDashboard({
+        login: options.login,
+        password: options.password,
+        service: options.service,
+        terminalId: options.terminalId,
+        driver: options.driver,
+        currency: options.currency,
+        journal: options.journal,
+        activity,
+      }),
+      { logger, limiter },
+    );
+    app.addHook('onClose', async () => dashboard.close());
+  }
 
   registerApiV1(app, {
     service: options.service,
@@ -289,13 +352,6 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
   });
   return app;
 }
-
-/** Errors that say the terminal itself could not be reached. */
-const UNREACHABLE: ReadonlySet<string> = new Set([
-  'TERMINAL_UNREACHABLE',
-  'TERMINAL_NOT_READY',
-  'LINK_LOST',
-]);
 
 /** Outcomes of transactions that happened at the terminal: these are notified. */
 const HAPPENED: ReadonlySet<string> = new Set(['approved', 'declined', 'cancelled']);

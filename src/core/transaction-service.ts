@@ -89,6 +89,11 @@ const ORIGINAL_KINDS: Readonly<Record<MoneyKind, readonly MoneyKind[]>> = {
 export interface PayOptions {
   /** Aborts while waiting for the terminal; once the request is sent the outcome is awaited. */
   readonly signal?: AbortSignal;
+  /**
+   * Called once the request is journaled as new (`received`), before it goes to the terminal:
+   * from here on its outcome is in the journal, whatever happens to the caller.
+   */
+  readonly onClaimed?: (reference: string) => void;
 }
 
 interface Terminal {
@@ -196,6 +201,7 @@ export class TransactionService {
       }
       return this.awaitExisting(row, options.signal);
     }
+    options.onClaimed?.(claim.row.reference);
     const attempt = this.drive(
       terminal,
       claim.row,

@@ -10,6 +10,8 @@ import type { TransactionResult } from '../core/transaction.js';
 import { SemiDriver } from '../drivers/semi.js';
 import type { Journal } from '../journal/journal.js';
 import type { LinkSource } from '../transports/message-link.js';
+import { registerDashboard } from '../web/dashboard.js';
+import { gatewayDashboard } from './dashboard.js';
 import { buildPosApi, type PosApiOptions } from './pos-api.js';
 import { GatewayMetrics } from './metrics.js';
 import type { GatewayTerminal, TenantStore } from './tenants.js';
@@ -104,6 +106,7 @@ export class Gateway {
   /** Terminal ids whose driver is in their merchant's service. */
   private readonly attached = new Set<string>();
   private http: FastifyInstance | undefined;
+  private dashboard: { close(): void } | undefined;
   private httpAddress: { host: string; port: number } | undefined;
 
   constructor(private readonly options: GatewayOptions) {
@@ -160,6 +163,9 @@ export class Gateway {
       gateway: this,
       logger: this.logger,
     });
+    this.dashboard = registerDashboard(this.http, gatewayDashboard(this, this.journal), {
+      logger: this.logger,
+    });
     try {
       await this.listener.start();
       const host = this.options.host ?? '127.0.0.1';
@@ -181,6 +187,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.dashboard?.close();
     await this.http?.close();
     await this.listener.close();
     await Promise.all([...this.services.values()].map((s) => s.close()));

@@ -16,6 +16,7 @@ import { silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
 import type { TransactionService } from '../core/transaction-service.js';
 import { validateReference, type MoneyKind, type TransactionResult } from '../core/transaction.js';
+import { isDashboardRequest } from '../web/dashboard.js';
 import type { Gateway } from './gateway.js';
 import type { Merchant } from './tenants.js';
 
@@ -284,7 +285,7 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
         String(Math.max(1, limiter.retryAfter(limiterKeys.get(request) ?? request.ip))),
       );
     }
-    const own = request.url.startsWith('/api/v1/');
+    const own = request.url.startsWith('/api/v1/') || isDashboardRequest(request.url);
     // checkStatus exists to learn a transaction's fate: an error from it says nothing about the
     // transaction, so it is not final, except "never received under this refID".
     const final = !request.url.includes('/checkStatus') || error.code === 'NOT_FOUND';

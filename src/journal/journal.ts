@@ -113,7 +113,27 @@ export interface Journal {
    * JOURNAL_ERROR when there is no notification `id`.
    */
   recordNotificationAttempt(id: number, outcome: NotificationAttempt): NotificationRow;
+  /** The states a transaction went through, oldest first (kept for good, never deleted). */
+  eventsOf(transactionId: number): TransactionEvent[];
+  /**
+   * State changes of any transaction after event `afterId`, oldest first, at most `limit`: a
+   * change feed that sees what every process writes (the dashboard's live updates).
+   */
+  eventsAfter(afterId: number, limit: number): TransactionEvent[];
+  /** The id of the latest state change, 0 when there is none. */
+  latestEventId(): number;
   close(): void;
+}
+
+/** One state a transaction entered. */
+export interface TransactionEvent {
+  readonly id: number;
+  readonly transactionId: number;
+  readonly state: TransactionState;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+  /** Why, for a final state (the transaction's message then). */
+  readonly note: string | undefined;
 }
 
 /** Transaction states that mean something happened at the terminal: these get notified. */

@@ -150,4 +150,35 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (merchant, reference)
   );
   `,
+  // 6: every state a transaction went through, when, and why (the dashboard's timeline). Kept
+  // by triggers, so no write path can forget it, and never deleted. A later migration that
+  // rebuilds \`transactions\` must recreate these triggers. Rows older than this migration get
+  // what their columns still tell: received at creation, their state at completion.
+  `
+  CREATE TABLE transaction_events (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    transaction_id INTEGER NOT NULL REFERENCES transactions (id),
+    state          TEXT    NOT NULL,
+    at             INTEGER NOT NULL,
+    note           TEXT
+  );
+  CREATE INDEX transaction_events_transaction ON transaction_events (transaction_id, id);
+  INSERT INTO transaction_events (transaction_id, state, at, note)
+    SELECT id, 'received', created_at, NULL FROM transactions ORDER BY id;
+  INSERT INTO transaction_events (transaction_id, state, at, note)
+    SELECT id, state, coalesce(completed_at, updated_at), message FROM transactions
+    WHERE state <> 'received' ORDER BY id;
+  CREATE TRIGGER transaction_events_insert AFTER INSERT ON transactions
+  BEGIN
+    INSERT INTO transaction_events (transaction_id, state, at, note)
+    VALUES (new.id, new.state, new.created_at, NULL);
+  END;
+  CREATE TRIGGER transaction_events_update AFTER UPDATE OF state ON transactions
+    WHEN new.state IS NOT old.state
+  BEGIN
+    INSERT INTO transaction_events (transaction_id, state, at, note)
+    VALUES (new.id, new.state, new.updated_at,
+            CASE WHEN new.state IN ('received', 'sent') THEN NULL ELSE new.message END);
+  END;
+  `,
 ];

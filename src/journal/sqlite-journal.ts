@@ -22,6 +22,7 @@ import {
   type NotificationRow,
   type NotificationState,
   type Owner,
+  type TransactionEvent,
   type TransactionKey,
 } from './journal.js';
 import { MIGRATIONS } from './migrations.js';
@@ -178,6 +179,24 @@ export interface SqliteJournalOptions {
   readonly now?: () => number;
 }
 
+interface EventRow {
+  id: number;
+  transaction_id: number;
+  state: string;
+  at: number;
+  note: string | null;
+}
+
+function toTransactionEvent(row: EventRow): TransactionEvent {
+  return {
+    id: row.id,
+    transactionId: row.transaction_id,
+    state: row.state as TransactionState,
+    at: row.at,
+    note: row.note ?? undefined,
+  };
+}
+
 /**
  * The embedded journal: one SQLite file in WAL mode with `synchronous=FULL`, so that a row
  * written before a byte goes to a terminal survives a crash or a power cut. Several processes
@@ -239,6 +258,15 @@ export class SqliteJournal implements Journal {
            message = 'resolved by hand: ' || @note || ' (was unknown' ||
              coalesce(': ' || error_code, '') || coalesce(': ' || message, '') || ')'
          WHERE id = @id AND state = 'unknown'`,
+      ),
+      eventsOf: db.prepare<[number], EventRow>(
+        'SELECT * FROM transaction_events WHERE transaction_id = ? ORDER BY id',
+      ),
+      eventsAfter: db.prepare<[number, number], EventRow>(
+        'SELECT * FROM transaction_events WHERE id > ? ORDER BY id LIMIT ?',
+      ),
+      latestEventId: db.prepare<[], { id: number }>(
+        'SELECT coalesce(max(id), 0) AS id FROM transaction_events',
       ),
       inFlight: db.prepare<[], Row>(
         "SELECT * FROM transactions WHERE state IN ('received', 'sent')",
@@ -638,6 +666,20 @@ export class SqliteJournal implements Journal {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  eventsOf(transactionId: number): TransactionEvent[] {
+    return this.snapshot(() => this.statements.eventsOf.all(transactionId).map(toTransactionEvent));
+  }
+
+  eventsAfter(afterId: number, limit: number): TransactionEvent[] {
+    return this.snapshot(() =>
+      this.statements.eventsAfter.all(afterId, limit).map(toTransactionEvent),
+    );
+  }
+
+  latestEventId(): number {
+    return this.snapshot(() => this.statements.latestEventId.get()?.id ?? 0);
   }
 
   /**

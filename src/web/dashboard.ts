@@ -1,0 +1,564 @@
+import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { FailedLoginLimiter } from '../connector/auth.js';
+import { EcrError, invalid, toEcrError } from '../core/errors.js';
+import { silentLogger } from '../core/logger.js';
+import { formatAmount, parseAmount } from '../core/money.js';
+import { redactPans } from '../core/pan.js';
+import type { TransactionResult } from '../core/transaction.js';
+import type { Journal, JournalRow, NotificationRow } from '../journal/journal.js';
+
+/**
+ * The web dashboard (issue 7), one page for both services: the HiPay-compatible connector and
+ * the cloud gateway. The page itself is static (`web/`, no build step, no CDN); this module
+ * serves it under `/ui/` with a strict Content-Security-Policy, and its JSON API under
+ * `/ui/api/`: a cookie session (HttpOnly, SameSite=Strict) opened with the service's own
+ * credentials, a CSRF token on every state-changing request, and live updates over
+ * server-sent events fed by the journal's change feed.
+ */
+
+/** A terminal as the dashboard shows it. */
+export interface DashboardTerminal {
+  readonly terminalId: string;
+  readonly protocol: string;
+  readonly serial: string | null;
+  readonly status: 'online' | 'offline' | 'busy';
+  /** Last heartbeat or message (ms since the epoch), when the service knows it. */
+  readonly lastHeartbeatAt: number | undefined;
+  readonly model: string | null;
+  readonly address: string | null;
+}
+
+/** What a service lends the dashboard. `who` is the signed-in scope (a merchant, or the connector). */
+export interface DashboardBackend {
+  readonly service: 'connector' | 'gateway';
+  readonly title: string;
+  readonly loginLabel: 'Login' | 'API key';
+  /** The currency of a test payment that names none. */
+  readonly currency: string;
+  readonly journal: Journal;
+  /** The scope these credentials open, or undefined. */
+  authenticate(login: string, password: string): Promise<string | undefined>;
+  terminals(who: string): DashboardTerminal[];
+  /** Calls `listener` whenever a terminal's status may have changed; returns how to stop. */
+  onTerminalsChange(listener: () => void): () => void;
+  /** May `who` see this transaction? */
+  owns(who: string, row: JournalRow): boolean;
+  /**
+   * Starts a test sale; `onClaimed` is called once it is journaled. Rejects (EcrError) for what
+   * cannot be tried (an unknown or offline terminal, a bad amount), before `onClaimed`.
+   */
+  testPayment(
+    who: string,
+    terminalId: string,
+    amount: { readonly text: string; readonly currency: string },
+    reference: string,
+    onClaimed: () => void,
+  ): Promise<TransactionResult>;
+  /** The back-office notification of a transaction (the connector's outbox), if any. */
+  notificationFor?(transactionId: number): NotificationRow | undefined;
+}
+
+export interface DashboardOptions {
+  readonly logger?: Logger;
+  /** @default 12 h */
+  readonly sessionTtlMs?: number;
+  /** How often the journal's change feed is read while a page listens. @default 250 */
+  readonly feedIntervalMs?: number;
+  readonly limiter?: FailedLoginLimiter;
+}
+
+/** The page's files, read once from the package's `web/` directory. */
+const WEB_DIR = new URL('../../web/', import.meta.url);
+const FILES: Readonly<Record<string, { file: string; type: string }>> = {
+  '/ui/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/ui/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/ui/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+};
+
+/** Strict: only the page's own script, styles and API; no inline code, no framing. */
+export const DASHBOARD_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const SECURITY_HEADERS = {
+  'content-security-policy': DASHBOARD_CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+} as const;
+
+const COOKIE = 'ecr_session';
+const MAX_SESSIONS = 10_000;
+const SSE_KEEPALIVE_MS = 15_000;
+const FEED_BATCH = 500;
+
+interface Session {
+  readonly who: string;
+  readonly csrf: string;
+  expiresAt: number;
+}
+
+function randomLetters(count: number): string {
+  const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  let text = '';
+  for (let i = 0; i < count; i++) text += letters[randomInt(letters.length)];
+  return text;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+const LoginBody = z.strictObject({
+  login: z.string().min(1, 'is required').max(256, 'must be at most 256 characters'),
+  password: z.string().min(1, 'is required').max(256, 'must be at most 256 characters'),
+});
+const ResolveBody = z.strictObject({
+  outcome: z.enum(['approved', 'declined', 'cancelled', 'failed'], {
+    error: 'must be approved, declined, cancelled or failed',
+  }),
+  reason: z
+    .string({ error: 'is required' })
+    .trim()
+    .min(3, 'is required: at least 3 characters saying what the records show')
+    .max(500, 'must be at most 500 characters'),
+});
+const TestBody = z.strictObject({
+  terminalId: z.string().min(1, 'is required').max(64, 'must be at most 64 characters'),
+  amount: z.string().min(1, 'is required').max(16, 'must be at most 16 characters'),
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be a three-letter ISO 4217 code in capitals')
+    .optional(),
+});
+const ListQuery = z.strictObject({
+  outcome: z.enum(['approved', 'declined', 'cancelled', 'failed', 'unknown']).optional(),
+  unresolved: z.enum(['true', 'false']).optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 500')
+    .optional(),
+});
+const IdParams = z.strictObject({
+  id: z.string().regex(/^\d{1,15}$/, 'must be a transaction id'),
+});
+
+function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value ?? {}, { reportInput: true });
+  if (result.success) return result.data;
+  const issue = result.error.issues[0] as z.core.$ZodIssue;
+  const field = issue.path.length === 0 ? 'body' : issue.path.join('.');
+  if (issue.code === 'unrecognized_keys')
+    throw invalid('INVALID_INPUT', issue.keys.join(', '), 'is not a field of this request');
+  throw invalid('INVALID_INPUT', field, issue.message);
+}
+
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+/** A journal row as the page's transaction JSON. */
+function transactionJson(row: JournalRow) {
+  return {
+    id: row.id,
+    reference: row.reference,
+    terminalId: row.terminalId,
+    kind: row.kind,
+    amount: formatAmount({ minor: row.amountMinor, currency: row.currency }),
+    currency: row.currency,
+    state: row.state,
+    outcome: row.outcome ?? null,
+    errorCode: row.errorCode ?? null,
+    message: row.message ?? null,
+    maskedPan: row.maskedPan ?? null,
+    cardBrand: row.cardBrand ?? null,
+    approvalCode: row.approvalCode ?? null,
+    createdAt: new Date(row.createdAt).toISOString(),
+    completedAt: iso(row.completedAt),
+  };
+}
+
+/** The receipt text of a transaction: what a slip would print, the card number masked. */
+export function receiptText(row: JournalRow, title: string): string {
+  const amount = `${formatAmount({ minor: row.amountMinor, currency: row.currency })} ${row.currency}`;
+  const lines = [
+    title,
+    `Terminal ${row.terminalId}`,
+    new Date(row.completedAt ?? row.createdAt).toISOString().replace('T', ' ').slice(0, 19),
+    `${row.kind.toUpperCase()}  ${amount}`,
+    `Reference ${row.reference}`,
+    ...(row.maskedPan === undefined ? [] : [`Card ${row.cardBrand ?? ''} ${row.maskedPan}`.trim()]),
+    ...(row.approvalCode === undefined ? [] : [`Approval ${row.approvalCode}`]),
+    `Result ${row.state.toUpperCase()}`,
+  ];
+  return redactPans(lines.join('\n'));
+}
+
+function terminalJson(t: DashboardTerminal) {
+  return {
+    terminalId: t.terminalId,
+    protocol: t.protocol,
+    serial: t.serial,
+    status: t.status,
+    statusText:
+      t.status === 'online' ? 'POS Online' : t.status === 'offline' ? 'POS Offline' : 'Busy',
+    lastHeartbeatAt: iso(t.lastHeartbeatAt),
+    model: t.model,
+    address: t.address,
+  };
+}
+
+/**
+ * Adds the dashboard to `app`: `GET /` from a browser (Accept: text/html) redirects to `/ui/`;
+ * the page and its API live under `/ui/`. The service's own routes are untouched (the connector's
+ * `POST /` stays as it is). Call before the app listens.
+ */
+export function registerDashboard(
+  app: FastifyInstance,
+  backend: DashboardBackend,
+  options: DashboardOptions = {},
+): { close(): void } {
+  const logger = (options.logger ?? silentLogger).child({ component: 'dashboard' });
+  const ttl = options.sessionTtlMs ?? 12 * 60 * 60 * 1000;
+  const limiter = options.limiter ?? new FailedLoginLimiter();
+  const sessions = new Map<string, Session>();
+  const files = new Map<string, { body: Buffer; type: string }>();
+  for (const [path, { file, type }] of Object.entries(FILES))
+    files.set(path, { body: readFileSync(new URL(file, WEB_DIR)), type });
+
+  const about = {
+    service: backend.service,
+    title: backend.title,
+    loginLabel: backend.loginLabel,
+    currency: backend.currency,
+  };
+
+  const sessionOf = (request: FastifyRequest): Session | undefined => {
+    const cookie = request.headers.cookie ?? '';
+    const match = new RegExp(`(?:^|;\\s*)${COOKIE}=([A-Za-z]{43})(?:;|$)`).exec(cookie);
+    const id = match?.[1];
+    if (id === undefined) return undefined;
+    const session = sessions.get(id);
+    if (session === undefined || session.expiresAt <= Date.now()) {
+      sessions.delete(id);
+      return undefined;
+    }
+    return session;
+  };
+  const requireSession = (request: FastifyRequest): Session => {
+    const session = sessionOf(request);
+    if (session === undefined)
+      throw new EcrError('UNAUTHORIZED', 'session: sign in first', {
+        field: 'session',
+        rule: 'a signed-in session',
+      });
+    return session;
+  };
+  /** State-changing requests: the session's CSRF token in `x-csrf-token`, from this origin. */
+  const requireCsrf = (request: FastifyRequest, session: Session): void => {
+    const token = request.headers['x-csrf-token'];
+    if (typeof token !== 'string' || !sameSecret(token, session.csrf)) {
+      throw new EcrError('UNAUTHORIZED', 'x-csrf-token: missing or wrong', {
+        field: 'x-csrf-token',
+        rule: "the session's CSRF token",
+      });
+    }
+  };
+  const sameOrigin = (request: FastifyRequest): void => {
+    const origin = request.headers.origin;
+    if (origin !== undefined && origin !== `${request.protocol}://${request.headers.host ?? ''}`) {
+      throw new EcrError('UNAUTHORIZED', 'origin: requests must come from the dashboard itself', {
+        field: 'origin',
+        rule: 'same origin',
+      });
+    }
+  };
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.url.startsWith('/ui/')) void reply.headers(SECURITY_HEADERS);
+    return payload;
+  });
+
+  // A browser asking for the service's root gets the page; API clients keep their routes.
+  app.get('/', async (request, reply) => {
+    if ((request.headers.accept ?? '').includes('text/html')) return reply.redirect('/ui/', 302);
+    throw new EcrError('NOT_FOUND', 'GET /: nothing here; the dashboard is at /ui/');
+  });
+  app.get('/ui', async (_request, reply) => reply.redirect('/ui/', 301));
+  for (const [path, file] of files) {
+    app.get(path, async (_request, reply) => reply.type(file.type).send(file.body));
+  }
+
+  const sessionJson = (session: Session) => ({
+    ...about,
+    who: session.who,
+    csrfToken: session.csrf,
+  });
+
+  app.get('/ui/api/session', async (request, reply) => {
+    const session = sessionOf(request);
+    if (session === undefined) {
+      return reply.code(401).send({
+        ...about,
+        error: { code: 'UNAUTHORIZED', message: 'session: sign in first' },
+      });
+    }
+    return sessionJson(session);
+  });
+
+  app.post('/ui/api/login', async (request, reply) => {
+    sameOrigin(request);
+    const body = parse(LoginBody, request.body);
+    const client = `${request.ip}|${createHash('sha256').update(body.login).digest('hex').slice(0, 16)}`;
+    const wait = limiter.retryAfter(client);
+    if (wait > 0) {
+      void reply.header('retry-after', String(wait));
+      throw new EcrError('RATE_LIMITED', `too many failed sign-ins: wait ${wait} s and try again`);
+    }
+    const who = await backend.authenticate(body.login, body.password);
+    if (who === undefined) {
+      limiter.recordFailure(client);
+      throw new EcrError('UNAUTHORIZED', `${backend.loginLabel.toLowerCase()}/password: wrong`, {
+        field: 'login',
+        rule: `the ${backend.service}'s ${backend.loginLabel.toLowerCase()} and password`,
+      });
+    }
+    if (sessions.size >= MAX_SESSIONS) {
+      const now = Date.now();
+      for (const [id, s] of sessions) if (s.expiresAt <= now) sessions.delete(id);
+      for (const id of sessions.keys()) {
+        if (sessions.size < MAX_SESSIONS) break;
+        sessions.delete(id);
+      }
+    }
+    const id = randomLetters(43);
+    const session: Session = { who, csrf: randomLetters(43), expiresAt: Date.now() + ttl };
+    sessions.set(id, session);
+    const secure = request.protocol === 'https' ? '; Secure' : '';
+    void reply.header(
+      'set-cookie',
+      `${COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=${Math.floor(ttl / 1000)}${secure}`,
+    );
+    logger.info({ who }, 'dashboard sign-in');
+    return sessionJson(session);
+  });
+
+  app.post('/ui/api/logout', async (request, reply) => {
+    const session = requireSession(request);
+    requireCsrf(request, session);
+    for (const [id, s] of sessions) if (s === session) sessions.delete(id);
+    return reply
+      .code(204)
+      .header('set-cookie', `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0`)
+      .send();
+  });
+
+  app.get('/ui/api/terminals', async (request) => {
+    const session = requireSession(request);
+    return { terminals: backend.terminals(session.who).map(terminalJson) };
+  });
+
+  app.get('/ui/api/transactions', async (request) => {
+    const session = requireSession(request);
+    const query = parse(ListQuery, request.query);
+    const limit = query.limit === undefined ? 100 : Number(query.limit);
+    if (limit < 1 || limit > 500)
+      throw invalid('INVALID_INPUT', 'limit', 'must be a whole number from 1 to 500');
+    // Read generously, then keep this scope's rows that pass the filter.
+    const rows = backend.journal
+      .list({ unresolved: query.unresolved === 'true', limit: Math.min(5_000, limit * 10) })
+      .filter((row) => backend.owns(session.who, row))
+      .filter((row) => query.outcome === undefined || row.state === query.outcome)
+      .slice(0, limit);
+    return { transactions: rows.map(transactionJson) };
+  });
+
+  /** A transaction of this scope, or NOT_FOUND (someone else's answers the same as none). */
+  const rowOf = (request: FastifyRequest, session: Session): JournalRow => {
+    const { id } = parse(IdParams, request.params);
+    const row = backend.journal.get(Number(id));
+    if (row === undefined || !backend.owns(session.who, row))
+      throw new EcrError('NOT_FOUND', `id: no transaction ${id}`, {
+        field: 'id',
+        rule: 'must name one of your transactions',
+      });
+    return row;
+  };
+
+  app.get('/ui/api/transactions/:id', async (request) => {
+    const session = requireSession(request);
+    const row = rowOf(request, session);
+    const notification = backend.notificationFor?.(row.id);
+    return {
+      transaction: transactionJson(row),
+      receipt: receiptText(row, backend.title),
+      timeline: backend.journal
+        .eventsOf(row.id)
+        .map((e) => ({ state: e.state, at: new Date(e.at).toISOString(), note: e.note ?? null })),
+      notifications:
+        notification === undefined
+          ? []
+          : [
+              {
+                state: notification.state,
+                attempts: notification.attempts,
+                lastAttemptAt: iso(notification.sentAt),
+                lastError: notification.lastError ?? null,
+              },
+            ],
+    };
+  });
+
+  app.post('/ui/api/transactions/:id/resolve', async (request) => {
+    const session = requireSession(request);
+    requireCsrf(request, session);
+    const row = rowOf(request, session);
+    const body = parse(ResolveBody, request.body);
+    const resolved = backend.journal.resolveByHand(
+      row.id,
+      body.outcome,
+      `${redactPans(body.reason)} (by ${session.who} in the dashboard)`,
+    );
+    if (resolved === undefined) {
+      throw new EcrError(
+        'DUPLICATE_REFERENCE',
+        `id: transaction ${row.id} is ${backend.journal.get(row.id)?.state ?? 'gone'}, not unknown: nothing changed`,
+        { field: 'id', rule: 'must name an unknown transaction' },
+      );
+    }
+    logger.warn({ who: session.who, id: row.id, outcome: body.outcome }, 'resolved by hand');
+    return { transaction: transactionJson(resolved) };
+  });
+
+  app.post('/ui/api/test-payment', async (request, reply) => {
+    const session = requireSession(request);
+    requireCsrf(request, session);
+    const body = parse(TestBody, request.body);
+    const currency = body.currency ?? backend.currency;
+    // Checked here so that a bad amount is a 400 before anything starts.
+    parseAmount(body.amount, currency);
+    const reference = `test-${randomLetters(12)}`;
+    let claimed: () => void = () => {};
+    const started = new Promise<void>((resolve) => (claimed = resolve));
+    const done = backend.testPayment(
+      session.who,
+      body.terminalId,
+      { text: body.amount, currency },
+      reference,
+      () => claimed(),
+    );
+    done.catch((error: unknown) =>
+      logger.warn({ reference, err: toEcrError(error).message }, 'test payment failed'),
+    );
+    await Promise.race([started, done]);
+    return reply.code(202).send({ reference });
+  });
+
+  // Live updates: one change-feed reader for all pages listening.
+  interface Listener {
+    readonly session: Session;
+    readonly raw: ServerResponse;
+  }
+  const listeners = new Set<Listener>();
+  let lastEventId = backend.journal.latestEventId();
+  let feed: NodeJS.Timeout | undefined;
+  const send = (listener: Listener, event: string, data: unknown) => {
+    if (listener.session.expiresAt <= Date.now()) {
+      listener.raw.end();
+      return;
+    }
+    listener.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  const sendTerminals = (listener: Listener) =>
+    send(listener, 'terminals', {
+      terminals: backend.terminals(listener.session.who).map(terminalJson),
+    });
+  const readFeed = () => {
+    try {
+      const events = backend.journal.eventsAfter(lastEventId, FEED_BATCH);
+      if (events.length === 0) return;
+      lastEventId = events[events.length - 1]?.id ?? lastEventId;
+      const touched = new Set<Listener>();
+      for (const event of events) {
+        const row = backend.journal.get(event.transactionId);
+        if (row === undefined) continue;
+        for (const listener of listeners) {
+          if (!backend.owns(listener.session.who, row)) continue;
+          touched.add(listener);
+          send(listener, 'transaction', {
+            id: row.id,
+            reference: row.reference,
+            terminalId: row.terminalId,
+            state: event.state,
+          });
+        }
+      }
+      // A transaction starting or ending makes its terminal busy or free.
+      for (const listener of touched) sendTerminals(listener);
+    } catch (error) {
+      logger.error({ err: toEcrError(error).message }, 'could not read the journal change feed');
+    }
+  };
+  const stopTerminals = backend.onTerminalsChange(() => {
+    for (const listener of listeners) sendTerminals(listener);
+  });
+
+  app.get('/ui/api/events', async (request, reply) => {
+    const session = requireSession(request);
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'content-type': 'text/event-stream; charset=utf-8',
+      connection: 'keep-alive',
+    });
+    const listener: Listener = { session, raw };
+    listeners.add(listener);
+    if (feed === undefined) {
+      lastEventId = backend.journal.latestEventId();
+      feed = setInterval(readFeed, options.feedIntervalMs ?? 250);
+      feed.unref();
+    }
+    const keepalive = setInterval(() => raw.write(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
+    keepalive.unref();
+    raw.write('retry: 2000\n\n');
+    sendTerminals(listener);
+    request.raw.once('close', () => {
+      clearInterval(keepalive);
+      listeners.delete(listener);
+      if (listeners.size === 0) {
+        clearInterval(feed);
+        feed = undefined;
+      }
+    });
+  });
+
+  return {
+    close() {
+      stopTerminals();
+      clearInterval(feed);
+      feed = undefined;
+      for (const listener of listeners) listener.raw.end();
+      listeners.clear();
+    },
+  };
+}
+
+/** A request for the dashboard (its page or API): errors answer as `{ error }` JSON. */
+export function isDashboardRequest(url: string): boolean {
+  return url === '/' || url === '/ui' || url.startsWith('/ui/');
+}
