@@ -15,7 +15,7 @@ export default tseslint.config(
   },
   {
     // Only the CLI, benches and the bin talk to a human on stdout/stderr.
-    files: ['src/cli/**', 'bench/**', 'bin/**', 'test/**'],
+    files: ['src/cli/**', 'bench/**', 'bin/**', 'test/**', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
   {

@@ -285,7 +285,8 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
       }),
       { logger, limiter },
     );
-    app.addHook('onClose', async () => dashboard.close());
+    // Before the server closes: its live streams would keep it open.
+    app.addHook('preClose', async () => dashboard.close());
   }
 
   registerApiV1(app, {

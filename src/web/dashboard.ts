@@ -558,7 +558,10 @@ export function registerDashboard(
   };
 }
 
-/** A request for the dashboard (its page or API): errors answer as `{ error }` JSON. */
+/**
+ * A request for the dashboard's page or API: its errors answer as `{ error }` JSON. Not `/`:
+ * the connector's `POST /` keeps its HiPay answers.
+ */
 export function isDashboardRequest(url: string): boolean {
-  return url === '/' || url === '/ui' || url.startsWith('/ui/');
+  return url === '/ui' || url.startsWith('/ui/');
 }
