@@ -160,6 +160,8 @@ export async function runDemo(options: DemoOptions): Promise<CommandOutput> {
     `   curl '${run}'`,
     `   Its terminals: curl -u ${gateway.key}:${gateway.password} ${gateway.url}/api/v1/terminals`,
     ``,
+    `Dashboards: ${connector.url}/ui/ (${DEMO_LOGIN} / ${DEMO_PASSWORD}) and ${gateway.url}/ui/ (the key and password above).`,
+    ``,
     `Run a payment again with the same reference: the stored result comes back, nothing is charged twice.`,
     `Then: npx ecr-bridge tx list   (connector payments: --data-dir ${config.dataDir})`,
     `Ctrl-C stops the demo.`,
