@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { EcrError } from '../core/errors.js';
 
 /** Failed Basic Auth attempts allowed per client address within the window. */
 export const DEFAULT_AUTH_FAILURES = 5;
@@ -65,4 +66,89 @@ export class FailedLoginLimiter {
     }
     entry.failures++;
   }
+}
+
+/** Failed logins one address may make in the window, whatever the logins. */
+export const DEFAULT_FAILURES_PER_ADDRESS = 50;
+
+/**
+ * Everything that signs people or programs in with a login and password goes through one of
+ * these: failures are limited per address and login (5 a minute) and per address whatever the
+ * login (50 a minute), and checks still under way count as failures — each distinct password
+ * once, so many calls with the same right password at once (a busy shop, a cold cache) are not
+ * refused. `retryAfter` says how long a refused client waits.
+ */
+export class LoginGuard {
+  private readonly perLogin: FailedLoginLimiter;
+  private readonly perAddress: FailedLoginLimiter;
+  /** Checks under way per limiter key, by password digest. */
+  private readonly checking = new Map<string, Map<string, number>>();
+
+  constructor(options: { readonly perLogin?: number; readonly perAddress?: number } = {}) {
+    this.perLogin = new FailedLoginLimiter(options.perLogin ?? DEFAULT_AUTH_FAILURES);
+    this.perAddress = new FailedLoginLimiter(options.perAddress ?? DEFAULT_FAILURES_PER_ADDRESS);
+  }
+
+  /** Seconds `address` must wait before trying `login` again, or 0. */
+  retryAfter(address: string, login: string): number {
+    return Math.max(
+      this.perLogin.retryAfter(loginKey(address, login)),
+      this.perAddress.retryAfter(`address|${address}`),
+    );
+  }
+
+  /**
+   * Runs `verify` unless the client is over its allowance (RATE_LIMITED, nothing checked).
+   * Resolves with what `verify` found; a miss (undefined) is recorded as a failure.
+   */
+  async attempt<T>(
+    address: string,
+    login: string,
+    password: string,
+    verify: () => Promise<T | undefined>,
+  ): Promise<T | undefined> {
+    const keys = [loginKey(address, login), `address|${address}`];
+    const digest = createHash('sha256').update(password, 'utf8').digest('hex');
+    // Other passwords being checked for this client count as failures; this one does not.
+    const others = (key: string) =>
+      (this.checking.get(key)?.size ?? 0) - (this.checking.get(key)?.has(digest) ? 1 : 0);
+    const wait = Math.max(
+      this.perLogin.retryAfter(keys[0] as string, others(keys[0] as string)),
+      this.perAddress.retryAfter(keys[1] as string, others(keys[1] as string)),
+    );
+    if (wait > 0) {
+      throw Object.assign(
+        new EcrError('RATE_LIMITED', `too many failed sign-ins: wait ${wait} s and try again`),
+        { retryAfter: wait },
+      );
+    }
+    this.track(keys, digest, 1);
+    let found: T | undefined;
+    try {
+      found = await verify();
+    } finally {
+      this.track(keys, digest, -1);
+    }
+    if (found === undefined) {
+      this.perLogin.recordFailure(keys[0] as string);
+      this.perAddress.recordFailure(keys[1] as string);
+    }
+    return found;
+  }
+
+  private track(keys: readonly string[], digest: string, delta: number): void {
+    for (const key of keys) {
+      const passwords = this.checking.get(key) ?? new Map<string, number>();
+      const n = (passwords.get(digest) ?? 0) + delta;
+      if (n > 0) passwords.set(digest, n);
+      else passwords.delete(digest);
+      if (passwords.size > 0) this.checking.set(key, passwords);
+      else this.checking.delete(key);
+    }
+  }
+}
+
+/** Per address and login; the login hashed, so that no key or name sits in the limiter. */
+function loginKey(address: string, login: string): string {
+  return `${address}|${createHash('sha256').update(login, 'utf8').digest('hex').slice(0, 16)}`;
 }

@@ -66,8 +66,9 @@ export function connectorDashboard(options: {
         address: driver.endpoint,
       },
     ],
-    onTerminalsChange: (listener) => activity.onChange(listener),
+    onTerminalsChange: (listener) => activity.onChange(() => listener(options.terminalId)),
     owns: () => true,
+    scope: () => ({}),
     testPayment(_who, terminalId, amount, reference, onClaimed) {
       if (terminalId !== options.terminalId) {
         return Promise.reject(

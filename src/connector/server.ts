@@ -283,7 +283,7 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
         journal: options.journal,
         activity,
       }),
-      { logger, limiter },
+      { logger },
     );
     // Before the server closes: its live streams would keep it open.
     app.addHook('preClose', async () => dashboard.close());

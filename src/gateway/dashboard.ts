@@ -35,14 +35,16 @@ export function gatewayDashboard(
       });
     },
     onTerminalsChange(listener) {
-      gateway.listener.on('online', listener);
-      gateway.listener.on('offline', listener);
+      const changed = (info: { terminalId: string }) => listener(info.terminalId);
+      gateway.listener.on('online', changed);
+      gateway.listener.on('offline', changed);
       return () => {
-        gateway.listener.off('online', listener);
-        gateway.listener.off('offline', listener);
+        gateway.listener.off('online', changed);
+        gateway.listener.off('offline', changed);
       };
     },
     owns: (who, row) => row.merchantId === who,
+    scope: (who) => ({ merchantId: who }),
     async testPayment(who, terminalId, amount, reference, onClaimed) {
       const service = gateway.serviceFor(who, terminalId);
       if (!gateway.listener.isOnline(terminalId)) {

@@ -10,6 +10,7 @@ import type { TransactionResult } from '../core/transaction.js';
 import { SemiDriver } from '../drivers/semi.js';
 import type { Journal } from '../journal/journal.js';
 import type { LinkSource } from '../transports/message-link.js';
+import { LoginGuard } from '../connector/auth.js';
 import { registerDashboard } from '../web/dashboard.js';
 import { gatewayDashboard } from './dashboard.js';
 import { buildPosApi, type PosApiOptions } from './pos-api.js';
@@ -158,13 +159,17 @@ export class Gateway {
     }).recover();
     if (recovered.length > 0)
       this.logger.warn({ count: recovered.length }, 'transactions left in flight are now unknown');
+    // One set of sign-in limits for the POS API and the dashboard: both take the merchant keys.
+    const guard = this.options.api?.guard ?? new LoginGuard();
     this.http = await buildPosApi({
       ...this.options.api,
       gateway: this,
+      guard,
       logger: this.logger,
     });
     this.dashboard = registerDashboard(this.http, gatewayDashboard(this, this.journal), {
       logger: this.logger,
+      guard,
     });
     try {
       await this.listener.start();
@@ -215,12 +220,15 @@ export class Gateway {
   list(
     merchant: string,
     terminalId: string,
-    filter: { readonly unresolved?: boolean; readonly limit?: number },
+    filter: {
+      readonly unresolved?: boolean;
+      readonly state?: TransactionResult['state'];
+      readonly limit?: number;
+    },
   ): TransactionResult[] {
     this.terminalOf(merchant, terminalId);
     return this.journal
-      .list({ ...filter, terminalId })
-      .filter((row) => row.merchantId === merchant)
+      .list({ ...filter, terminalId, merchantId: merchant })
       .map((row) => toResult(row, true));
   }
 

@@ -1,4 +1,4 @@
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -10,7 +10,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { DEFAULT_AUTH_WINDOW_MS, FailedLoginLimiter } from '../connector/auth.js';
+import { LoginGuard } from '../connector/auth.js';
 import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
@@ -26,8 +26,6 @@ export const POS_API_MAX_BODY_BYTES = 16 * 1024;
 export const POS_API_REQUEST_TIMEOUT_MS = 30_000;
 /** Its headers within this long. */
 export const POS_API_HEADERS_TIMEOUT_MS = 10_000;
-/** Failed logins one address may make a minute, whatever the keys (5 per key). */
-export const DEFAULT_FAILURES_PER_ADDRESS = 50;
 /** The version the OpenAPI document reports. */
 export const GATEWAY_VERSION = '0.1.0-ecr-bridge';
 
@@ -40,7 +38,8 @@ export interface PosApiOptions {
   readonly requestTimeoutMs?: number;
   /** @default POS_API_HEADERS_TIMEOUT_MS */
   readonly headersTimeoutMs?: number;
-  readonly limiter?: FailedLoginLimiter;
+  /** Sign-in limits, shared with the dashboard. @default a new LoginGuard */
+  readonly guard?: LoginGuard;
 }
 
 /** eConduit `command` values, and what each is here. Gift cards are not supported. */
@@ -249,7 +248,7 @@ function randomLetters(count: number): string {
 export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstance> {
   const gateway = options.gateway;
   const logger = options.logger ?? silentLogger;
-  const limiter = options.limiter ?? new FailedLoginLimiter();
+  const guard = options.guard ?? new LoginGuard();
   const requestTimeout = options.requestTimeoutMs ?? POS_API_REQUEST_TIMEOUT_MS;
   const headersTimeout = Math.min(
     options.headersTimeoutMs ?? POS_API_HEADERS_TIMEOUT_MS,
@@ -280,10 +279,8 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
           ? 409
           : ERROR_CODES[error.code].http;
     if (status === 429) {
-      void reply.header(
-        'retry-after',
-        String(Math.max(1, limiter.retryAfter(limiterKeys.get(request) ?? request.ip))),
-      );
+      const wait = (thrown as { retryAfter?: unknown }).retryAfter;
+      void reply.header('retry-after', String(typeof wait === 'number' ? wait : 1));
     }
     const own = request.url.startsWith('/api/v1/') || isDashboardRequest(request.url);
     // checkStatus exists to learn a transaction's fate: an error from it says nothing about the
@@ -305,65 +302,12 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  // Failed logins are counted per client address and API key: POS programs behind one NAT or
-  // load balancer share an address, and one misconfigured till must not lock out the others.
-  const limiterKeys = new WeakMap<FastifyRequest, string>();
-  const clientKey = (request: FastifyRequest, key: string) => {
-    const client = `${request.ip}|${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
-    limiterKeys.set(request, client);
-    return client;
-  };
-
-  /** Failed logins per address whatever the key: guessing keys is limited too. */
-  const addressLimiter = new FailedLoginLimiter(
-    DEFAULT_FAILURES_PER_ADDRESS,
-    DEFAULT_AUTH_WINDOW_MS,
-  );
-  /**
-   * Checks under way (scrypt takes tens of ms), per limiter key and password: each distinct
-   * password being checked counts as a failure until it passes. Many calls with the same right
-   * password at once (a busy shop, a cold cache) count once.
-   */
-  const checking = new Map<string, Map<string, number>>();
-  const pending = (key: string) => checking.get(key)?.size ?? 0;
-  const track = (keys: readonly string[], password: string, delta: number) => {
-    for (const key of keys) {
-      const passwords = checking.get(key) ?? new Map<string, number>();
-      const n = (passwords.get(password) ?? 0) + delta;
-      if (n > 0) passwords.set(password, n);
-      else passwords.delete(password);
-      if (passwords.size > 0) checking.set(key, passwords);
-      else checking.delete(key);
-    }
-  };
-
-  /** The merchant of a key and password, or UNAUTHORIZED / RATE_LIMITED. */
+  /** The merchant of a key and password, or UNAUTHORIZED / RATE_LIMITED (see LoginGuard). */
   const authenticate = async (request: FastifyRequest, key: string, password: string) => {
-    const client = clientKey(request, key);
-    const address = `address|${request.ip}`;
-    const digest = createHash('sha256').update(password).digest('hex');
-    // Other passwords being checked for this client count as failures; this one does not.
-    const others = (key: string) => pending(key) - (checking.get(key)?.has(digest) ? 1 : 0);
-    const wait = Math.max(
-      limiter.retryAfter(client, others(client)),
-      addressLimiter.retryAfter(address, others(address)),
+    const merchant = await guard.attempt(request.ip, key, password, () =>
+      gateway.authenticate(key, password),
     );
-    if (wait > 0) {
-      throw new EcrError(
-        'RATE_LIMITED',
-        `too many failed logins from this address: wait ${wait} s and try again`,
-      );
-    }
-    track([client, address], digest, 1);
-    let merchant: Merchant | undefined;
-    try {
-      merchant = await gateway.authenticate(key, password);
-    } finally {
-      track([client, address], digest, -1);
-    }
     if (merchant === undefined) {
-      limiter.recordFailure(client);
-      addressLimiter.recordFailure(address);
       throw new EcrError('UNAUTHORIZED', 'key/password: wrong key or password', {
         field: 'key',
         rule: 'a merchant key and its password',
@@ -594,8 +538,11 @@ function registerApiV1(
       throw invalid('INVALID_INPUT', 'limit', 'a whole number from 1 to 500');
     return {
       transactions: gateway
-        .list(merchant.name, id, { unresolved: query.unresolved === 'true', limit })
-        .filter((t) => query.outcome === undefined || t.outcome === query.outcome)
+        .list(merchant.name, id, {
+          unresolved: query.unresolved === 'true',
+          ...(query.outcome === undefined ? {} : { state: query.outcome }),
+          limit,
+        })
         .map(transactionJson),
     };
   });

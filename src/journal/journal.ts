@@ -217,6 +217,10 @@ export interface ListFilter {
   /** Only `unknown` rows and rows still in flight: what needs a person or a recovery. */
   readonly unresolved?: boolean;
   readonly terminalId?: string;
+  /** Only this merchant's rows. */
+  readonly merchantId?: string;
+  /** Only rows in this state. */
+  readonly state?: TransactionState;
   /** @default 100 */
   readonly limit?: number;
 }

@@ -480,6 +480,14 @@ export class SqliteJournal implements Journal {
       where.push('terminal_id = ?');
       params.push(filter.terminalId);
     }
+    if (filter.merchantId !== undefined) {
+      where.push('merchant_id = ?');
+      params.push(filter.merchantId);
+    }
+    if (filter.state !== undefined) {
+      where.push('state = ?');
+      params.push(filter.state);
+    }
     const sql = `SELECT * FROM transactions ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY id DESC LIMIT ?`;
     params.push(filter.limit ?? DEFAULT_LIST_LIMIT);

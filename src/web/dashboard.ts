@@ -4,7 +4,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { FailedLoginLimiter } from '../connector/auth.js';
+import { LoginGuard } from '../connector/auth.js';
 import { EcrError, invalid, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
@@ -44,10 +44,15 @@ export interface DashboardBackend {
   /** The scope these credentials open, or undefined. */
   authenticate(login: string, password: string): Promise<string | undefined>;
   terminals(who: string): DashboardTerminal[];
-  /** Calls `listener` whenever a terminal's status may have changed; returns how to stop. */
-  onTerminalsChange(listener: () => void): () => void;
+  /**
+   * Calls `listener` with the terminal whose status may have changed (undefined: any of them);
+   * returns how to stop.
+   */
+  onTerminalsChange(listener: (terminalId: string | undefined) => void): () => void;
   /** May `who` see this transaction? */
   owns(who: string, row: JournalRow): boolean;
+  /** The journal filter that keeps `who`'s rows (the gateway: its merchant's). */
+  scope(who: string): { readonly merchantId?: string };
   /**
    * Starts a test sale; `onClaimed` is called once it is journaled. Rejects (EcrError) for what
    * cannot be tried (an unknown or offline terminal, a bad amount), before `onClaimed`.
@@ -69,7 +74,8 @@ export interface DashboardOptions {
   readonly sessionTtlMs?: number;
   /** How often the journal's change feed is read while a page listens. @default 250 */
   readonly feedIntervalMs?: number;
-  readonly limiter?: FailedLoginLimiter;
+  /** Sign-in limits (the gateway shares its POS API's). @default a new LoginGuard */
+  readonly guard?: LoginGuard;
 }
 
 /** The page's files, read once from the package's `web/` directory. */
@@ -102,13 +108,25 @@ const SECURITY_HEADERS = {
 
 const COOKIE = 'ecr_session';
 const MAX_SESSIONS = 10_000;
+/** Sessions one scope (a merchant) may hold; past it its own oldest one goes. */
+const MAX_SESSIONS_PER_SCOPE = 100;
+/** Live streams one session may hold open, and all sessions together. */
+const MAX_STREAMS_PER_SESSION = 4;
+const MAX_STREAMS = 1_000;
+/** A test payment is small: at most this many minor units. */
+export const MAX_TEST_PAYMENT_MINOR = 10_000;
 const SSE_KEEPALIVE_MS = 15_000;
 const FEED_BATCH = 500;
 
 interface Session {
+  readonly id: string;
   readonly who: string;
   readonly csrf: string;
   expiresAt: number;
+  /** Live streams open. */
+  streams: number;
+  /** A test payment of this session is running. */
+  paying: boolean;
 }
 
 function randomLetters(count: number): string {
@@ -183,7 +201,7 @@ function transactionJson(row: JournalRow) {
     state: row.state,
     outcome: row.outcome ?? null,
     errorCode: row.errorCode ?? null,
-    message: row.message ?? null,
+    message: row.message === undefined ? null : redactPans(row.message),
     maskedPan: row.maskedPan ?? null,
     cardBrand: row.cardBrand ?? null,
     approvalCode: row.approvalCode ?? null,
@@ -234,7 +252,7 @@ export function registerDashboard(
 ): { close(): void } {
   const logger = (options.logger ?? silentLogger).child({ component: 'dashboard' });
   const ttl = options.sessionTtlMs ?? 12 * 60 * 60 * 1000;
-  const limiter = options.limiter ?? new FailedLoginLimiter();
+  const guard = options.guard ?? new LoginGuard();
   const sessions = new Map<string, Session>();
   const files = new Map<string, { body: Buffer; type: string }>();
   for (const [path, { file, type }] of Object.entries(FILES))
@@ -247,13 +265,16 @@ export function registerDashboard(
     currency: backend.currency,
   };
 
+  /** Signed in, not signed out, not expired, not evicted. */
+  const alive = (session: Session) =>
+    sessions.get(session.id) === session && session.expiresAt > Date.now();
   const sessionOf = (request: FastifyRequest): Session | undefined => {
     const cookie = request.headers.cookie ?? '';
     const match = new RegExp(`(?:^|;\\s*)${COOKIE}=([A-Za-z]{43})(?:;|$)`).exec(cookie);
     const id = match?.[1];
     if (id === undefined) return undefined;
     const session = sessions.get(id);
-    if (session === undefined || session.expiresAt <= Date.now()) {
+    if (session === undefined || !alive(session)) {
       sessions.delete(id);
       return undefined;
     }
@@ -280,7 +301,14 @@ export function registerDashboard(
   };
   const sameOrigin = (request: FastifyRequest): void => {
     const origin = request.headers.origin;
-    if (origin !== undefined && origin !== `${request.protocol}://${request.headers.host ?? ''}`) {
+    let host: string | undefined;
+    try {
+      host = origin === undefined ? undefined : new URL(origin).host;
+    } catch {
+      host = '';
+    }
+    // The host only: behind a TLS-terminating proxy the page is https while this server sees http.
+    if (origin !== undefined && host !== request.headers.host) {
       throw new EcrError('UNAUTHORIZED', 'origin: requests must come from the dashboard itself', {
         field: 'origin',
         rule: 'same origin',
@@ -323,30 +351,42 @@ export function registerDashboard(
   app.post('/ui/api/login', async (request, reply) => {
     sameOrigin(request);
     const body = parse(LoginBody, request.body);
-    const client = `${request.ip}|${createHash('sha256').update(body.login).digest('hex').slice(0, 16)}`;
-    const wait = limiter.retryAfter(client);
-    if (wait > 0) {
-      void reply.header('retry-after', String(wait));
-      throw new EcrError('RATE_LIMITED', `too many failed sign-ins: wait ${wait} s and try again`);
+    let who: string | undefined;
+    try {
+      who = await guard.attempt(request.ip, body.login, body.password, () =>
+        backend.authenticate(body.login, body.password),
+      );
+    } catch (error) {
+      const wait = (error as { retryAfter?: unknown }).retryAfter;
+      if (typeof wait === 'number') void reply.header('retry-after', String(wait));
+      throw error;
     }
-    const who = await backend.authenticate(body.login, body.password);
     if (who === undefined) {
-      limiter.recordFailure(client);
       throw new EcrError('UNAUTHORIZED', `${backend.loginLabel.toLowerCase()}/password: wrong`, {
         field: 'login',
         rule: `the ${backend.service}'s ${backend.loginLabel.toLowerCase()} and password`,
       });
     }
+    const mine = [...sessions.values()].filter((s) => s.who === who);
+    for (const old of mine.slice(0, Math.max(0, mine.length - MAX_SESSIONS_PER_SCOPE + 1)))
+      endSession(old);
     if (sessions.size >= MAX_SESSIONS) {
       const now = Date.now();
       for (const [id, s] of sessions) if (s.expiresAt <= now) sessions.delete(id);
-      for (const id of sessions.keys()) {
+      for (const old of sessions.values()) {
         if (sessions.size < MAX_SESSIONS) break;
-        sessions.delete(id);
+        endSession(old);
       }
     }
     const id = randomLetters(43);
-    const session: Session = { who, csrf: randomLetters(43), expiresAt: Date.now() + ttl };
+    const session: Session = {
+      id,
+      who,
+      csrf: randomLetters(43),
+      expiresAt: Date.now() + ttl,
+      streams: 0,
+      paying: false,
+    };
     sessions.set(id, session);
     const secure = request.protocol === 'https' ? '; Secure' : '';
     void reply.header(
@@ -360,7 +400,7 @@ export function registerDashboard(
   app.post('/ui/api/logout', async (request, reply) => {
     const session = requireSession(request);
     requireCsrf(request, session);
-    for (const [id, s] of sessions) if (s === session) sessions.delete(id);
+    endSession(session);
     return reply
       .code(204)
       .header('set-cookie', `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0`)
@@ -378,12 +418,14 @@ export function registerDashboard(
     const limit = query.limit === undefined ? 100 : Number(query.limit);
     if (limit < 1 || limit > 500)
       throw invalid('INVALID_INPUT', 'limit', 'must be a whole number from 1 to 500');
-    // Read generously, then keep this scope's rows that pass the filter.
     const rows = backend.journal
-      .list({ unresolved: query.unresolved === 'true', limit: Math.min(5_000, limit * 10) })
-      .filter((row) => backend.owns(session.who, row))
-      .filter((row) => query.outcome === undefined || row.state === query.outcome)
-      .slice(0, limit);
+      .list({
+        ...backend.scope(session.who),
+        unresolved: query.unresolved === 'true',
+        ...(query.outcome === undefined ? {} : { state: query.outcome }),
+        limit,
+      })
+      .filter((row) => backend.owns(session.who, row));
     return { transactions: rows.map(transactionJson) };
   });
 
@@ -406,9 +448,11 @@ export function registerDashboard(
     return {
       transaction: transactionJson(row),
       receipt: receiptText(row, backend.title),
-      timeline: backend.journal
-        .eventsOf(row.id)
-        .map((e) => ({ state: e.state, at: new Date(e.at).toISOString(), note: e.note ?? null })),
+      timeline: backend.journal.eventsOf(row.id).map((e) => ({
+        state: e.state,
+        at: new Date(e.at).toISOString(),
+        note: e.note === undefined ? null : redactPans(e.note),
+      })),
       notifications:
         notification === undefined
           ? []
@@ -449,8 +493,15 @@ export function registerDashboard(
     requireCsrf(request, session);
     const body = parse(TestBody, request.body);
     const currency = body.currency ?? backend.currency;
-    // Checked here so that a bad amount is a 400 before anything starts.
-    parseAmount(body.amount, currency);
+    // Checked here so that a bad amount is a 400 before anything starts. Test payments are
+    // small, and one at a time per session: they must not crowd out the shop's real sales.
+    parseAmount(body.amount, currency, { maxMinor: MAX_TEST_PAYMENT_MINOR });
+    if (session.paying) {
+      throw new EcrError(
+        'TERMINAL_BUSY',
+        'a test payment of yours is still running: wait for its outcome',
+      );
+    }
     const reference = `test-${randomLetters(12)}`;
     let claimed: () => void = () => {};
     const started = new Promise<void>((resolve) => (claimed = resolve));
@@ -461,9 +512,14 @@ export function registerDashboard(
       reference,
       () => claimed(),
     );
-    done.catch((error: unknown) =>
-      logger.warn({ reference, err: toEcrError(error).message }, 'test payment failed'),
-    );
+    session.paying = true;
+    done
+      .catch((error: unknown) =>
+        logger.warn({ reference, err: toEcrError(error).message }, 'test payment failed'),
+      )
+      .finally(() => {
+        session.paying = false;
+      });
     await Promise.race([started, done]);
     return reply.code(202).send({ reference });
   });
@@ -476,17 +532,27 @@ export function registerDashboard(
   const listeners = new Set<Listener>();
   let lastEventId = backend.journal.latestEventId();
   let feed: NodeJS.Timeout | undefined;
+  /** Signs a session out: its live streams end with it. */
+  function endSession(session: Session): void {
+    sessions.delete(session.id);
+    for (const listener of listeners) if (listener.session === session) listener.raw.end();
+  }
   const send = (listener: Listener, event: string, data: unknown) => {
-    if (listener.session.expiresAt <= Date.now()) {
+    if (!alive(listener.session)) {
       listener.raw.end();
       return;
     }
     listener.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
-  const sendTerminals = (listener: Listener) =>
-    send(listener, 'terminals', {
-      terminals: backend.terminals(listener.session.who).map(terminalJson),
-    });
+  /** Each scope's terminal list, made once per round however many pages listen. */
+  const terminalsOf = (cache: Map<string, unknown>, who: string) => {
+    let list = cache.get(who);
+    if (list === undefined) {
+      list = { terminals: backend.terminals(who).map(terminalJson) };
+      cache.set(who, list);
+    }
+    return list;
+  };
   const readFeed = () => {
     try {
       const events = backend.journal.eventsAfter(lastEventId, FEED_BATCH);
@@ -508,17 +574,34 @@ export function registerDashboard(
         }
       }
       // A transaction starting or ending makes its terminal busy or free.
-      for (const listener of touched) sendTerminals(listener);
+      const cache = new Map<string, unknown>();
+      for (const listener of touched)
+        send(listener, 'terminals', terminalsOf(cache, listener.session.who));
     } catch (error) {
       logger.error({ err: toEcrError(error).message }, 'could not read the journal change feed');
     }
   };
-  const stopTerminals = backend.onTerminalsChange(() => {
-    for (const listener of listeners) sendTerminals(listener);
+  const stopTerminals = backend.onTerminalsChange((terminalId) => {
+    const cache = new Map<string, unknown>();
+    for (const listener of listeners) {
+      const list = terminalsOf(cache, listener.session.who) as {
+        terminals: { terminalId: string }[];
+      };
+      // Only the scopes the terminal belongs to hear of it.
+      if (terminalId !== undefined && !list.terminals.some((t) => t.terminalId === terminalId))
+        continue;
+      send(listener, 'terminals', list);
+    }
   });
 
   app.get('/ui/api/events', async (request, reply) => {
     const session = requireSession(request);
+    if (session.streams >= MAX_STREAMS_PER_SESSION || listeners.size >= MAX_STREAMS) {
+      throw new EcrError(
+        'RATE_LIMITED',
+        `events: at most ${MAX_STREAMS_PER_SESSION} live streams per session; close a tab`,
+      );
+    }
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, {
@@ -528,18 +611,23 @@ export function registerDashboard(
     });
     const listener: Listener = { session, raw };
     listeners.add(listener);
+    session.streams++;
     if (feed === undefined) {
       lastEventId = backend.journal.latestEventId();
       feed = setInterval(readFeed, options.feedIntervalMs ?? 250);
       feed.unref();
     }
-    const keepalive = setInterval(() => raw.write(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
+    const keepalive = setInterval(() => {
+      if (alive(session)) raw.write(': keep-alive\n\n');
+      else raw.end();
+    }, SSE_KEEPALIVE_MS);
     keepalive.unref();
     raw.write('retry: 2000\n\n');
-    sendTerminals(listener);
+    send(listener, 'terminals', terminalsOf(new Map(), session.who));
     request.raw.once('close', () => {
       clearInterval(keepalive);
       listeners.delete(listener);
+      session.streams--;
       if (listeners.size === 0) {
         clearInterval(feed);
         feed = undefined;
