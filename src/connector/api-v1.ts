@@ -66,7 +66,8 @@ export const TerminalJson = z.object({
 
 const ReferenceParams = z.strictObject({ reference: z.string().min(1).max(64) });
 
-function toJson(result: TransactionResult): z.infer<typeof TransactionJson> {
+/** A transaction in the project's own JSON model (the connector's and the gateway's /api/v1). */
+export function toJson(result: TransactionResult): z.infer<typeof TransactionJson> {
   return {
     reference: result.reference,
     terminalId: result.terminalId,

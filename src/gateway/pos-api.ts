@@ -10,11 +10,11 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { toJson } from '../connector/api-v1.js';
 import { LoginGuard } from '../connector/auth.js';
 import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
-import type { TransactionService } from '../core/transaction-service.js';
 import { validateReference, type MoneyKind, type TransactionResult } from '../core/transaction.js';
 import { isDashboardRequest } from '../web/dashboard.js';
 import type { Gateway } from './gateway.js';
@@ -543,7 +543,7 @@ function registerApiV1(
           ...(query.outcome === undefined ? {} : { state: query.outcome }),
           limit,
         })
-        .map(transactionJson),
+        .map(toJson),
     };
   });
 
@@ -560,7 +560,7 @@ function registerApiV1(
         rule: 'must name a transaction of yours',
       });
     }
-    return { transactions: matches.map(transactionJson) };
+    return { transactions: matches.map(toJson) };
   });
 
   app.post('/api/v1/terminals/:id/test-transaction', async (request) => {
@@ -580,28 +580,6 @@ function registerApiV1(
       amount: parseAmount(text, gateway.currency),
     });
     gateway.metrics.transaction('Test', result.outcome, undefined);
-    return { transaction: transactionJson(result) };
+    return { transaction: toJson(result) };
   });
 }
-
-/** A transaction in the project's own model (as the connector's /api/v1 shows it). */
-export function transactionJson(result: TransactionResult) {
-  return {
-    reference: result.reference,
-    terminalId: result.terminalId,
-    kind: result.kind,
-    amount: formatAmount(result.amount),
-    currency: result.amount.currency,
-    outcome: result.outcome,
-    state: result.state,
-    ...(result.errorCode === undefined ? {} : { errorCode: result.errorCode }),
-    ...(result.message === undefined ? {} : { message: result.message }),
-    ...(result.approvalCode === undefined ? {} : { approvalCode: result.approvalCode }),
-    ...(result.maskedPan === undefined ? {} : { maskedPan: result.maskedPan }),
-    ...(result.cardBrand === undefined ? {} : { cardBrand: result.cardBrand }),
-    createdAt: result.createdAt,
-    ...(result.completedAt === undefined ? {} : { completedAt: result.completedAt }),
-  };
-}
-
-export type { TransactionService };
