@@ -144,12 +144,6 @@ export class Gateway {
     return this.listener.port;
   }
 
-  /** The HTTP app (tests inject requests into it). */
-  get app(): FastifyInstance {
-    if (this.http === undefined) throw new EcrError('INTERNAL', 'the gateway is not started');
-    return this.http;
-  }
-
   async start(): Promise<this> {
     // What a crashed gateway left in flight becomes `unknown`; registrations settle it.
     const recovered = new TransactionService({
