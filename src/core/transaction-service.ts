@@ -297,7 +297,16 @@ export class TransactionService {
           ...found,
           message: `${found.message ?? ''} when the terminal came back`,
         });
-        if (settled === undefined) return undefined;
+        if (settled === undefined) {
+          // Settled meanwhile (by hand?): the terminal's word still goes to the timeline.
+          this.noteIfContradicted(
+            latest.id,
+            found,
+            'status query when the terminal came back',
+            log,
+          );
+          return undefined;
+        }
         log.warn({ outcome: settled.state }, 'unknown transaction settled');
         return toResult(settled, true);
       }),
@@ -422,6 +431,25 @@ export class TransactionService {
         { reference: latest.reference, outcome: settled.state },
         'unknown transaction settled',
       );
+    else this.noteIfContradicted(latest.id, found, 'status query before the next transaction', log);
+  }
+
+  /**
+   * The terminal's word on a transaction that is no longer `unknown` (settled meanwhile, by hand
+   * or otherwise): when it disagrees with what is recorded, it is logged and kept in the
+   * transaction's timeline for a person to reconcile. The record itself is never overwritten.
+   */
+  private noteIfContradicted(id: number, said: DriverOutcome, source: string, log: Logger): void {
+    const current = this.journal.get(id);
+    if (current === undefined || current.state === said.outcome) return;
+    log.error(
+      { recorded: current.state, terminalSaid: said.outcome, approvalCode: said.approvalCode },
+      'the terminal contradicts the recorded outcome: reconcile',
+    );
+    this.journal.annotate(
+      id,
+      `${source}: the terminal says ${said.outcome}${said.approvalCode === undefined ? '' : ` (approval ${said.approvalCode})`}, but ${current.state} is recorded: reconcile`,
+    );
   }
 
   /**
@@ -612,13 +640,7 @@ export class TransactionService {
         log.warn({ outcome: resolved.state }, 'unknown transaction settled by a late answer');
         return;
       }
-      const current = this.journal.get(row.id);
-      if (current !== undefined && current.state !== late.outcome) {
-        log.error(
-          { recorded: current.state, terminalSaid: late.outcome, approvalCode: late.approvalCode },
-          'a late answer from the terminal contradicts the recorded outcome: reconcile',
-        );
-      }
+      this.noteIfContradicted(row.id, late, 'a late answer', log);
     } catch (error) {
       log.error({ err: toEcrError(error).message }, 'could not record a late answer');
     }

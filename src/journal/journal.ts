@@ -122,6 +122,11 @@ export interface Journal {
   eventsAfter(afterId: number, limit: number): TransactionEvent[];
   /** The id of the latest state change, 0 when there is none. */
   latestEventId(): number;
+  /**
+   * Adds a note to a transaction's timeline without changing its state (card numbers masked):
+   * what a terminal said that contradicts the recorded outcome, kept where a person will look.
+   */
+  annotate(transactionId: number, note: string): void;
   close(): void;
 }
 

@@ -163,11 +163,16 @@ interface SweepMark {
   readonly open: readonly number[];
 }
 
-/** A short error for the outbox: one line, card numbers masked, bounded. */
-function shortError(error: string): string {
+/** One line of text, card numbers masked, at most `max` characters. */
+function oneLine(text: string, max: number): string {
   // eslint-disable-next-line no-control-regex
-  const line = redactPans(error).replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
-  return line.slice(0, MAX_NOTIFICATION_ERROR_LENGTH);
+  const controls = /[\u0000-\u001f\u007f-\u009f]+/g;
+  return redactPans(text).replace(controls, ' ').slice(0, max);
+}
+
+/** A short error for the outbox. */
+function shortError(error: string): string {
+  return oneLine(error, MAX_NOTIFICATION_ERROR_LENGTH);
 }
 
 export interface SqliteJournalOptions {
@@ -264,6 +269,10 @@ export class SqliteJournal implements Journal {
       ),
       eventsAfter: db.prepare<[number, number], EventRow>(
         'SELECT * FROM transaction_events WHERE id > ? ORDER BY id LIMIT ?',
+      ),
+      annotate: db.prepare<[number, string, number]>(
+        `INSERT INTO transaction_events (transaction_id, state, at, note)
+         SELECT id, state, ?, ? FROM transactions WHERE id = ?`,
       ),
       latestEventId: db.prepare<[], { id: number }>(
         'SELECT coalesce(max(id), 0) AS id FROM transaction_events',
@@ -684,6 +693,11 @@ export class SqliteJournal implements Journal {
     return this.snapshot(() =>
       this.statements.eventsAfter.all(afterId, limit).map(toTransactionEvent),
     );
+  }
+
+  annotate(transactionId: number, note: string): void {
+    const text = oneLine(note, 500);
+    this.write(() => this.statements.annotate.run(this.now(), text, transactionId));
   }
 
   latestEventId(): number {

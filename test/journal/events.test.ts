@@ -58,6 +58,19 @@ describe('transaction events (migration 6)', () => {
     expect(journal.eventsAfter(journal.latestEventId(), 100)).toEqual([]);
   });
 
+  it('a note goes to the timeline under the current state, masked and on one line', () => {
+    const journal = new SqliteJournal({ path: join(tempDir('events-'), 'j.db') });
+    journals.push(journal);
+    const id = claimed(journal, 'E-2');
+    journal.complete(id, owner, { outcome: 'declined', message: 'DECLINED' });
+    journal.annotate(id, 'the terminal says approved\nfor card 4761739001010010: reconcile');
+    expect(journal.get(id)?.state).toBe('declined');
+    expect(journal.eventsOf(id).at(-1)).toMatchObject({
+      state: 'declined',
+      note: 'the terminal says approved for card 476173******0010: reconcile',
+    });
+  });
+
   it('a journal from before migration 6 gets what its rows still tell', () => {
     const path = join(tempDir('events-'), 'old.db');
     const db = new Database(path);
