@@ -14,6 +14,16 @@ export default tseslint.config(
     },
   },
   {
+    // The journal may answer later (PostgreSQL): a promise nobody awaits is a lost write.
+    files: ['src/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+      '@typescript-eslint/await-thenable': 'error',
+    },
+  },
+  {
     // Only the CLI, benches and the bin talk to a human on stdout/stderr.
     files: ['src/cli/**', 'bench/**', 'bin/**', 'test/**', 'scripts/**'],
     rules: { 'no-console': 'off' },

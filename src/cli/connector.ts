@@ -40,7 +40,7 @@ export async function startConnector(
   const base = chooseTerminal({ terminal: config.terminalUrl, terminalId: CONNECTOR_TERMINAL_ID });
   const choice = config.currency === undefined ? base : { ...base, currency: config.currency };
   // One payment at a time, refused at once when busy (409): a kiosk must not queue blindly.
-  const context = openContext({ dataDir: config.dataDir, logLevel, maxQueue: 0 });
+  const context = await openContext({ dataDir: config.dataDir, logLevel, maxQueue: 0 });
   const closers: (() => Promise<void>)[] = [() => context.close()];
   const close = async (): Promise<void> => {
     for (const closer of closers.splice(0).reverse()) await closer().catch(() => {});
@@ -61,7 +61,7 @@ export async function startConnector(
         ...(config.hipayPassword === undefined ? {} : { password: config.hipayPassword }),
         logger: context.logger,
       });
-      notifier.start();
+      await notifier.start();
       const started = notifier;
       closers.push(() => started.stop());
     }

@@ -20,12 +20,12 @@ export interface Context {
  * Opens the journal of a data directory, with logs in `<data-dir>/logs/ecr-bridge.log`, and
  * recovers what a crashed process left in flight (rows become `unknown`).
  */
-export function openContext(options: {
+export async function openContext(options: {
   dataDir: string;
   logLevel: string;
   /** Requests that may wait per terminal. @default DEFAULT_MAX_QUEUE */
   maxQueue?: number;
-}): Context {
+}): Promise<Context> {
   const dataDir = resolve(options.dataDir);
   let logger: Logger;
   let journal: SqliteJournal;
@@ -55,7 +55,7 @@ export function openContext(options: {
     logger,
     ...(options.maxQueue === undefined ? {} : { maxQueue: options.maxQueue }),
   });
-  service.recover();
+  await service.recover();
   return {
     dataDir,
     logger,

@@ -54,7 +54,7 @@ function demoMerchant(dataDir: string, tenants: TenantStore): { key: string; pas
 
 /** The gateway and three simulated eConduit terminals connected to it. */
 async function startDemoGateway(options: DemoOptions) {
-  const context = openContext({
+  const context = await openContext({
     dataDir: join(options.dataDir, 'gateway'),
     logLevel: options.logLevel,
   });

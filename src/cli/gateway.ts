@@ -145,7 +145,7 @@ async function withTenants<T>(
   options: CommonOptions,
   fn: (tenants: TenantStore, context: Context) => T,
 ): Promise<T> {
-  const context = openContext(options);
+  const context = await openContext(options);
   try {
     return fn(new SqliteTenantStore(context.journal), context);
   } finally {
@@ -333,7 +333,7 @@ export async function startGateway(
  */
 export async function runGatewayStart(options: GatewayStartOptions): Promise<CommandOutput> {
   const interrupted = untilInterrupted();
-  const context = openContext(options);
+  const context = await openContext(options);
   try {
     const running = await startGateway(context, options);
     const { gateway } = running;

@@ -156,7 +156,7 @@ export async function runPay(options: PayOptions): Promise<CommandOutput> {
     options.original === undefined ? undefined : validateReference(options.original, 'original');
   const terminalId = choice.terminalId;
 
-  const context = openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
+  const context = await openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
   const spinner =
     !options.json && process.stderr.isTTY ? ora({ stream: process.stderr }) : undefined;
   const started = Date.now();
@@ -230,7 +230,7 @@ export interface BatchCloseOptions extends CommonOptions {
 export async function runBatchClose(options: BatchCloseOptions): Promise<CommandOutput> {
   const choice = chooseTerminal(options);
   if (options.currency !== undefined) requireCurrency(options.currency);
-  const context = openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
+  const context = await openContext({ dataDir: options.dataDir, logLevel: options.logLevel });
   let attached: Attached | undefined;
   try {
     attached = await attachSimulator(choice);

@@ -34,7 +34,7 @@ function table(rows: readonly JournalRow[]): string {
 export async function runTxList(
   options: CommonOptions & { unresolved: boolean; limit: number },
 ): Promise<CommandOutput> {
-  const context = openContext(options);
+  const context = await openContext(options);
   try {
     const rows = context.journal.list({ unresolved: options.unresolved, limit: options.limit });
     const text =
@@ -51,7 +51,7 @@ export async function runTxList(
 
 export async function runTxShow(options: CommonOptions, reference: string): Promise<CommandOutput> {
   validateReference(reference);
-  const context = openContext(options);
+  const context = await openContext(options);
   try {
     const rows = context.journal.findByReference(reference);
     if (rows.length === 0)
@@ -105,7 +105,7 @@ export async function runTxResolve(
   if (note.length === 0 || note.length > MAX_NOTE_LENGTH || hasControlCharacters(note)) {
     throw invalid('INVALID_INPUT', 'note', `must be 1–${MAX_NOTE_LENGTH} printable characters`);
   }
-  const context = openContext(options);
+  const context = await openContext(options);
   try {
     const rows = context.journal
       .findByReference(reference)

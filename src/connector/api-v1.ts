@@ -155,7 +155,7 @@ export function registerApiV1(app: FastifyInstance, options: ApiV1Options): void
     },
     async (request, reply) => {
       const { reference } = parse(ReferenceParams, request.params);
-      const found = options.service.find(options.terminalId, reference);
+      const found = await options.service.find(options.terminalId, reference);
       if (found === undefined) {
         return reply.code(404).send({
           error: {

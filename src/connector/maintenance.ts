@@ -282,9 +282,9 @@ async function closeBatch(options: MaintenanceOptions, logger: Logger): Promise<
   }
 }
 
-function tidyJournal(journal: Journal): HousekeepingStep {
+async function tidyJournal(journal: Journal): Promise<HousekeepingStep> {
   try {
-    return { status: 'done', ...journal.housekeeping((owner) => isOwnerAlive(owner)) };
+    return { status: 'done', ...(await journal.housekeeping((owner) => isOwnerAlive(owner))) };
   } catch (error) {
     const e = toEcrError(error, 'JOURNAL_ERROR');
     return { status: 'failed', code: e.code, message: e.message };
@@ -299,7 +299,7 @@ function tidyJournal(journal: Journal): HousekeepingStep {
 export async function runMaintenance(options: MaintenanceOptions): Promise<MaintenanceReport> {
   const logger = options.logger ?? silentLogger;
   const batchClose = await closeBatch(options, logger);
-  const housekeeping = tidyJournal(options.journal);
+  const housekeeping = await tidyJournal(options.journal);
   return {
     ok: batchClose.status !== 'failed' && housekeeping.status !== 'failed',
     batchClose,

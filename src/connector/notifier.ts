@@ -272,11 +272,11 @@ export class Notifier {
   async notify(transactionId: number, waitMs: number): Promise<NotifyResult> {
     if (!Number.isSafeInteger(waitMs) || waitMs < 0 || waitMs > MAX_TIMER_MS)
       throw invalid('INVALID_INPUT', 'waitMs', `must be a whole number from 0 to ${MAX_TIMER_MS}`);
-    const transaction = this.journal.get(transactionId);
+    const transaction = await this.journal.get(transactionId);
     if (transaction === undefined)
       throw new EcrError('NOT_FOUND', `no transaction ${transactionId} to notify`);
     if (!NOTIFIED.has(transaction.state)) return { sent: false, attempts: 0 };
-    const notification = this.journal.enqueueNotification(transactionId);
+    const notification = await this.journal.enqueueNotification(transactionId);
     if (notification.state === 'sent') return { sent: true, attempts: notification.attempts };
     let delivery = this.inFlight.get(notification.id);
     if (
@@ -287,7 +287,7 @@ export class Notifier {
       delivery = this.deliver(notification);
     }
     if (delivery !== undefined && waitMs > 0) await within(delivery, waitMs);
-    const now = this.journal.notificationFor(transactionId) ?? notification;
+    const now = (await this.journal.notificationFor(transactionId)) ?? notification;
     return {
       sent: now.state === 'sent',
       attempts: now.attempts + (this.inFlight.has(now.id) ? 1 : 0),
@@ -302,16 +302,23 @@ export class Notifier {
    * next one waits a random delay in [0, min(retryMaxMs, retryBaseMs·2^(n-1))] (full jitter).
    * The timer does not keep the process alive. Throws JOURNAL_ERROR when the first sweep fails.
    */
-  start(): void {
+  async start(): Promise<void> {
     if (this.state === 'running') return;
-    const created = this.journal.enqueueMissingNotifications();
+    const before = this.state;
+    this.state = 'running';
+    let created: NotificationRow[];
+    try {
+      created = await this.journal.enqueueMissingNotifications();
+    } catch (error) {
+      this.state = before;
+      throw error;
+    }
     if (created.length > 0)
       this.logger.warn(
         { count: created.length },
         'transactions that happened had no notification: enqueued',
       );
-    this.state = 'running';
-    this.schedule(0);
+    if (this.state === 'running') this.schedule(0);
   }
 
   /** Stops the loop and waits for the POSTs in flight to end and be recorded (bounded by requestTimeoutMs). */
@@ -323,19 +330,22 @@ export class Notifier {
   }
 
   private schedule(delayMs: number): void {
-    this.timer = setTimeout(() => this.tick(), delayMs);
+    this.timer = setTimeout(() => void this.tick(), delayMs);
     this.timer.unref();
   }
 
-  private tick(): void {
+  private async tick(): Promise<void> {
     this.timer = undefined;
     if (this.state !== 'running') return;
     try {
-      const created = this.journal.enqueueMissingNotifications();
+      const created = await this.journal.enqueueMissingNotifications();
       if (created.length > 0)
         this.logger.info({ count: created.length }, 'newly settled transactions enqueued');
       if (this.inFlight.size < this.batchSize) {
-        const due = this.journal.dueNotifications(Date.now(), this.batchSize + this.inFlight.size);
+        const due = await this.journal.dueNotifications(
+          Date.now(),
+          this.batchSize + this.inFlight.size,
+        );
         for (const notification of due) {
           if (this.inFlight.size >= this.batchSize) break;
           if (!this.inFlight.has(notification.id)) void this.deliver(notification);
@@ -344,7 +354,7 @@ export class Notifier {
     } catch (error) {
       this.logger.error({ err: toEcrError(error).message }, 'notification loop: journal error');
     }
-    this.schedule(this.pollIntervalMs);
+    if (this.state === 'running') this.schedule(this.pollIntervalMs);
   }
 
   /** One POST of one notification, tracked so that it is never in flight twice here. */
@@ -378,7 +388,7 @@ export class Notifier {
       outcome = this.failure(describeFailure(error, this.requestTimeoutMs), attempt);
     }
     try {
-      const row = this.journal.recordNotificationAttempt(notification.id, outcome);
+      const row = await this.journal.recordNotificationAttempt(notification.id, outcome);
       if (row.state === 'sent')
         log.info({ attempts: row.attempts }, 'the back office acknowledged the notification');
       else
@@ -402,7 +412,7 @@ export class Notifier {
 
   /** POSTs the notification; resolves with the HTTP status, never reading the answer's body. */
   private async post(notification: NotificationRow): Promise<number> {
-    const transaction = this.journal.get(notification.transactionId);
+    const transaction = await this.journal.get(notification.transactionId);
     if (transaction === undefined) throw new PayloadError('PAYLOAD_ERROR: transaction missing');
     const headers: Record<string, string> = {
       'content-type': 'application/json',

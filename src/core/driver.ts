@@ -58,11 +58,11 @@ export interface BatchTotals {
 export interface ExecuteOptions {
   signal?: AbortSignal;
   /**
-   * Called synchronously right before the first byte of the request is written, after the link
-   * is up. The service journals `sent` here; if it throws, the driver sends nothing and the
-   * outcome is `failed`. Everything before this call is certainly not a charge.
+   * Called right before the first byte of the request is written, after the link is up, and
+   * awaited. The service journals `sent` here; if it throws (or rejects), the driver sends
+   * nothing and the outcome is `failed`. Everything before this call is certainly not a charge.
    */
-  beforeSend?: () => void;
+  beforeSend?: () => void | Promise<void>;
   /**
    * Called at most once, later, when the terminal answers a request that `execute` already
    * reported as `unknown` because no answer came in time: the late answer settles it.

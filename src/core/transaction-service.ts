@@ -140,8 +140,8 @@ export class TransactionService {
    * Marks rows a crashed process left `received`/`sent` as `unknown` (never `failed`, never
    * retried). Call once at start-up; returns what it changed.
    */
-  recover(): JournalRow[] {
-    const recovered = this.journal.recoverOrphans((owner) => this.isAlive(owner));
+  async recover(): Promise<JournalRow[]> {
+    const recovered = await this.journal.recoverOrphans((owner) => this.isAlive(owner));
     for (const row of recovered) {
       this.logger.warn(
         { reference: row.reference, terminalId: row.terminalId, id: row.id },
@@ -168,9 +168,9 @@ export class TransactionService {
     const valid = validatePaymentRequest(request, this.maxAmountMinor);
     const { reference, amount } = valid;
     terminal.driver.validate(valid);
-    const original = this.original(terminalId, valid);
+    const original = await this.original(terminalId, valid);
 
-    const claim = this.journal.claim({
+    const claim = await this.journal.claim({
       merchantId: this.merchantId,
       terminalId,
       reference,
@@ -229,8 +229,8 @@ export class TransactionService {
   }
 
   /** The stored transaction for a reference on a terminal, if any. */
-  find(terminalId: string, reference: string): TransactionResult | undefined {
-    const row = this.journal.find({ merchantId: this.merchantId, terminalId, reference });
+  async find(terminalId: string, reference: string): Promise<TransactionResult | undefined> {
+    const row = await this.journal.find({ merchantId: this.merchantId, terminalId, reference });
     return row === undefined || !isFinal(row.state) ? undefined : toResult(row, true);
   }
 
@@ -263,8 +263,8 @@ export class TransactionService {
   async reconcile(terminalId: string): Promise<TransactionResult | undefined> {
     const { driver, queue } = this.terminal(terminalId);
     const query = driver.queryOutcome;
-    const unknownLatest = () => {
-      const latest = this.journal.latestSentBefore(
+    const unknownLatest = async (): Promise<JournalRow | undefined> => {
+      const latest = await this.journal.latestSentBefore(
         this.merchantId,
         terminalId,
         Number.MAX_SAFE_INTEGER,
@@ -272,13 +272,13 @@ export class TransactionService {
       return latest?.state === 'unknown' ? latest : undefined;
     };
     // The common case, a terminal with nothing unsettled, takes no lock.
-    if (query === undefined || unknownLatest() === undefined) return undefined;
+    if (query === undefined || (await unknownLatest()) === undefined) return undefined;
     return queue.run(() =>
       this.withTerminalLock(driver.endpoint, undefined, async () => {
-        const latest = unknownLatest();
+        const latest = await unknownLatest();
         if (latest === undefined) return undefined;
         const log = this.logger.child({ terminalId, reference: latest.reference });
-        const found = this.provenNotCharged(
+        const found = await this.provenNotCharged(
           await query.call(
             driver,
             { reference: latest.reference, sentAt: latest.updatedAt },
@@ -293,13 +293,13 @@ export class TransactionService {
           );
           return undefined;
         }
-        const settled = this.journal.resolveUnknown(latest.id, {
+        const settled = await this.journal.resolveUnknown(latest.id, {
           ...found,
           message: `${found.message ?? ''} when the terminal came back`,
         });
         if (settled === undefined) {
           // Settled meanwhile (by hand?): the terminal's word still goes to the timeline.
-          this.noteIfContradicted(
+          await this.noteIfContradicted(
             latest.id,
             found,
             'status query when the terminal came back',
@@ -315,12 +315,18 @@ export class TransactionService {
 
   /**
    * The journaled transaction a void, capture, tip adjust or linked refund applies to: it must
-   * exist on the same terminal and be approved. Refused (nothing journaled) otherwise.
+   * exist on the same terminal and be approved. Refused (nothing journaled) otherwise. With
+   * `claimedAs`, the check again under the terminal's lock, counting only follow-ups claimed
+   * before this one: two refunds racing through different processes cannot both pass.
    */
-  private original(terminalId: string, request: PaymentRequest): OriginalTransaction | undefined {
+  private async original(
+    terminalId: string,
+    request: PaymentRequest,
+    claimedAs?: number,
+  ): Promise<OriginalTransaction | undefined> {
     const reference = request.originalReference;
     if (reference === undefined) return undefined;
-    const row = this.journal.find({ merchantId: this.merchantId, terminalId, reference });
+    const row = await this.journal.find({ merchantId: this.merchantId, terminalId, reference });
     if (row === undefined) {
       if (!KINDS_NEEDING_ORIGINAL.has(request.kind)) return undefined;
       throw new EcrError(
@@ -339,10 +345,10 @@ export class TransactionService {
       );
     }
     const amount = { minor: row.amountMinor, currency: row.currency };
-    const followUps = this.journal
-      .followUpsOf(this.merchantId, terminalId, reference)
+    const followUps = (await this.journal.followUpsOf(this.merchantId, terminalId, reference))
       // A retry of this very request is not a follow-up of its own: it gets the stored result.
       .filter((f) => f.reference !== request.reference)
+      .filter((f) => claimedAs === undefined || f.id < claimedAs)
       .filter((f) => f.state === 'approved' || f.state === 'unknown' || !isFinal(f.state));
     if (followUps.some((f) => f.kind === 'void')) {
       throw invalid(
@@ -400,10 +406,14 @@ export class TransactionService {
     log: Logger,
   ): Promise<void> {
     if (driver.queryOutcome === undefined) return;
-    const latest = this.journal.latestSentBefore(this.merchantId, current.terminalId, current.id);
+    const latest = await this.journal.latestSentBefore(
+      this.merchantId,
+      current.terminalId,
+      current.id,
+    );
     if (latest?.state !== 'unknown') return;
     // `updatedAt` is when it became unknown: surely after it was sent.
-    const found = this.provenNotCharged(
+    const found = await this.provenNotCharged(
       await driver.queryOutcome({ reference: latest.reference, sentAt: latest.updatedAt }),
       latest,
     );
@@ -422,7 +432,7 @@ export class TransactionService {
       );
       return;
     }
-    const settled = this.journal.resolveUnknown(latest.id, {
+    const settled = await this.journal.resolveUnknown(latest.id, {
       ...found,
       message: `${found.message ?? ''} before the next transaction`,
     });
@@ -431,7 +441,13 @@ export class TransactionService {
         { reference: latest.reference, outcome: settled.state },
         'unknown transaction settled',
       );
-    else this.noteIfContradicted(latest.id, found, 'status query before the next transaction', log);
+    else
+      await this.noteIfContradicted(
+        latest.id,
+        found,
+        'status query before the next transaction',
+        log,
+      );
   }
 
   /**
@@ -439,14 +455,19 @@ export class TransactionService {
    * or otherwise): when it disagrees with what is recorded, it is logged and kept in the
    * transaction's timeline for a person to reconcile. The record itself is never overwritten.
    */
-  private noteIfContradicted(id: number, said: DriverOutcome, source: string, log: Logger): void {
-    const current = this.journal.get(id);
+  private async noteIfContradicted(
+    id: number,
+    said: DriverOutcome,
+    source: string,
+    log: Logger,
+  ): Promise<void> {
+    const current = await this.journal.get(id);
     if (current === undefined || current.state === said.outcome) return;
     log.error(
       { recorded: current.state, terminalSaid: said.outcome, approvalCode: said.approvalCode },
       'the terminal contradicts the recorded outcome: reconcile',
     );
-    this.journal.annotate(
+    await this.journal.annotate(
       id,
       `${source}: the terminal says ${said.outcome}${said.approvalCode === undefined ? '' : ` (approval ${said.approvalCode})`}, but ${current.state} is recorded: reconcile`,
     );
@@ -457,10 +478,10 @@ export class TransactionService {
    * completed only if that transaction is ours and older: then nothing ran after `target`. One
    * this journal does not know (another POS, a truncated reference) proves nothing: `unknown`.
    */
-  private provenNotCharged(found: DriverOutcome, target: JournalRow): DriverOutcome {
+  private async provenNotCharged(found: DriverOutcome, target: JournalRow): Promise<DriverOutcome> {
     const last = found.details?.lastReference;
     if (found.outcome !== 'failed' || typeof last !== 'string') return found;
-    const row = this.journal.find({
+    const row = await this.journal.find({
       merchantId: this.merchantId,
       terminalId: target.terminalId,
       reference: last,
@@ -495,11 +516,13 @@ export class TransactionService {
   ): Promise<TransactionResult> {
     if (this.driving++ === 0) {
       this.heartbeat = setInterval(() => {
-        try {
-          this.journal.heartbeat(this.owner);
-        } catch (error) {
-          this.logger.error({ err: toEcrError(error).message }, 'heartbeat could not be written');
-        }
+        void (async () => {
+          try {
+            await this.journal.heartbeat(this.owner);
+          } catch (error) {
+            this.logger.error({ err: toEcrError(error).message }, 'heartbeat could not be written');
+          }
+        })();
       }, HEARTBEAT_INTERVAL_MS);
       this.heartbeat.unref();
     }
@@ -522,6 +545,7 @@ export class TransactionService {
     try {
       outcome = await terminal.queue.run(() =>
         this.withTerminalLock(terminal.driver.endpoint, options.signal, async () => {
+          await this.original(row.terminalId, request, row.id);
           await this.settleEarlier(terminal.driver, row, log);
           log.info(
             { kind: request.kind, amount: formatMoney(request.amount) },
@@ -532,18 +556,18 @@ export class TransactionService {
             { ...request, wireId },
             {
               ...(options.signal === undefined ? {} : { signal: options.signal }),
-              beforeSend: () => {
-                this.journal.markSent(row.id, this.owner);
+              beforeSend: async () => {
+                await this.journal.markSent(row.id, this.owner);
                 sentAt = Date.now();
               },
-              onLateOutcome: (late) => this.settleLate(row, late, log),
+              onLateOutcome: (late) => void this.settleLate(row, late, log),
             },
           );
           if (first.outcome !== 'unknown' || terminal.driver.queryOutcome === undefined)
             return first;
           // Invariant 1: never sent again; the terminal's status query says what happened.
           log.warn({ err: first.message }, 'outcome not seen: asking the terminal');
-          const found = this.provenNotCharged(
+          const found = await this.provenNotCharged(
             await terminal.driver.queryOutcome(
               { reference: row.reference, wireId, sentAt: sentAt ?? Date.now() },
               { patient: true },
@@ -565,7 +589,7 @@ export class TransactionService {
       // `unknown`, or a journal we cannot read all mean it may have.
       let sent = true;
       try {
-        sent = this.journal.get(row.id)?.state !== 'received';
+        sent = (await this.journal.get(row.id))?.state !== 'received';
       } catch {
         sent = true;
       }
@@ -576,7 +600,7 @@ export class TransactionService {
       };
       if (error.code === 'INTERNAL') log.error({ err: thrown }, 'driver failed unexpectedly');
     }
-    const stored = this.store(row, outcome, log);
+    const stored = await this.store(row, outcome, log);
     log.info({ outcome: stored.state, errorCode: stored.errorCode }, 'transaction completed');
     return toResult(stored, false);
   }
@@ -586,9 +610,9 @@ export class TransactionService {
    * a crashed one and made it `unknown` meanwhile, the terminal's answer still settles it: the
    * outcome is never dropped.
    */
-  private store(row: JournalRow, outcome: DriverOutcome, log: Logger): JournalRow {
+  private async store(row: JournalRow, outcome: DriverOutcome, log: Logger): Promise<JournalRow> {
     try {
-      return this.journal.complete(row.id, this.owner, outcome);
+      return await this.journal.complete(row.id, this.owner, outcome);
     } catch (error) {
       // First of all, the terminal's word goes to the log: whatever fails next, it is not lost.
       log.error(
@@ -603,7 +627,8 @@ export class TransactionService {
       );
       let settled: JournalRow | undefined;
       try {
-        settled = this.journal.resolveUnknown(row.id, outcome) ?? this.journal.get(row.id);
+        settled =
+          (await this.journal.resolveUnknown(row.id, outcome)) ?? (await this.journal.get(row.id));
       } catch (again) {
         log.error({ err: toEcrError(again).message }, 'the journal is unusable');
       }
@@ -628,9 +653,9 @@ export class TransactionService {
   }
 
   /** The terminal answered after all: an `unknown` row gets its real outcome. */
-  private settleLate(row: JournalRow, late: DriverOutcome, log: Logger): void {
+  private async settleLate(row: JournalRow, late: DriverOutcome, log: Logger): Promise<void> {
     try {
-      const resolved = this.journal.resolveUnknown(row.id, {
+      const resolved = await this.journal.resolveUnknown(row.id, {
         ...late,
         message: [late.message, 'settled by a late answer from the terminal']
           .filter(Boolean)
@@ -640,7 +665,7 @@ export class TransactionService {
         log.warn({ outcome: resolved.state }, 'unknown transaction settled by a late answer');
         return;
       }
-      this.noteIfContradicted(row.id, late, 'a late answer', log);
+      await this.noteIfContradicted(row.id, late, 'a late answer', log);
     } catch (error) {
       log.error({ err: toEcrError(error).message }, 'could not record a late answer');
     }
@@ -653,7 +678,7 @@ export class TransactionService {
     fn: () => Promise<T>,
   ): Promise<T> {
     const deadline = Date.now() + this.lockWaitMs;
-    while (!this.journal.tryLockTerminal(terminalId, this.owner, (o) => this.isAlive(o))) {
+    while (!(await this.journal.tryLockTerminal(terminalId, this.owner, (o) => this.isAlive(o)))) {
       if (signal?.aborted === true)
         throw new EcrError('ABORTED', 'cancelled while waiting for the terminal');
       if (Date.now() >= deadline) {
@@ -667,7 +692,7 @@ export class TransactionService {
       return await fn();
     } finally {
       try {
-        this.journal.unlockTerminal(terminalId, this.owner);
+        await this.journal.unlockTerminal(terminalId, this.owner);
       } catch (error) {
         // Never let the lock hide the outcome; a lock left behind is taken over once we are gone.
         this.logger.error(
@@ -700,7 +725,7 @@ export class TransactionService {
     for (;;) {
       if (signal?.aborted === true) throw stopped();
       await sleep(this.pollIntervalMs);
-      const current = this.journal.get(row.id);
+      const current = await this.journal.get(row.id);
       if (current === undefined)
         throw new EcrError('JOURNAL_ERROR', `transaction ${row.id} disappeared`);
       if (isFinal(current.state)) return toResult(current, true);
@@ -709,7 +734,7 @@ export class TransactionService {
           ? undefined
           : { pid: current.ownerPid, token: current.ownerToken };
       if (owner === undefined || !this.isAlive(owner)) {
-        this.recover();
+        await this.recover();
         continue;
       }
       if (Date.now() >= deadline) {

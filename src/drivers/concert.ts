@@ -321,14 +321,17 @@ export class ConcertDriver implements TerminalDriver {
             : { outcome: 'failed', errorCode: 'LINK_LOST', message: `not sent: ${why}` },
         );
       });
-      try {
-        options.beforeSend?.();
-      } catch (error) {
-        const e = toEcrError(error, 'JOURNAL_ERROR');
-        finish({ outcome: 'failed', errorCode: e.code, message: `not sent: ${e.message}` });
-        return;
-      }
-      session.send(frame);
+      void (async () => {
+        try {
+          await options.beforeSend?.();
+        } catch (error) {
+          const e = toEcrError(error, 'JOURNAL_ERROR');
+          finish({ outcome: 'failed', errorCode: e.code, message: `not sent: ${e.message}` });
+          return;
+        }
+        // The link may have closed while the journal wrote: then nothing was sent.
+        if (!settled) session.send(frame);
+      })();
     });
   }
 

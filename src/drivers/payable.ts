@@ -167,7 +167,7 @@ export class PayableDriver implements TerminalDriver {
       ...(request.receiptSms === undefined ? {} : { receiptSms: request.receiptSms }),
     });
     try {
-      options.beforeSend?.();
+      await options.beforeSend?.();
     } catch (error) {
       const e = toEcrError(error, 'JOURNAL_ERROR');
       return { outcome: 'failed', errorCode: e.code, message: `not sent: ${e.message}` };

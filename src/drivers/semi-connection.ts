@@ -36,6 +36,8 @@ interface Pending {
  */
 export class SemiConnection {
   private pending: Pending | undefined;
+  /** True while `beforeSend` of the next request runs: the link is taken. */
+  private preparing = false;
 
   constructor(
     private readonly link: MessageLink,
@@ -58,30 +60,38 @@ export class SemiConnection {
 
   /** True while a request waits for its answer. */
   get busy(): boolean {
-    return this.pending !== undefined;
+    return this.pending !== undefined || this.preparing;
   }
 
   /**
    * Sends `request` and resolves with its answer or with why none came within `timeoutMs`.
-   * `beforeSend` runs synchronously right before the first byte; if it throws, nothing is sent
-   * and the error propagates.
+   * `beforeSend` is awaited right before the first byte; if it throws, nothing is sent and the
+   * error propagates.
    */
-  exchange(
+  async exchange(
     request: SemiRequest,
     timeoutMs: number,
-    beforeSend?: () => void,
+    beforeSend?: () => void | Promise<void>,
   ): Promise<SemiExchange> {
-    if (this.pending !== undefined)
+    if (this.pending !== undefined || this.preparing)
       throw new EcrError('INTERNAL', 'two requests in flight on one SEMI link');
     const frame = encodeRequest(request);
-    if (!this.link.isOpen) {
-      return Promise.resolve({
-        type: 'no-answer',
-        sent: false,
-        error: new EcrError('LINK_LOST', `link to ${this.link.remote} is closed`),
-      });
+    const closed = (): SemiExchange => ({
+      type: 'no-answer',
+      sent: false,
+      error: new EcrError('LINK_LOST', `link to ${this.link.remote} is closed`),
+    });
+    if (!this.link.isOpen) return closed();
+    if (beforeSend !== undefined) {
+      this.preparing = true;
+      try {
+        await beforeSend();
+      } finally {
+        this.preparing = false;
+      }
+      // The link may have dropped while the journal wrote: then nothing left.
+      if (!this.link.isOpen) return closed();
     }
-    beforeSend?.();
     const answered = new Promise<SemiExchange>((resolve) => {
       const timer = setTimeout(() => {
         this.fail(new EcrError('TIMEOUT', `no answer within ${timeoutMs} ms`));

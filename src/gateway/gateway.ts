@@ -146,7 +146,7 @@ export class Gateway {
 
   async start(): Promise<this> {
     // What a crashed gateway left in flight becomes `unknown`; registrations settle it.
-    const recovered = new TransactionService({
+    const recovered = await new TransactionService({
       journal: this.journal,
       logger: this.logger,
       owner: this.owner,
@@ -204,14 +204,18 @@ export class Gateway {
    * A merchant's transaction in whatever state, read from the journal (no driver needed: a
    * terminal of a type this gateway no longer serves still shows its history).
    */
-  lookup(merchant: string, terminalId: string, reference: string): TransactionResult | undefined {
+  async lookup(
+    merchant: string,
+    terminalId: string,
+    reference: string,
+  ): Promise<TransactionResult | undefined> {
     this.terminalOf(merchant, terminalId);
-    const row = this.journal.find({ merchantId: merchant, terminalId, reference });
+    const row = await this.journal.find({ merchantId: merchant, terminalId, reference });
     return row === undefined ? undefined : toResult(row, true);
   }
 
   /** A merchant's transactions on one of its terminals, newest first. */
-  list(
+  async list(
     merchant: string,
     terminalId: string,
     filter: {
@@ -219,11 +223,10 @@ export class Gateway {
       readonly state?: TransactionResult['state'];
       readonly limit?: number;
     },
-  ): TransactionResult[] {
+  ): Promise<TransactionResult[]> {
     this.terminalOf(merchant, terminalId);
-    return this.journal
-      .list({ ...filter, terminalId, merchantId: merchant })
-      .map((row) => toResult(row, true));
+    const rows = await this.journal.list({ ...filter, terminalId, merchantId: merchant });
+    return rows.map((row) => toResult(row, true));
   }
 
   /** Binds a merchant's refID to a terminal (see TenantStore.bindReference). */

@@ -349,7 +349,7 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     let amountText = input.amount;
     if (amountText === undefined && kind === 'void') {
       // A void moves the original's amount: eConduit clients may leave it out.
-      const original = gateway.lookup(merchant.name, input.terminalId, input.refID);
+      const original = await gateway.lookup(merchant.name, input.terminalId, input.refID);
       amountText = original === undefined ? undefined : formatAmount(original.amount);
     }
     if (amountText === undefined) throw invalid('INVALID_AMOUNT', 'amount', 'is required');
@@ -364,7 +364,7 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     const amount = parseAmount(amountText, gateway.currency, { allowZero: kind === 'tip-adjust' });
     if (
       !gateway.listener.isOnline(input.terminalId) &&
-      gateway.lookup(merchant.name, input.terminalId, reference) === undefined
+      (await gateway.lookup(merchant.name, input.terminalId, reference)) === undefined
     ) {
       // Nothing journaled: a retry once the terminal is back is a first attempt.
       throw new EcrError(
@@ -409,7 +409,9 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     const reference = referenceOf(command, input.refID);
     const terminalId = input.terminalId ?? gateway.referenceTerminal(merchant.name, input.refID);
     const found =
-      terminalId === undefined ? undefined : gateway.lookup(merchant.name, terminalId, reference);
+      terminalId === undefined
+        ? undefined
+        : await gateway.lookup(merchant.name, terminalId, reference);
     // `INV-1:void` is the void of INV-1 only when it is a void (a refID holds no ':').
     if (terminalId !== undefined && found !== undefined && found.kind === COMMANDS[command].kind) {
       // Ask the terminal in the background; this answer says what is known now.
@@ -537,23 +539,24 @@ function registerApiV1(
     if (limit < 1 || limit > 500)
       throw invalid('INVALID_INPUT', 'limit', 'a whole number from 1 to 500');
     return {
-      transactions: gateway
-        .list(merchant.name, id, {
+      transactions: (
+        await gateway.list(merchant.name, id, {
           unresolved: query.unresolved === 'true',
           ...(query.outcome === undefined ? {} : { state: query.outcome }),
           limit,
         })
-        .map(toJson),
+      ).map(toJson),
     };
   });
 
   app.get('/api/v1/transactions/:refId', async (request) => {
     const merchant = await merchantOf(request);
     const { refId } = parseFields(z.object({ refId: z.string().min(1).max(64) }), request.params);
-    const matches = gateway.terminalsOf(merchant.name).flatMap((t) => {
-      const found = gateway.lookup(merchant.name, t.terminalId, refId);
-      return found === undefined ? [] : [found];
-    });
+    const matches: TransactionResult[] = [];
+    for (const t of gateway.terminalsOf(merchant.name)) {
+      const found = await gateway.lookup(merchant.name, t.terminalId, refId);
+      if (found !== undefined) matches.push(found);
+    }
     if (matches.length === 0) {
       throw new EcrError('NOT_FOUND', `refId: no transaction ${refId}`, {
         field: 'refId',

@@ -7,6 +7,9 @@ import type {
   TransactionState,
 } from '../core/transaction.js';
 
+/** A value, or a promise of it: the SQLite journal answers at once, the PostgreSQL one later. */
+export type Awaitable<T> = T | Promise<T>;
+
 /**
  * The durable store behind TransactionService. The embedded implementation is SQLite
  * (`sqlite-journal.ts`); a multi-node gateway gets a PostgreSQL one with the same interface.
@@ -19,16 +22,16 @@ export interface Journal {
    * reference) decides. Returns `claimed` with a fresh wire id when the row is new and this
    * caller must drive the terminal, otherwise the `existing` row, whatever its state.
    */
-  claim(input: ClaimInput): ClaimResult;
+  claim(input: ClaimInput): Awaitable<ClaimResult>;
   /** `received → sent`, right before the first byte goes to the terminal. */
-  markSent(id: number, owner: Owner): void;
+  markSent(id: number, owner: Owner): Awaitable<void>;
   /** Writes the outcome of the attempt `owner` holds. */
-  complete(id: number, owner: Owner, outcome: DriverOutcome): JournalRow;
+  complete(id: number, owner: Owner, outcome: DriverOutcome): Awaitable<JournalRow>;
   /**
    * `unknown → outcome`, when the terminal's own answer arrives after all (a late answer, or a
    * status query). Returns the row, or undefined when it was not `unknown`.
    */
-  resolveUnknown(id: number, outcome: DriverOutcome): JournalRow | undefined;
+  resolveUnknown(id: number, outcome: DriverOutcome): Awaitable<JournalRow | undefined>;
   /**
    * `unknown → outcome` recorded by a person after reconciling. Only the state and the message
    * change (the message keeps what was known before); every other column stays as evidence.
@@ -38,12 +41,12 @@ export interface Journal {
     id: number,
     outcome: Exclude<Outcome, 'unknown'>,
     note: string,
-  ): JournalRow | undefined;
-  get(id: number): JournalRow | undefined;
-  find(key: TransactionKey): JournalRow | undefined;
+  ): Awaitable<JournalRow | undefined>;
+  get(id: number): Awaitable<JournalRow | undefined>;
+  find(key: TransactionKey): Awaitable<JournalRow | undefined>;
   /** Every row with this reference, across terminals and merchants, newest first. */
-  findByReference(reference: string): JournalRow[];
-  list(filter?: ListFilter): JournalRow[];
+  findByReference(reference: string): Awaitable<JournalRow[]>;
+  list(filter?: ListFilter): Awaitable<JournalRow[]>;
   /**
    * The newest row of a terminal before `beforeId` that may have reached the terminal: not
    * `received` (never sent) and not `failed` (certainly refused before the card step).
@@ -52,31 +55,36 @@ export interface Journal {
     merchantId: string,
     terminalId: string,
     beforeId: number,
-  ): JournalRow | undefined;
+  ): Awaitable<JournalRow | undefined>;
   /** Every row of a terminal that names `originalReference` (refunds, voids, captures of it). */
-  followUpsOf(merchantId: string, terminalId: string, originalReference: string): JournalRow[];
+  followUpsOf(
+    merchantId: string,
+    terminalId: string,
+    originalReference: string,
+  ): Awaitable<JournalRow[]>;
   /**
    * Rows left `received` or `sent` by an owner that is gone (crash, kill) become `unknown`.
    * Returns the rows it changed.
    */
-  recoverOrphans(isAlive: (owner: Owner) => boolean): JournalRow[];
+  recoverOrphans(isAlive: (owner: Owner) => boolean): Awaitable<JournalRow[]>;
   /**
    * Takes the cross-process lock of a terminal for `owner`, if free or held by a dead owner.
    * Keeps ARCHITECTURE.md invariant 2 when several processes share one data directory.
    */
-  tryLockTerminal(terminalId: string, owner: Owner, isAlive: (owner: Owner) => boolean): boolean;
-  unlockTerminal(terminalId: string, owner: Owner): void;
+  tryLockTerminal(
+    terminalId: string,
+    owner: Owner,
+    isAlive: (owner: Owner) => boolean,
+  ): Awaitable<boolean>;
+  unlockTerminal(terminalId: string, owner: Owner): Awaitable<void>;
   /** The owner is alive: refreshes the heartbeat of its in-flight rows and terminal locks. */
-  heartbeat(owner: Owner): void;
+  heartbeat(owner: Owner): Awaitable<void>;
   /**
    * Daily upkeep (the connector's UPDATE_TIME): folds the write-ahead log back into the database
    * and drops terminal locks whose owner is gone. Never touches transactions or notifications.
    * `checkpointed` is false when another connection kept the log busy (tried again next time).
    */
-  housekeeping(isAlive: (owner: Owner) => boolean): {
-    readonly checkpointed: boolean;
-    readonly locksRemoved: number;
-  };
+  housekeeping(isAlive: (owner: Owner) => boolean): Awaitable<HousekeepingResult>;
 
   // The back-office notification outbox (seed 001: "the transaction request is sent to the
   // provider's server"). A notification exists only for a transaction that happened (see
@@ -88,7 +96,7 @@ export interface Journal {
    * transaction and INVALID_INPUT when its state is not one of NOTIFIED_STATES (`failed`,
    * `unknown` and in-flight rows are never notified: nothing happened, or nobody knows yet).
    */
-  enqueueNotification(transactionId: number): NotificationRow;
+  enqueueNotification(transactionId: number): Awaitable<NotificationRow>;
   /**
    * The crash-proof sweep: every transaction in one of NOTIFIED_STATES that has no notification
    * row yet gets one, due at once — a process killed between journaling an outcome and
@@ -97,14 +105,14 @@ export interface Journal {
    * rows it created, oldest transaction first. Cheap to call often: after the first call an
    * implementation may look only at what could have changed since.
    */
-  enqueueMissingNotifications(): NotificationRow[];
+  enqueueMissingNotifications(): Awaitable<NotificationRow[]>;
   /**
    * Pending notifications whose `nextAttemptAt` is at or before `now`, the most overdue first
    * (ties by id), at most `limit` of them.
    */
-  dueNotifications(now: number, limit: number): NotificationRow[];
+  dueNotifications(now: number, limit: number): Awaitable<NotificationRow[]>;
   /** The notification of a transaction, if it has one. */
-  notificationFor(transactionId: number): NotificationRow | undefined;
+  notificationFor(transactionId: number): Awaitable<NotificationRow | undefined>;
   /**
    * Records how one POST ended: `attempts` goes up by one either way. Acknowledged: the row
    * becomes `sent` for good (a later failure recorded by a slower duplicate delivery never
@@ -112,22 +120,28 @@ export interface Journal {
    * numbers masked) and, while the row is pending, `nextAttemptAt` are set. Throws
    * JOURNAL_ERROR when there is no notification `id`.
    */
-  recordNotificationAttempt(id: number, outcome: NotificationAttempt): NotificationRow;
+  recordNotificationAttempt(id: number, outcome: NotificationAttempt): Awaitable<NotificationRow>;
   /** The states a transaction went through, oldest first (kept for good, never deleted). */
-  eventsOf(transactionId: number): TransactionEvent[];
+  eventsOf(transactionId: number): Awaitable<TransactionEvent[]>;
   /**
    * State changes of any transaction after event `afterId`, oldest first, at most `limit`: a
    * change feed that sees what every process writes (the dashboard's live updates).
    */
-  eventsAfter(afterId: number, limit: number): TransactionEvent[];
+  eventsAfter(afterId: number, limit: number): Awaitable<TransactionEvent[]>;
   /** The id of the latest state change, 0 when there is none. */
-  latestEventId(): number;
+  latestEventId(): Awaitable<number>;
   /**
    * Adds a note to a transaction's timeline without changing its state (card numbers masked):
    * what a terminal said that contradicts the recorded outcome, kept where a person will look.
    */
-  annotate(transactionId: number, note: string): void;
-  close(): void;
+  annotate(transactionId: number, note: string): Awaitable<void>;
+  close(): Awaitable<void>;
+}
+
+/** What one `housekeeping` run did. */
+export interface HousekeepingResult {
+  readonly checkpointed: boolean;
+  readonly locksRemoved: number;
 }
 
 /** One state a transaction entered. */

@@ -10,7 +10,7 @@ import { silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
 import { redactPans } from '../core/pan.js';
 import type { TransactionResult } from '../core/transaction.js';
-import type { Journal, JournalRow, NotificationRow } from '../journal/journal.js';
+import type { Awaitable, Journal, JournalRow, NotificationRow } from '../journal/journal.js';
 
 /**
  * The web dashboard (issue 7), one page for both services: the HiPay-compatible connector and
@@ -43,7 +43,7 @@ export interface DashboardBackend {
   readonly journal: Journal;
   /** The scope these credentials open, or undefined. */
   authenticate(login: string, password: string): Promise<string | undefined>;
-  terminals(who: string): DashboardTerminal[];
+  terminals(who: string): Awaitable<DashboardTerminal[]>;
   /**
    * Calls `listener` with the terminal whose status may have changed (undefined: any of them);
    * returns how to stop.
@@ -65,7 +65,7 @@ export interface DashboardBackend {
     onClaimed: () => void,
   ): Promise<TransactionResult>;
   /** The back-office notification of a transaction (the connector's outbox), if any. */
-  notificationFor?(transactionId: number): NotificationRow | undefined;
+  notificationFor?(transactionId: number): Awaitable<NotificationRow | undefined>;
 }
 
 export interface DashboardOptions {
@@ -409,7 +409,7 @@ export function registerDashboard(
 
   app.get('/ui/api/terminals', async (request) => {
     const session = requireSession(request);
-    return { terminals: backend.terminals(session.who).map(terminalJson) };
+    return { terminals: (await backend.terminals(session.who)).map(terminalJson) };
   });
 
   app.get('/ui/api/transactions', async (request) => {
@@ -418,21 +418,21 @@ export function registerDashboard(
     const limit = query.limit === undefined ? 100 : Number(query.limit);
     if (limit < 1 || limit > 500)
       throw invalid('INVALID_INPUT', 'limit', 'must be a whole number from 1 to 500');
-    const rows = backend.journal
-      .list({
+    const rows = (
+      await backend.journal.list({
         ...backend.scope(session.who),
         unresolved: query.unresolved === 'true',
         ...(query.outcome === undefined ? {} : { state: query.outcome }),
         limit,
       })
-      .filter((row) => backend.owns(session.who, row));
+    ).filter((row) => backend.owns(session.who, row));
     return { transactions: rows.map(transactionJson) };
   });
 
   /** A transaction of this scope, or NOT_FOUND (someone else's answers the same as none). */
-  const rowOf = (request: FastifyRequest, session: Session): JournalRow => {
+  const rowOf = async (request: FastifyRequest, session: Session): Promise<JournalRow> => {
     const { id } = parse(IdParams, request.params);
-    const row = backend.journal.get(Number(id));
+    const row = await backend.journal.get(Number(id));
     if (row === undefined || !backend.owns(session.who, row))
       throw new EcrError('NOT_FOUND', `id: no transaction ${id}`, {
         field: 'id',
@@ -443,12 +443,13 @@ export function registerDashboard(
 
   app.get('/ui/api/transactions/:id', async (request) => {
     const session = requireSession(request);
-    const row = rowOf(request, session);
-    const notification = backend.notificationFor?.(row.id);
+    const row = await rowOf(request, session);
+    const notification = await backend.notificationFor?.(row.id);
+    const timeline = await backend.journal.eventsOf(row.id);
     return {
       transaction: transactionJson(row),
       receipt: receiptText(row, backend.title),
-      timeline: backend.journal.eventsOf(row.id).map((e) => ({
+      timeline: timeline.map((e) => ({
         state: e.state,
         at: new Date(e.at).toISOString(),
         note: e.note === undefined ? null : redactPans(e.note),
@@ -470,17 +471,18 @@ export function registerDashboard(
   app.post('/ui/api/transactions/:id/resolve', async (request) => {
     const session = requireSession(request);
     requireCsrf(request, session);
-    const row = rowOf(request, session);
+    const row = await rowOf(request, session);
     const body = parse(ResolveBody, request.body);
-    const resolved = backend.journal.resolveByHand(
+    const resolved = await backend.journal.resolveByHand(
       row.id,
       body.outcome,
       `${redactPans(body.reason)} (by ${session.who} in the dashboard)`,
     );
     if (resolved === undefined) {
+      const now = await backend.journal.get(row.id);
       throw new EcrError(
         'DUPLICATE_REFERENCE',
-        `id: transaction ${row.id} is ${backend.journal.get(row.id)?.state ?? 'gone'}, not unknown: nothing changed`,
+        `id: transaction ${row.id} is ${now?.state ?? 'gone'}, not unknown: nothing changed`,
         { field: 'id', rule: 'must name an unknown transaction' },
       );
     }
@@ -530,8 +532,10 @@ export function registerDashboard(
     readonly raw: ServerResponse;
   }
   const listeners = new Set<Listener>();
-  let lastEventId = backend.journal.latestEventId();
+  let lastEventId = 0;
   let feed: NodeJS.Timeout | undefined;
+  /** True while a round reads the feed: a slow journal never gets two rounds at once. */
+  let reading = false;
   /** Signs a session out: its live streams end with it. */
   function endSession(session: Session): void {
     sessions.delete(session.id);
@@ -545,22 +549,24 @@ export function registerDashboard(
     listener.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   /** Each scope's terminal list, made once per round however many pages listen. */
-  const terminalsOf = (cache: Map<string, unknown>, who: string) => {
+  const terminalsOf = async (cache: Map<string, unknown>, who: string) => {
     let list = cache.get(who);
     if (list === undefined) {
-      list = { terminals: backend.terminals(who).map(terminalJson) };
+      list = { terminals: (await backend.terminals(who)).map(terminalJson) };
       cache.set(who, list);
     }
     return list;
   };
-  const readFeed = () => {
+  const readFeed = async () => {
+    if (reading) return;
+    reading = true;
     try {
-      const events = backend.journal.eventsAfter(lastEventId, FEED_BATCH);
+      const events = await backend.journal.eventsAfter(lastEventId, FEED_BATCH);
       if (events.length === 0) return;
       lastEventId = events[events.length - 1]?.id ?? lastEventId;
       const touched = new Set<Listener>();
       for (const event of events) {
-        const row = backend.journal.get(event.transactionId);
+        const row = await backend.journal.get(event.transactionId);
         if (row === undefined) continue;
         for (const listener of listeners) {
           if (!backend.owns(listener.session.who, row)) continue;
@@ -576,15 +582,17 @@ export function registerDashboard(
       // A transaction starting or ending makes its terminal busy or free.
       const cache = new Map<string, unknown>();
       for (const listener of touched)
-        send(listener, 'terminals', terminalsOf(cache, listener.session.who));
+        send(listener, 'terminals', await terminalsOf(cache, listener.session.who));
     } catch (error) {
       logger.error({ err: toEcrError(error).message }, 'could not read the journal change feed');
+    } finally {
+      reading = false;
     }
   };
-  const stopTerminals = backend.onTerminalsChange((terminalId) => {
+  const announceTerminals = async (terminalId: string | undefined) => {
     const cache = new Map<string, unknown>();
     for (const listener of listeners) {
-      const list = terminalsOf(cache, listener.session.who) as {
+      const list = (await terminalsOf(cache, listener.session.who)) as {
         terminals: { terminalId: string }[];
       };
       // Only the scopes the terminal belongs to hear of it.
@@ -592,6 +600,11 @@ export function registerDashboard(
         continue;
       send(listener, 'terminals', list);
     }
+  };
+  const stopTerminals = backend.onTerminalsChange((terminalId) => {
+    announceTerminals(terminalId).catch((error: unknown) =>
+      logger.error({ err: toEcrError(error).message }, 'could not list the terminals'),
+    );
   });
 
   app.get('/ui/api/events', async (request, reply) => {
@@ -613,9 +626,15 @@ export function registerDashboard(
     listeners.add(listener);
     session.streams++;
     if (feed === undefined) {
-      lastEventId = backend.journal.latestEventId();
-      feed = setInterval(readFeed, options.feedIntervalMs ?? 250);
+      // No round reads the feed until its starting point is known.
+      reading = true;
+      feed = setInterval(() => void readFeed(), options.feedIntervalMs ?? 250);
       feed.unref();
+      try {
+        lastEventId = await backend.journal.latestEventId();
+      } finally {
+        reading = false;
+      }
     }
     const keepalive = setInterval(() => {
       if (alive(session)) raw.write(': keep-alive\n\n');
@@ -623,7 +642,7 @@ export function registerDashboard(
     }, SSE_KEEPALIVE_MS);
     keepalive.unref();
     raw.write('retry: 2000\n\n');
-    send(listener, 'terminals', terminalsOf(new Map(), session.who));
+    send(listener, 'terminals', await terminalsOf(new Map(), session.who));
     request.raw.once('close', () => {
       clearInterval(keepalive);
       listeners.delete(listener);

@@ -274,7 +274,7 @@ describe('TransactionService over a real terminal link', () => {
     cleanups.push(() => paying.close());
     const result = paying.pay('t2', sale('GHOST-1', 2056));
     await waitFor(() => simulator.ledger.count === 1, 5000, 'the charge');
-    expect(new TransactionService({ journal }).recover().map((r) => r.reference)).toEqual([
+    expect((await new TransactionService({ journal }).recover()).map((r) => r.reference)).toEqual([
       'GHOST-1',
     ]);
     expect(await result).toMatchObject({ outcome: 'approved', state: 'approved' });

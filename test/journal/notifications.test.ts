@@ -5,7 +5,6 @@ import type { Outcome } from '../../src/core/transaction.js';
 import {
   MAX_NOTIFICATION_ERROR_LENGTH,
   type ClaimInput,
-  type Journal,
   type JournalRow,
   type NotificationRow,
   type Owner,
@@ -43,7 +42,7 @@ function input(reference: string): ClaimInput {
 
 /** A transaction walked to `state` the way TransactionService does it. */
 function transaction(
-  journal: Journal,
+  journal: SqliteJournal,
   reference: string,
   state: Outcome | 'received' | 'sent',
 ): JournalRow {
