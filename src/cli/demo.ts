@@ -33,9 +33,12 @@ export const DEMO_GATEWAY_TERMINALS = ['29531204', '29531205', '29531206'] as co
  * added it; the demo is that someone: it keeps them in its own data directory (owner-only),
  * for the demo only.
  */
-function demoMerchant(dataDir: string, tenants: TenantStore): { key: string; password: string } {
+async function demoMerchant(
+  dataDir: string,
+  tenants: TenantStore,
+): Promise<{ key: string; password: string }> {
   const file = join(dataDir, 'demo-merchant.json');
-  if (tenants.merchant(DEMO_MERCHANT) !== undefined) {
+  if ((await tenants.merchant(DEMO_MERCHANT)) !== undefined) {
     if (existsSync(file))
       return JSON.parse(readFileSync(file, 'utf8')) as { key: string; password: string };
     throw invalid(
@@ -44,9 +47,9 @@ function demoMerchant(dataDir: string, tenants: TenantStore): { key: string; pas
       `holds a demo merchant whose password is lost: remove ${dataDir} (demo data only) and start again`,
     );
   }
-  const added = tenants.addMerchant(DEMO_MERCHANT);
+  const added = await tenants.addMerchant(DEMO_MERCHANT);
   for (const terminalId of DEMO_GATEWAY_TERMINALS)
-    tenants.addTerminal({ terminalId, merchant: DEMO_MERCHANT, terminalType: 'Valor' });
+    await tenants.addTerminal({ terminalId, merchant: DEMO_MERCHANT, terminalType: 'Valor' });
   const credentials = { key: added.key, password: added.password };
   writeFileSync(file, JSON.stringify(credentials), { mode: 0o600 });
   return credentials;
@@ -70,7 +73,7 @@ async function startDemoGateway(options: DemoOptions) {
       currency: 'USD',
     });
     closers.push(() => running.close());
-    const credentials = demoMerchant(context.dataDir, running.tenants);
+    const credentials = await demoMerchant(context.dataDir, running.tenants);
     const simulator = new EconduitSimulator({
       endpoints: [{ host: '127.0.0.1', port: running.gateway.tcpPort }],
       terminalId: DEMO_GATEWAY_TERMINALS[0],

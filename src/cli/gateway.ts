@@ -143,11 +143,11 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
 /** Opens the data directory's journal and its tenants; closes both after `fn`. */
 async function withTenants<T>(
   options: CommonOptions,
-  fn: (tenants: TenantStore, context: Context) => T,
+  fn: (tenants: TenantStore, context: Context) => Promise<T>,
 ): Promise<T> {
   const context = await openContext(options);
   try {
-    return fn(new SqliteTenantStore(context.journal), context);
+    return await fn(new SqliteTenantStore(context.journal), context);
   } finally {
     await context.close();
   }
@@ -183,8 +183,8 @@ const terminalJson = (t: GatewayTerminal) => ({
 });
 
 export async function runMerchantAdd(options: CommonOptions, name: string): Promise<CommandOutput> {
-  return withTenants(options, (tenants, context) => {
-    const added = tenants.addMerchant(name);
+  return withTenants(options, async (tenants, context) => {
+    const added = await tenants.addMerchant(name);
     // Neither the password nor the key goes to the log: the answer below is their only copy.
     context.logger.info({ merchant: name }, 'gateway merchant added');
     return {
@@ -202,8 +202,8 @@ export async function runMerchantAdd(options: CommonOptions, name: string): Prom
 }
 
 export async function runMerchantList(options: CommonOptions): Promise<CommandOutput> {
-  return withTenants(options, (tenants) => {
-    const merchants = tenants.merchants();
+  return withTenants(options, async (tenants) => {
+    const merchants = await tenants.merchants();
     return {
       exitCode: 0,
       text:
@@ -222,8 +222,8 @@ export async function runTerminalAdd(
   options: CommonOptions & { merchant: string; type: string },
   terminalId: string,
 ): Promise<CommandOutput> {
-  return withTenants(options, (tenants, context) => {
-    const terminal = tenants.addTerminal({
+  return withTenants(options, async (tenants, context) => {
+    const terminal = await tenants.addTerminal({
       terminalId,
       merchant: options.merchant,
       terminalType: options.type,
@@ -243,10 +243,10 @@ export async function runTerminalAdd(
 export async function runTerminalList(
   options: CommonOptions & { merchant?: string },
 ): Promise<CommandOutput> {
-  return withTenants(options, (tenants) => {
+  return withTenants(options, async (tenants) => {
     const only =
       options.merchant === undefined ? undefined : validateTenantId('merchant', options.merchant);
-    if (only !== undefined && tenants.merchant(only) === undefined) {
+    if (only !== undefined && (await tenants.merchant(only)) === undefined) {
       throw invalid(
         'NOT_FOUND',
         'merchant',
@@ -254,7 +254,9 @@ export async function runTerminalList(
         `no merchant ${only}`,
       );
     }
-    const terminals = only === undefined ? tenants.allTerminals() : tenants.terminalsOf(only);
+    const terminals = await (only === undefined
+      ? tenants.allTerminals()
+      : tenants.terminalsOf(only));
     return {
       exitCode: 0,
       text:
@@ -341,8 +343,8 @@ export async function runGatewayStart(options: GatewayStartOptions): Promise<Com
       tcp: `${options.host}:${gateway.tcpPort}`,
       http: `http://${options.host}:${gateway.httpPort}`,
       dataDir: context.dataDir,
-      terminals: running.tenants.allTerminals().length,
-      merchants: running.tenants.merchants().length,
+      terminals: (await running.tenants.allTerminals()).length,
+      merchants: (await running.tenants.merchants()).length,
     };
     process.stdout.write(
       options.json

@@ -25,6 +25,7 @@ export const ERROR_EXIT_CODES: Partial<Readonly<Record<ErrorCode, number>>> = {
   NOT_FOUND: 66,
   // Refused before anything was sent: the "failed, certainly not charged" code.
   TERMINAL_OFFLINE: 4,
+  CLUSTER_UNAVAILABLE: 4,
   TIMEOUT: 75,
   ABORTED: 130,
 };

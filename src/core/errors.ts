@@ -31,6 +31,11 @@ export const ERROR_CODES = {
     http: 503,
     summary: 'The terminal holds no connection to the gateway now; nothing was sent or charged.',
   },
+  CLUSTER_UNAVAILABLE: {
+    http: 503,
+    summary:
+      "The cluster's message bus (NATS) cannot be reached from this node; nothing was sent or charged.",
+  },
   TERMINAL_AUTH_FAILED: { http: 502, summary: 'The terminal refused the connection handshake.' },
   TERMINAL_NOT_READY: {
     http: 502,

@@ -1,7 +1,7 @@
 import { EcrError } from '../core/errors.js';
 import { parseAmount } from '../core/money.js';
 import type { DashboardBackend, DashboardTerminal } from '../web/dashboard.js';
-import type { Gateway } from './gateway.js';
+import { mapLimited, PRESENCE_CONCURRENCY, type Gateway } from './gateway.js';
 
 /**
  * The gateway's side of the dashboard: a merchant signs in with its API key and password and
@@ -20,9 +20,10 @@ export function gatewayDashboard(
     async authenticate(key, password) {
       return (await gateway.authenticate(key, password))?.name;
     },
-    terminals(who) {
-      return gateway.terminalsOf(who).map((t): DashboardTerminal => {
-        const online = gateway.listener.terminal(t.terminalId);
+    async terminals(who) {
+      const terminals = await gateway.terminalsOf(who);
+      return mapLimited(terminals, PRESENCE_CONCURRENCY, async (t): Promise<DashboardTerminal> => {
+        const online = await gateway.presence(t.terminalId);
         return {
           terminalId: t.terminalId,
           protocol: `${t.terminalType} (${online?.payload ?? 'semi'} over eConduit)`,
@@ -34,20 +35,12 @@ export function gatewayDashboard(
         };
       });
     },
-    onTerminalsChange(listener) {
-      const changed = (info: { terminalId: string }) => listener(info.terminalId);
-      gateway.listener.on('online', changed);
-      gateway.listener.on('offline', changed);
-      return () => {
-        gateway.listener.off('online', changed);
-        gateway.listener.off('offline', changed);
-      };
-    },
+    onTerminalsChange: (listener) => gateway.onTerminalsChange(listener),
     owns: (who, row) => row.merchantId === who,
     scope: (who) => ({ merchantId: who }),
     async testPayment(who, terminalId, amount, reference, onClaimed) {
-      const service = gateway.serviceFor(who, terminalId);
-      if (!gateway.listener.isOnline(terminalId)) {
+      const service = await gateway.serviceFor(who, terminalId);
+      if (!(await gateway.isOnline(terminalId))) {
         throw new EcrError(
           'TERMINAL_OFFLINE',
           `terminal ${terminalId} is offline ("POS Offline"): nothing was sent`,
@@ -55,7 +48,7 @@ export function gatewayDashboard(
         );
       }
       const money = parseAmount(amount.text, amount.currency);
-      gateway.bindReference(who, reference, terminalId);
+      await gateway.bindReference(who, reference, terminalId);
       return service.pay(terminalId, { kind: 'sale', reference, amount: money }, { onClaimed });
     },
   };

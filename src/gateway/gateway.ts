@@ -13,12 +13,14 @@ import type { LinkSource } from '../transports/message-link.js';
 import { LoginGuard } from '../connector/auth.js';
 import { registerDashboard } from '../web/dashboard.js';
 import { gatewayDashboard } from './dashboard.js';
+import type { ClusterNode } from './cluster.js';
 import { buildPosApi, type PosApiOptions } from './pos-api.js';
 import { GatewayMetrics } from './metrics.js';
 import type { GatewayTerminal, TenantStore } from './tenants.js';
 import {
   TerminalListener,
   type PayloadProtocol,
+  type TerminalInfo,
   type TerminalListenerOptions,
 } from './terminal-listener.js';
 
@@ -56,7 +58,36 @@ export interface GatewayOptions extends GatewayDriverSettings {
   readonly terminals?: Omit<TerminalListenerOptions, 'host' | 'port' | 'lookup' | 'logger'>;
   /** The POS API's settings (timeouts, limits). */
   readonly api?: Omit<PosApiOptions, 'gateway' | 'logger'>;
+  /**
+   * Cluster mode: this node's NATS membership. Terminals registered here are served to every
+   * node, and every transaction goes to the node holding its terminal. The journal must then be
+   * one every node shares (PostgreSQL).
+   */
+  readonly cluster?: ClusterNode;
+  /** Cluster mode: how often rows left in flight by a dead node are looked for. @default 10 s */
+  readonly orphanSweepMs?: number;
   readonly logger?: Logger;
+}
+
+/** Terminals asked about at once when a list shows their live state (cluster: NATS requests). */
+export const PRESENCE_CONCURRENCY = 32;
+
+/** `fn` over `items`, at most `limit` at a time, results in order. */
+export async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 /** The driver for a terminal's payload format, over the gateway's channel to it. */
@@ -106,6 +137,9 @@ export class Gateway {
   private readonly reconciling = new Set<string>();
   /** Terminal ids whose driver is in their merchant's service. */
   private readonly attached = new Set<string>();
+  /** Cluster mode: the drivers over this node's own sockets, serving the other nodes too. */
+  private readonly localDrivers = new Map<string, TerminalDriver>();
+  private orphanSweep: NodeJS.Timeout | undefined;
   private http: FastifyInstance | undefined;
   private dashboard: { close(): void } | undefined;
   private httpAddress: { host: string; port: number } | undefined;
@@ -124,15 +158,21 @@ export class Gateway {
     });
     this.metrics = new GatewayMetrics(this.listener);
     this.listener.on('online', (info) => {
-      try {
-        this.terminalBack(info.terminalId);
-      } catch (error) {
+      this.terminalBack(info).catch((error: unknown) => {
         this.logger.warn(
           { terminalId: info.terminalId, err: toEcrError(error).message },
-          'could not look the registered terminal up',
+          'could not take the registered terminal in',
         );
-      }
+      });
     });
+    const cluster = options.cluster;
+    if (cluster !== undefined) {
+      this.listener.on('offline', (info) => cluster.release(info.terminalId));
+      // Registered on another node since: this socket is stale.
+      cluster.onRelease((terminalId) =>
+        this.listener.disconnect(terminalId, 'the terminal registered on another gateway node'),
+      );
+    }
   }
 
   /** Where the POS API listens, once started. */
@@ -146,13 +186,16 @@ export class Gateway {
 
   async start(): Promise<this> {
     // What a crashed gateway left in flight becomes `unknown`; registrations settle it.
-    const recovered = await new TransactionService({
-      journal: this.journal,
-      logger: this.logger,
-      owner: this.owner,
-    }).recover();
-    if (recovered.length > 0)
-      this.logger.warn({ count: recovered.length }, 'transactions left in flight are now unknown');
+    await this.sweepOrphans();
+    if (this.options.cluster !== undefined) {
+      // Another node may die at any time: what it left in flight is looked for while we run.
+      this.orphanSweep = setInterval(() => {
+        this.sweepOrphans().catch((error: unknown) =>
+          this.logger.warn({ err: toEcrError(error).message }, 'orphan sweep failed'),
+        );
+      }, this.options.orphanSweepMs ?? 10_000);
+      this.orphanSweep.unref();
+    }
     // One set of sign-in limits for the POS API and the dashboard: both take the merchant keys.
     const guard = this.options.api?.guard ?? new LoginGuard();
     this.http = await buildPosApi({
@@ -186,6 +229,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.orphanSweep);
     this.dashboard?.close();
     await this.http?.close();
     await this.listener.close();
@@ -196,8 +240,37 @@ export class Gateway {
    * The service of `merchant` with `terminalId` in it, or NOT_FOUND. Someone else's terminal is
    * refused with exactly the answer a nonexistent one gets.
    */
-  serviceFor(merchant: string, terminalId: string): TransactionService {
-    return this.attach(this.terminalOf(merchant, terminalId));
+  async serviceFor(merchant: string, terminalId: string): Promise<TransactionService> {
+    return this.attach(await this.terminalOf(merchant, terminalId));
+  }
+
+  /**
+   * The terminal's live state wherever it is connected (this node, or in cluster mode any node),
+   * undefined when it is offline. CLUSTER_UNAVAILABLE when the cluster cannot be asked.
+   */
+  async presence(terminalId: string): Promise<TerminalInfo | undefined> {
+    const cluster = this.options.cluster;
+    return cluster === undefined
+      ? this.listener.terminal(terminalId)
+      : cluster.presence(terminalId);
+  }
+
+  /** Whether the terminal is connected to this gateway (or, in cluster mode, to any node). */
+  async isOnline(terminalId: string): Promise<boolean> {
+    return (await this.presence(terminalId)) !== undefined;
+  }
+
+  /** Calls `listener` when a terminal may have come or gone (on any node); returns how to stop. */
+  onTerminalsChange(listener: (terminalId: string) => void): () => void {
+    const changed = (info: { terminalId: string }) => listener(info.terminalId);
+    this.listener.on('online', changed);
+    this.listener.on('offline', changed);
+    const stopCluster = this.options.cluster?.onPresence(listener);
+    return () => {
+      this.listener.off('online', changed);
+      this.listener.off('offline', changed);
+      stopCluster?.();
+    };
   }
 
   /**
@@ -209,7 +282,7 @@ export class Gateway {
     terminalId: string,
     reference: string,
   ): Promise<TransactionResult | undefined> {
-    this.terminalOf(merchant, terminalId);
+    await this.terminalOf(merchant, terminalId);
     const row = await this.journal.find({ merchantId: merchant, terminalId, reference });
     return row === undefined ? undefined : toResult(row, true);
   }
@@ -224,18 +297,18 @@ export class Gateway {
       readonly limit?: number;
     },
   ): Promise<TransactionResult[]> {
-    this.terminalOf(merchant, terminalId);
+    await this.terminalOf(merchant, terminalId);
     const rows = await this.journal.list({ ...filter, terminalId, merchantId: merchant });
     return rows.map((row) => toResult(row, true));
   }
 
   /** Binds a merchant's refID to a terminal (see TenantStore.bindReference). */
-  bindReference(merchant: string, reference: string, terminalId: string): string {
+  async bindReference(merchant: string, reference: string, terminalId: string): Promise<string> {
     return this.tenants.bindReference(merchant, reference, terminalId);
   }
 
   /** The terminal a merchant's refID is bound to. */
-  referenceTerminal(merchant: string, reference: string): string | undefined {
+  async referenceTerminal(merchant: string, reference: string): Promise<string | undefined> {
     return this.tenants.referenceTerminal(merchant, reference);
   }
 
@@ -244,11 +317,14 @@ export class Gateway {
    * most one such query per terminal at a time, however often a POS polls.
    */
   reconcileSoon(merchant: string, terminalId: string): void {
-    if (this.reconciling.has(terminalId) || !this.listener.isOnline(terminalId)) return;
+    // In a cluster the terminal may be on another node: the query goes there (or fails at once).
+    const here = this.options.cluster !== undefined || this.listener.isOnline(terminalId);
+    if (this.reconciling.has(terminalId) || !here) return;
     this.reconciling.add(terminalId);
     void (async () => {
       try {
-        const settled = await this.serviceFor(merchant, terminalId).reconcile(terminalId);
+        const service = await this.serviceFor(merchant, terminalId);
+        const settled = await service.reconcile(terminalId);
         if (settled !== undefined) this.metrics.settledOnRegistration(settled.outcome);
       } catch (error) {
         this.logger.warn(
@@ -261,8 +337,8 @@ export class Gateway {
     })();
   }
 
-  private terminalOf(merchant: string, terminalId: string): GatewayTerminal {
-    const terminal = this.tenants.terminal(terminalId);
+  private async terminalOf(merchant: string, terminalId: string): Promise<GatewayTerminal> {
+    const terminal = await this.tenants.terminal(terminalId);
     if (terminal === undefined || terminal.merchant !== merchant) {
       throw new EcrError('NOT_FOUND', `terminalId: no terminal ${terminalId.slice(0, 64)}`, {
         field: 'terminalId',
@@ -273,7 +349,7 @@ export class Gateway {
   }
 
   /** The terminals of a merchant. */
-  terminalsOf(merchant: string): GatewayTerminal[] {
+  async terminalsOf(merchant: string): Promise<GatewayTerminal[]> {
     return this.tenants.terminalsOf(merchant);
   }
 
@@ -298,32 +374,74 @@ export class Gateway {
   private attach(terminal: GatewayTerminal): TransactionService {
     const service = this.service(terminal.merchant);
     if (!this.attached.has(terminal.terminalId)) {
-      const protocol = this.listener.payloadOf(terminal.terminalType);
-      if (protocol === undefined) {
-        throw new EcrError(
-          'UNSUPPORTED_OPERATION',
-          `terminal ${terminal.terminalId} is of type ${terminal.terminalType}, which this gateway is not set up for`,
-          { field: 'terminalId', rule: 'a terminal of a configured type' },
-        );
-      }
+      const local = this.localDriver(terminal);
+      const cluster = this.options.cluster;
       service.addTerminal(
         terminal.terminalId,
-        payloadDriver(
-          protocol,
-          this.listener.linkSource(terminal.terminalId),
-          this.currency,
-          this.options,
-          this.logger.child({ terminalId: terminal.terminalId }),
-        ),
+        // In a cluster every node sends through the terminal's holder, itself included: one path.
+        cluster === undefined ? local : cluster.remoteDriver(terminal.terminalId, local),
       );
       this.attached.add(terminal.terminalId);
     }
     return service;
   }
 
-  /** A terminal registered: settle what its last transaction left unknown, if anything. */
-  private terminalBack(terminalId: string): void {
-    const terminal = this.tenants.terminal(terminalId);
-    if (terminal !== undefined) this.reconcileSoon(terminal.merchant, terminalId);
+  /** The driver over this node's own connection to the terminal (made once per terminal). */
+  private localDriver(terminal: GatewayTerminal): TerminalDriver {
+    let driver = this.localDrivers.get(terminal.terminalId);
+    if (driver !== undefined) return driver;
+    const protocol = this.listener.payloadOf(terminal.terminalType);
+    if (protocol === undefined) {
+      throw new EcrError(
+        'UNSUPPORTED_OPERATION',
+        `terminal ${terminal.terminalId} is of type ${terminal.terminalType}, which this gateway is not set up for`,
+        { field: 'terminalId', rule: 'a terminal of a configured type' },
+      );
+    }
+    driver = payloadDriver(
+      protocol,
+      this.listener.linkSource(terminal.terminalId),
+      this.currency,
+      this.options,
+      this.logger.child({ terminalId: terminal.terminalId }),
+    );
+    this.localDrivers.set(terminal.terminalId, driver);
+    return driver;
+  }
+
+  /**
+   * A terminal registered here: in a cluster, this node now serves it to the others (the node
+   * that held it before lets go); then what its last transaction left unknown is settled.
+   */
+  private async terminalBack(info: TerminalInfo): Promise<void> {
+    const { terminalId } = info;
+    const terminal = await this.tenants.terminal(terminalId);
+    if (terminal === undefined) return;
+    const cluster = this.options.cluster;
+    if (cluster !== undefined) {
+      await cluster.hold(terminalId, {
+        driver: this.localDriver(terminal),
+        info: () => this.listener.terminal(terminalId),
+      });
+      // Rows a dead node left in flight on this terminal become `unknown` first, to be settled.
+      await this.sweepOrphans();
+    }
+    this.reconcileSoon(terminal.merchant, terminalId);
+  }
+
+  /**
+   * Rows left `received`/`sent` by a process that is gone (this one before a crash, or in a
+   * cluster another node) become `unknown`; the terminals' status queries settle them.
+   */
+  private async sweepOrphans(): Promise<void> {
+    const recovered = await new TransactionService({
+      journal: this.journal,
+      logger: this.logger,
+      owner: this.owner,
+    }).recover();
+    if (recovered.length === 0) return;
+    this.logger.warn({ count: recovered.length }, 'transactions left in flight are now unknown');
+    if (this.options.cluster === undefined) return;
+    for (const row of recovered) this.reconcileSoon(row.merchantId, row.terminalId);
   }
 }

@@ -17,7 +17,7 @@ import { silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
 import { validateReference, type MoneyKind, type TransactionResult } from '../core/transaction.js';
 import { isDashboardRequest } from '../web/dashboard.js';
-import type { Gateway } from './gateway.js';
+import { mapLimited, PRESENCE_CONCURRENCY, type Gateway } from './gateway.js';
 import type { Merchant } from './tenants.js';
 
 /** Largest request body accepted (413 past it): a transaction call is a few hundred bytes. */
@@ -335,9 +335,9 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     validateReference(input.refID, 'refID');
     const command = commandOf(input.command);
     const { kind, followUp } = COMMANDS[command];
-    const service = gateway.serviceFor(merchant.name, input.terminalId);
+    const service = await gateway.serviceFor(merchant.name, input.terminalId);
     const reference = referenceOf(command, input.refID);
-    const bound = gateway.referenceTerminal(merchant.name, input.refID);
+    const bound = await gateway.referenceTerminal(merchant.name, input.refID);
     if (followUp && bound !== undefined && bound !== input.terminalId) {
       throw invalid(
         'INVALID_INPUT',
@@ -362,9 +362,10 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
       );
     }
     const amount = parseAmount(amountText, gateway.currency, { allowZero: kind === 'tip-adjust' });
+    // A retry of a known refID gets its stored answer, whatever the terminal's state now.
     if (
-      !gateway.listener.isOnline(input.terminalId) &&
-      (await gateway.lookup(merchant.name, input.terminalId, reference)) === undefined
+      (await gateway.lookup(merchant.name, input.terminalId, reference)) === undefined &&
+      !(await gateway.isOnline(input.terminalId))
     ) {
       // Nothing journaled: a retry once the terminal is back is a first attempt.
       throw new EcrError(
@@ -376,7 +377,7 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     // A refID is the merchant's idempotency key across all its terminals: a retry sent to
     // another terminal must not charge again (the database decides between two racing calls).
     if (!followUp) {
-      const owner = gateway.bindReference(merchant.name, input.refID, input.terminalId);
+      const owner = await gateway.bindReference(merchant.name, input.refID, input.terminalId);
       if (owner !== input.terminalId) {
         throw new EcrError(
           'DUPLICATE_REFERENCE',
@@ -407,7 +408,8 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     const input = parseFields(CheckStatus, fields);
     const command = commandOf(input.command);
     const reference = referenceOf(command, input.refID);
-    const terminalId = input.terminalId ?? gateway.referenceTerminal(merchant.name, input.refID);
+    const terminalId =
+      input.terminalId ?? (await gateway.referenceTerminal(merchant.name, input.refID));
     const found =
       terminalId === undefined
         ? undefined
@@ -508,9 +510,10 @@ function registerApiV1(
 
   app.get('/api/v1/terminals', async (request) => {
     const merchant = await merchantOf(request);
+    const terminals = await gateway.terminalsOf(merchant.name);
     return {
-      terminals: gateway.terminalsOf(merchant.name).map((t) => {
-        const online = gateway.listener.terminal(t.terminalId);
+      terminals: await mapLimited(terminals, PRESENCE_CONCURRENCY, async (t) => {
+        const online = await gateway.presence(t.terminalId);
         return {
           terminalId: t.terminalId,
           terminalType: t.terminalType,
@@ -553,7 +556,7 @@ function registerApiV1(
     const merchant = await merchantOf(request);
     const { refId } = parseFields(z.object({ refId: z.string().min(1).max(64) }), request.params);
     const matches: TransactionResult[] = [];
-    for (const t of gateway.terminalsOf(merchant.name)) {
+    for (const t of await gateway.terminalsOf(merchant.name)) {
       const found = await gateway.lookup(merchant.name, t.terminalId, refId);
       if (found !== undefined) matches.push(found);
     }
@@ -570,8 +573,8 @@ function registerApiV1(
     const merchant = await merchantOf(request);
     const id = terminalParam(request);
     const { amount: text } = parseFields(TestBody, request.body ?? {});
-    const service = gateway.serviceFor(merchant.name, id);
-    if (!gateway.listener.isOnline(id)) {
+    const service = await gateway.serviceFor(merchant.name, id);
+    if (!(await gateway.isOnline(id))) {
       throw new EcrError(
         'TERMINAL_OFFLINE',
         `terminal ${id} is offline ("POS Offline"): nothing was sent`,

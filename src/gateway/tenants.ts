@@ -10,6 +10,7 @@ import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { EcrError, invalid } from '../core/errors.js';
 import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
+import type { Awaitable } from '../journal/journal.js';
 import type { SqliteJournal } from '../journal/sqlite-journal.js';
 
 /**
@@ -66,28 +67,28 @@ export interface NewMerchant {
 
 export interface TenantStore {
   /** Adds a merchant with a fresh key and password; the password is only ever returned here. */
-  addMerchant(name: string): NewMerchant;
+  addMerchant(name: string): Awaitable<NewMerchant>;
   /** Every merchant, by name. */
-  merchants(): Merchant[];
-  merchant(name: string): Merchant | undefined;
+  merchants(): Awaitable<Merchant[]>;
+  merchant(name: string): Awaitable<Merchant | undefined>;
   addTerminal(input: {
     terminalId: string;
     merchant: string;
     terminalType: string;
-  }): GatewayTerminal;
-  terminal(terminalId: string): GatewayTerminal | undefined;
+  }): Awaitable<GatewayTerminal>;
+  terminal(terminalId: string): Awaitable<GatewayTerminal | undefined>;
   /** A merchant's terminals, by id ([] for a merchant that does not exist). */
-  terminalsOf(merchant: string): GatewayTerminal[];
+  terminalsOf(merchant: string): Awaitable<GatewayTerminal[]>;
   /** Every terminal, by merchant then id. */
-  allTerminals(): GatewayTerminal[];
+  allTerminals(): Awaitable<GatewayTerminal[]>;
   /**
    * Binds a merchant's transaction reference to a terminal, once and for all (atomic: the
    * database decides between two binders). Returns the terminal it is bound to: `terminalId`,
    * or the one an earlier call bound it to.
    */
-  bindReference(merchant: string, reference: string, terminalId: string): string;
+  bindReference(merchant: string, reference: string, terminalId: string): Awaitable<string>;
   /** The terminal a merchant's reference is bound to, if any. */
-  referenceTerminal(merchant: string, reference: string): string | undefined;
+  referenceTerminal(merchant: string, reference: string): Awaitable<string | undefined>;
   /** The merchant whose key and password these are, or undefined. Constant time whatever is wrong. */
   authenticate(key: string, password: string): Promise<Merchant | undefined>;
 }

@@ -22,6 +22,7 @@ import {
   type LinkSource,
   type MessageLink,
 } from '../transports/message-link.js';
+import type { Awaitable } from '../journal/journal.js';
 import type { ListeningServer } from '../transports/serve.js';
 import { listenTcp } from '../transports/tcp.js';
 import { AddressRateLimiter } from './rate-limit.js';
@@ -44,6 +45,8 @@ export const UNREGISTERED_MAX_FRAME_BYTES = 4 * 1024;
 export const MAX_UNREAD_BYTES = 64 * 1024;
 /** A refused connection gets this long to read its answer before its socket is dropped. */
 const REFUSAL_GRACE_MS = 1_000;
+/** Messages a connection may send while its Register is being checked; more drops it. */
+const MAX_EARLY_MESSAGES = 8;
 /** Registrations one address may make at once, then per second. */
 export const DEFAULT_REGISTRATION_BURST = 100;
 export const DEFAULT_REGISTRATIONS_PER_SECOND = 20;
@@ -68,7 +71,7 @@ export interface TerminalListenerOptions {
   /** The terminal types accepted, each with its payload format. @default DEFAULT_TERMINAL_TYPES */
   readonly terminalTypes?: Readonly<Record<string, PayloadProtocol>>;
   /** The provisioned terminal with this id, or undefined (it gets FAILED-REGISTRATION). */
-  readonly lookup: (terminalId: string) => ProvisionedTerminal | undefined;
+  readonly lookup: (terminalId: string) => Awaitable<ProvisionedTerminal | undefined>;
   /** @default DEFAULT_HEARTBEAT_INTERVAL_MS */
   readonly heartbeatIntervalMs?: number;
   /** @default DEFAULT_MISSED_HEARTBEATS */
@@ -97,7 +100,7 @@ const OPTIONS = z.strictObject({
       z.enum(PAYLOAD_PROTOCOLS),
     )
     .default(DEFAULT_TERMINAL_TYPES),
-  lookup: z.custom<(terminalId: string) => ProvisionedTerminal | undefined>(
+  lookup: z.custom<(terminalId: string) => Awaitable<ProvisionedTerminal | undefined>>(
     (value) => typeof value === 'function',
     'must be a function',
   ),
@@ -429,22 +432,35 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
       }
       if (session !== undefined) this.ended(session, closed.error?.message ?? 'connection closed');
     });
+    /** What arrives while the Register is checked (a heartbeat sent without waiting). */
+    let early: string[] | undefined;
     link.onMessage((text) => {
       if (session !== undefined) {
         this.receive(session, text);
         return;
       }
+      if (early !== undefined) {
+        if (early.length >= MAX_EARLY_MESSAGES) link.terminate();
+        else early.push(text);
+        return;
+      }
       if (!waiting) return;
       clearTimeout(timer);
       registered();
-      session = this.register(link, address, text);
-      if (session === undefined) {
-        // Refused: the answer gets a moment to be read, then the socket goes (a peer that never
-        // closes its side must not keep the slot).
-        setTimeout(() => link.terminate(), REFUSAL_GRACE_MS).unref();
-      } else {
+      early = [];
+      void this.register(link, address, text).then((accepted) => {
+        const queued = early ?? [];
+        early = undefined;
+        session = accepted;
+        if (accepted === undefined) {
+          // Refused: the answer gets a moment to be read, then the socket goes (a peer that
+          // never closes its side must not keep the slot).
+          setTimeout(() => link.terminate(), REFUSAL_GRACE_MS).unref();
+          return;
+        }
         framer?.setMaxFrameBytes(this.options.maxFrameBytes);
-      }
+        for (const message of queued) this.receive(accepted, message);
+      });
     });
   }
 
@@ -457,7 +473,11 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
   }
 
   /** The first message on a connection: a Register, or the connection ends after the answer. */
-  private register(link: MessageLink, address: string, text: string): Session | undefined {
+  private async register(
+    link: MessageLink,
+    address: string,
+    text: string,
+  ): Promise<Session | undefined> {
     const refuse = (
       result: RegistrationResult | 'rate-limited',
       why: string,
@@ -495,7 +515,7 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     }
     let provisioned: ProvisionedTerminal | undefined;
     try {
-      provisioned = this.options.lookup(terminalId);
+      provisioned = await this.options.lookup(terminalId);
     } catch (error) {
       this.logger.error({ err: toEcrError(error).message }, 'terminal lookup failed');
       return refuse(
@@ -513,6 +533,8 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
         terminalId,
       );
     }
+    // The connection may have ended while the terminal was looked up.
+    if (!link.isOpen) return undefined;
     const session = new Session(link, registration, payload, (s, reason) => this.ended(s, reason));
     const previous = this.sessions.get(terminalId);
     this.sessions.set(terminalId, session);

@@ -1,0 +1,632 @@
+import { randomInt } from 'node:crypto';
+import {
+  connect,
+  ErrorCode,
+  type Msg,
+  type NatsConnection,
+  type NatsError,
+  type Subscription,
+} from 'nats';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type {
+  BatchTotals,
+  DriverRequest,
+  ExecuteOptions,
+  StatusQueryOptions,
+  StatusTarget,
+  TerminalDriver,
+} from '../core/driver.js';
+import { EcrError, ERROR_CODES, toEcrError, type ErrorCode as EcrCode } from '../core/errors.js';
+import { silentLogger } from '../core/logger.js';
+import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
+import type { DriverOutcome, PaymentRequest } from '../core/transaction.js';
+import type { TerminalInfo } from './terminal-listener.js';
+
+/**
+ * Gateway cluster routing over NATS request/reply (ARCHITECTURE.md, "later, multi-node"). The node
+ * holding a terminal's socket serves `<prefix>.terminal.<id>.rpc` (in a queue group, so that a
+ * request reaches one holder at most, even while two nodes briefly both hold the terminal); any
+ * node sends a terminal's requests there. NATS answers "no responders" at once when nobody
+ * serves the subject: the terminal is on no node, and nothing was delivered, so nothing can have
+ * been charged. A registration on another node takes the terminal over: the new holder asks the
+ * old one (`.release`) to drop its stale socket before it serves the subject itself.
+ */
+
+/** Default subject prefix: two clusters may share a NATS server with different ones. */
+export const DEFAULT_SUBJECT_PREFIX = 'ecr';
+/**
+ * How long a node waits for the holder's answer to a money request: the holder's SEMI driver
+ * answers within its card step and recovery window (2 + 0.5 min); past this it is `unknown`.
+ */
+export const DEFAULT_CLUSTER_REQUEST_TIMEOUT_MS = 180_000;
+/** How long a presence or release question waits before it counts as unanswered. */
+export const DEFAULT_CLUSTER_CONTROL_TIMEOUT_MS = 2_000;
+/** Largest NATS message this node accepts or sends (a payment request is a few hundred bytes). */
+export const MAX_CLUSTER_MESSAGE_BYTES = 16 * 1024;
+
+const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
+
+const OPTIONS = z.strictObject({
+  servers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)]),
+  nodeId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and -, 1 to 32')
+    .optional(),
+  subjectPrefix: z
+    .string()
+    .regex(PREFIX, 'letters, digits, _ and -, 1 to 32')
+    .default(DEFAULT_SUBJECT_PREFIX),
+  requestTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(DEFAULT_CLUSTER_REQUEST_TIMEOUT_MS),
+  controlTimeoutMs: wholeNumber(1, 60_000).default(DEFAULT_CLUSTER_CONTROL_TIMEOUT_MS),
+  connectTimeoutMs: wholeNumber(1, 60_000).default(5_000),
+  logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null).optional(),
+});
+export type ClusterOptions = z.input<typeof OPTIONS>;
+
+/** What the node holding a terminal serves for it. */
+export interface HeldTerminal {
+  /** The driver over this node's socket to the terminal. */
+  readonly driver: TerminalDriver;
+  /** The terminal's registration and liveness, while connected here. */
+  info(): TerminalInfo | undefined;
+}
+
+// The wire format between nodes. Both ends validate: a message that does not parse is refused
+// with a coded error (holder side) or taken for no answer (requester side), never guessed at.
+
+const Money = z.strictObject({
+  minor: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  currency: z.string().regex(/^[A-Z]{3}$/),
+});
+const KIND = z.enum(['sale', 'refund', 'void', 'auth', 'capture', 'tip-adjust']);
+const Request = z.strictObject({
+  kind: KIND,
+  reference: z.string().min(1).max(64),
+  amount: Money,
+  method: z.enum(['card', 'wallet']).optional(),
+  originalReference: z.string().min(1).max(64).optional(),
+  receiptEmail: z.string().max(254).optional(),
+  receiptSms: z.string().max(32).optional(),
+  forceAuthorization: z.boolean().optional(),
+  wireId: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  original: z
+    .strictObject({
+      reference: z.string().min(1).max(64),
+      kind: KIND,
+      amount: Money,
+      terminalTxId: z.string().max(128).optional(),
+    })
+    .optional(),
+});
+const RpcRequest = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('execute'), request: Request }),
+  z.strictObject({
+    op: z.literal('query'),
+    reference: z.string().min(1).max(64),
+    wireId: z.number().int().positive().optional(),
+    // An age, not a time: the two nodes' clocks need not agree.
+    sentAgoMs: z.number().int().nonnegative().optional(),
+    patient: z.boolean(),
+  }),
+  z.strictObject({ op: z.literal('cancel') }),
+  z.strictObject({ op: z.literal('batch-close') }),
+  z.strictObject({ op: z.literal('status') }),
+]);
+type RpcRequest = z.infer<typeof RpcRequest>;
+
+const ERROR_CODE = z.custom<EcrCode>((v) => typeof v === 'string' && v in ERROR_CODES);
+const Outcome = z.object({
+  outcome: z.enum(['approved', 'declined', 'cancelled', 'failed', 'unknown']),
+  errorCode: ERROR_CODE.optional(),
+  message: z.string().max(2_000).optional(),
+  approvalCode: z.string().max(64).optional(),
+  maskedPan: z.string().max(32).optional(),
+  cardBrand: z.string().max(64).optional(),
+  terminalTxId: z.string().max(128).optional(),
+  details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+});
+const RpcReply = z.union([
+  z.object({ ok: z.literal(true), outcome: Outcome }),
+  z.object({ ok: z.literal(true), cancelled: z.boolean() }),
+  z.object({
+    ok: z.literal(true),
+    totals: z.object({ batchNumber: z.string() }).passthrough(),
+  }),
+  z.object({ ok: z.literal(true), info: z.object({ terminalId: z.string() }).passthrough() }),
+  z.object({ ok: z.literal(false), code: ERROR_CODE, message: z.string().max(2_000) }),
+]);
+type RpcReply = z.infer<typeof RpcReply>;
+
+const Release = z.strictObject({ node: z.string().max(32) });
+const Presence = z.strictObject({
+  terminalId: z.string().min(1).max(64),
+  online: z.boolean(),
+  node: z.string().max(32),
+});
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function encode(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+/** Parses a NATS payload with `schema`; INVALID_INPUT naming what is wrong otherwise. */
+function decode<T>(schema: z.ZodType<T>, data: Uint8Array, what: string): T {
+  if (data.length > MAX_CLUSTER_MESSAGE_BYTES)
+    throw new EcrError('INVALID_INPUT', `${what}: larger than ${MAX_CLUSTER_MESSAGE_BYTES} bytes`);
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(data));
+  } catch {
+    throw new EcrError('INVALID_INPUT', `${what}: not JSON`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new EcrError(
+      'INVALID_INPUT',
+      `${what}: ${issue?.path.join('.') || 'message'} ${issue?.message ?? 'is malformed'}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** A terminal id as one subject token: ids hold letters, digits, `.`, `_`, `-`; `.` splits tokens. */
+function token(terminalId: string): string {
+  return terminalId.replace(/\./g, '~');
+}
+
+function randomNodeId(): string {
+  let id = 'node-';
+  for (let i = 0; i < 8; i++) id += String.fromCharCode(97 + randomInt(26));
+  return id;
+}
+
+function isNatsError(error: unknown, code: string): boolean {
+  return (error as Partial<NatsError> | undefined)?.code === code;
+}
+
+/** `nats://user:secret@host:4222` → `nats://host:4222`: never a password in a message. */
+function describeServers(servers: string | readonly string[]): string {
+  return (typeof servers === 'string' ? [servers] : servers)
+    .map((s) => s.replace(/\/\/[^@/]*@/, '//'))
+    .join(', ');
+}
+
+/** One gateway process's membership in the cluster: its NATS connection and what it serves. */
+export class ClusterNode {
+  readonly nodeId: string;
+  /** Where NATS is, for messages (credentials removed). */
+  readonly where: string;
+  private readonly prefix: string;
+  private readonly requestTimeoutMs: number;
+  private readonly controlTimeoutMs: number;
+  private readonly logger: Logger;
+  private readonly held = new Map<string, { rpc: Subscription; release: Subscription }>();
+  private readonly presenceListeners = new Set<(terminalId: string) => void>();
+  private connected = true;
+  private releaseHandler: (terminalId: string, by: string) => void = () => {};
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    options: z.output<typeof OPTIONS>,
+    where: string,
+  ) {
+    this.nodeId = options.nodeId ?? randomNodeId();
+    this.where = where;
+    this.prefix = options.subjectPrefix;
+    this.requestTimeoutMs = options.requestTimeoutMs;
+    this.controlTimeoutMs = options.controlTimeoutMs;
+    this.logger = (options.logger ?? silentLogger).child({ node: this.nodeId });
+    void this.watchStatus();
+    nc.subscribe(`${this.prefix}.presence`, {
+      callback: (error, msg) => {
+        if (error !== null) return;
+        try {
+          const event = decode(Presence, msg.data, 'presence event');
+          for (const listener of this.presenceListeners) listener(event.terminalId);
+        } catch (bad) {
+          this.logger.warn({ err: toEcrError(bad).message }, 'ignored a bad presence event');
+        }
+      },
+    });
+  }
+
+  /**
+   * Connects to NATS. Fails at once, naming the servers, when none answers: a node that cannot
+   * route must not start. Once connected, the client reconnects by itself, forever.
+   */
+  static async connect(input: ClusterOptions): Promise<ClusterNode> {
+    const options = parseOptions(OPTIONS, input, 'ClusterNode');
+    const where = `NATS at ${describeServers(options.servers)}`;
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: options.servers,
+        name: options.nodeId ?? 'ecr-bridge-gateway',
+        timeout: options.connectTimeoutMs,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        pingInterval: 10_000,
+      });
+    } catch (error) {
+      throw new EcrError(
+        'CLUSTER_UNAVAILABLE',
+        `${where} cannot be reached: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    return new ClusterNode(nc, options, where);
+  }
+
+  /** False while the NATS connection is down (the client is reconnecting). */
+  get isConnected(): boolean {
+    return this.connected && !this.nc.isClosed();
+  }
+
+  /** Terminals this node serves now. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /** What to do when another node takes a terminal over: drop this node's socket to it. */
+  onRelease(handler: (terminalId: string, by: string) => void): void {
+    this.releaseHandler = handler;
+  }
+
+  /** Calls `listener` with a terminal whose presence changed on any node; returns how to stop. */
+  onPresence(listener: (terminalId: string) => void): () => void {
+    this.presenceListeners.add(listener);
+    return () => this.presenceListeners.delete(listener);
+  }
+
+  /**
+   * Serves a terminal that registered here. First the node holding it before (a stale socket
+   * after the terminal moved) is told to let go; then this node serves its subjects.
+   */
+  async hold(terminalId: string, terminal: HeldTerminal): Promise<void> {
+    this.drop(terminalId);
+    const base = `${this.prefix}.terminal.${token(terminalId)}`;
+    try {
+      await this.nc.request(`${base}.release`, encode({ node: this.nodeId }), {
+        timeout: this.controlTimeoutMs,
+      });
+      this.logger.info({ terminalId }, 'took the terminal over from another node');
+    } catch (error) {
+      if (!isNatsError(error, ErrorCode.NoResponders)) {
+        // A holder that cannot answer cannot serve either; serving here is what is left.
+        this.logger.warn(
+          { terminalId, err: (error as Error).message },
+          'the previous holder did not confirm the takeover',
+        );
+      }
+    }
+    const rpc = this.nc.subscribe(`${base}.rpc`, {
+      queue: 'holder',
+      callback: (error, msg) => {
+        if (error === null) void this.serve(terminalId, terminal, msg);
+      },
+    });
+    const release = this.nc.subscribe(`${base}.release`, {
+      queue: 'holder',
+      callback: (error, msg) => {
+        if (error !== null) return;
+        let by = 'another node';
+        try {
+          by = decode(Release, msg.data, 'release').node;
+        } catch (bad) {
+          this.logger.warn({ err: toEcrError(bad).message }, 'ignored a bad release request');
+          return;
+        }
+        if (by === this.nodeId) return;
+        this.drop(terminalId);
+        msg.respond(encode({ ok: true }));
+        this.logger.warn({ terminalId, by }, 'the terminal registered on another node: dropped');
+        this.releaseHandler(terminalId, by);
+      },
+    });
+    this.held.set(terminalId, { rpc, release });
+    this.announce(terminalId, true);
+  }
+
+  /** The terminal left this node (its connection ended): stop serving it. */
+  release(terminalId: string): void {
+    if (this.drop(terminalId)) this.announce(terminalId, false);
+  }
+
+  /**
+   * The terminal's live state from the node holding it: undefined when no node holds it.
+   * Throws CLUSTER_UNAVAILABLE while this node cannot reach NATS.
+   */
+  async presence(terminalId: string): Promise<TerminalInfo | undefined> {
+    const reply = await this.call(terminalId, { op: 'status' }, this.controlTimeoutMs);
+    if (reply === 'offline') return undefined;
+    if (reply.ok && 'info' in reply) return reply.info as unknown as TerminalInfo;
+    return undefined;
+  }
+
+  /**
+   * The driver a TransactionService uses for a terminal in the cluster: every call goes to the
+   * node holding the terminal. `template` is a driver of the terminal's protocol, used only for
+   * what it knows without a link (capabilities, validation).
+   */
+  remoteDriver(terminalId: string, template: TerminalDriver): TerminalDriver {
+    return new RemoteDriver(this, terminalId, template, this.requestTimeoutMs);
+  }
+
+  async close(): Promise<void> {
+    for (const terminalId of [...this.held.keys()]) this.release(terminalId);
+    try {
+      await this.nc.drain();
+    } catch {
+      await this.nc.close().catch(() => {});
+    }
+  }
+
+  /**
+   * One request to the holder of `terminalId`: its reply, or 'offline' when nobody holds it
+   * (certainly not delivered). Throws CLUSTER_UNAVAILABLE when NATS is not reachable (not sent)
+   * and TIMEOUT when the holder did not answer in time (delivered; outcome unknown).
+   */
+  async call(
+    terminalId: string,
+    request: RpcRequest,
+    timeoutMs: number,
+  ): Promise<RpcReply | 'offline'> {
+    if (!this.isConnected) {
+      throw new EcrError(
+        'CLUSTER_UNAVAILABLE',
+        `${this.where} is not reachable from node ${this.nodeId}: nothing was sent`,
+      );
+    }
+    let msg: Msg;
+    try {
+      msg = await this.nc.request(
+        `${this.prefix}.terminal.${token(terminalId)}.rpc`,
+        encode(request),
+        { timeout: timeoutMs },
+      );
+    } catch (error) {
+      if (isNatsError(error, ErrorCode.NoResponders)) return 'offline';
+      if (isNatsError(error, ErrorCode.Timeout))
+        throw new EcrError('TIMEOUT', `the node holding ${terminalId} did not answer in time`);
+      // Disconnected, closed, or a protocol error from the server: not sent.
+      throw new EcrError(
+        'CLUSTER_UNAVAILABLE',
+        `${this.where}: ${(error as Error).message}: nothing was sent`,
+        { cause: error },
+      );
+    }
+    return decode(RpcReply, msg.data, `the answer from the node holding ${terminalId}`);
+  }
+
+  private drop(terminalId: string): boolean {
+    const subscriptions = this.held.get(terminalId);
+    if (subscriptions === undefined) return false;
+    this.held.delete(terminalId);
+    subscriptions.rpc.unsubscribe();
+    subscriptions.release.unsubscribe();
+    return true;
+  }
+
+  private announce(terminalId: string, online: boolean): void {
+    if (!this.isConnected) return;
+    try {
+      this.nc.publish(`${this.prefix}.presence`, encode({ terminalId, online, node: this.nodeId }));
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message }, 'could not announce a presence change');
+    }
+  }
+
+  /** Answers one request for a terminal this node holds. */
+  private async serve(terminalId: string, terminal: HeldTerminal, msg: Msg): Promise<void> {
+    const answer = (reply: RpcReply): void => {
+      try {
+        msg.respond(encode(reply));
+      } catch (error) {
+        this.logger.warn({ terminalId, err: (error as Error).message }, 'could not answer a node');
+      }
+    };
+    let request: RpcRequest;
+    try {
+      request = decode(RpcRequest, msg.data, 'cluster request');
+    } catch (error) {
+      const e = toEcrError(error);
+      this.logger.warn({ terminalId, err: e.message }, 'refused a malformed cluster request');
+      answer({ ok: false, code: e.code, message: e.message });
+      return;
+    }
+    const { driver } = terminal;
+    try {
+      switch (request.op) {
+        case 'status': {
+          const info = terminal.info();
+          if (info === undefined) answer({ ok: false, code: 'TERMINAL_OFFLINE', message: 'gone' });
+          else answer({ ok: true, info: { ...info } });
+          return;
+        }
+        case 'execute': {
+          const outcome = await driver.execute(request.request as DriverRequest);
+          answer({ ok: true, outcome });
+          return;
+        }
+        case 'query': {
+          if (driver.queryOutcome === undefined) {
+            answer({ ok: false, code: 'UNSUPPORTED_OPERATION', message: 'no status query' });
+            return;
+          }
+          const target: StatusTarget = {
+            reference: request.reference,
+            ...(request.wireId === undefined ? {} : { wireId: request.wireId }),
+            ...(request.sentAgoMs === undefined ? {} : { sentAt: Date.now() - request.sentAgoMs }),
+          };
+          const outcome = await driver.queryOutcome(target, { patient: request.patient });
+          answer({ ok: true, outcome });
+          return;
+        }
+        case 'cancel':
+          answer({ ok: true, cancelled: await driver.cancelCurrent() });
+          return;
+        case 'batch-close': {
+          if (driver.batchClose === undefined) {
+            answer({ ok: false, code: 'UNSUPPORTED_OPERATION', message: 'no batch close' });
+            return;
+          }
+          const totals = await driver.batchClose();
+          answer({ ok: true, totals: { ...totals } });
+          return;
+        }
+      }
+    } catch (error) {
+      const e = toEcrError(error);
+      answer({ ok: false, code: e.code, message: e.message });
+    }
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type === 'disconnect') {
+        this.connected = false;
+        this.logger.error({ where: this.where }, 'lost NATS: new payments are refused');
+      } else if (status.type === 'reconnect') {
+        this.connected = true;
+        this.logger.warn({ where: this.where }, 'NATS is back');
+      }
+    }
+  }
+}
+
+/**
+ * A terminal held by some node of the cluster, as a TransactionService sees it. `sent` is
+ * journaled before the request leaves this node; "no responders" proves nothing was delivered
+ * (`failed`, TERMINAL_OFFLINE), no answer in time after delivery is `unknown` (the service then
+ * asks the terminal's status through the holder, whichever node that is by then).
+ */
+class RemoteDriver implements TerminalDriver {
+  readonly protocol: string;
+  readonly endpoint: string;
+  readonly capabilities;
+
+  constructor(
+    private readonly node: ClusterNode,
+    private readonly terminalId: string,
+    private readonly template: TerminalDriver,
+    private readonly timeoutMs: number,
+  ) {
+    this.protocol = template.protocol;
+    // The same on every node: the journal's terminal lock is taken on it across the cluster.
+    this.endpoint = `econduit://${terminalId}`;
+    this.capabilities = template.capabilities;
+  }
+
+  validate(request: PaymentRequest): void {
+    this.template.validate(request);
+  }
+
+  async execute(request: DriverRequest, options: ExecuteOptions = {}): Promise<DriverOutcome> {
+    this.validate(request);
+    if (options.signal?.aborted === true)
+      return { outcome: 'failed', errorCode: 'ABORTED', message: 'cancelled before sending' };
+    if (!this.node.isConnected) {
+      return {
+        outcome: 'failed',
+        errorCode: 'CLUSTER_UNAVAILABLE',
+        message: `${this.node.where} is not reachable: nothing was sent`,
+      };
+    }
+    try {
+      await options.beforeSend?.();
+    } catch (error) {
+      const e = toEcrError(error, 'JOURNAL_ERROR');
+      return { outcome: 'failed', errorCode: e.code, message: `not sent: ${e.message}` };
+    }
+    let reply: RpcReply | 'offline';
+    try {
+      reply = await this.node.call(this.terminalId, { op: 'execute', request }, this.timeoutMs);
+    } catch (error) {
+      const e = toEcrError(error);
+      if (e.code === 'CLUSTER_UNAVAILABLE')
+        return { outcome: 'failed', errorCode: e.code, message: e.message };
+      // Delivered, or maybe: the holder may be driving it now.
+      return {
+        outcome: 'unknown',
+        errorCode: 'OUTCOME_UNKNOWN',
+        message: `no answer from the node holding the terminal: ${e.message}`,
+      };
+    }
+    if (reply === 'offline') {
+      return {
+        outcome: 'failed',
+        errorCode: 'TERMINAL_OFFLINE',
+        message: `terminal ${this.terminalId} is on no gateway node ("POS Offline"): nothing was sent`,
+      };
+    }
+    if (reply.ok && 'outcome' in reply) return reply.outcome as DriverOutcome;
+    // The holder refused the request before its driver ran (it could not parse it, or the
+    // terminal left it): its driver sent nothing.
+    return {
+      outcome: 'failed',
+      errorCode: reply.ok ? 'PROTOCOL_ERROR' : reply.code,
+      message: reply.ok ? 'the holder answered something else' : reply.message,
+    };
+  }
+
+  async queryOutcome(
+    target: StatusTarget,
+    options: StatusQueryOptions = {},
+  ): Promise<DriverOutcome> {
+    let reply: RpcReply | 'offline';
+    try {
+      reply = await this.node.call(
+        this.terminalId,
+        {
+          op: 'query',
+          reference: target.reference,
+          ...(target.wireId === undefined ? {} : { wireId: target.wireId }),
+          ...(target.sentAt === undefined
+            ? {}
+            : { sentAgoMs: Math.max(0, Date.now() - target.sentAt) }),
+          patient: options.patient ?? false,
+        },
+        this.timeoutMs,
+      );
+    } catch (error) {
+      const e = toEcrError(error);
+      return { outcome: 'unknown', errorCode: 'TERMINAL_UNREACHABLE', message: e.message };
+    }
+    if (reply === 'offline')
+      return {
+        outcome: 'unknown',
+        errorCode: 'TERMINAL_UNREACHABLE',
+        message: `terminal ${this.terminalId} is on no gateway node: cannot ask it now`,
+      };
+    if (reply.ok && 'outcome' in reply) return reply.outcome as DriverOutcome;
+    return {
+      outcome: 'unknown',
+      errorCode: 'TERMINAL_UNREACHABLE',
+      message: reply.ok ? 'the holder answered something else' : reply.message,
+    };
+  }
+
+  async cancelCurrent(): Promise<boolean> {
+    const reply = await this.node.call(
+      this.terminalId,
+      { op: 'cancel' },
+      DEFAULT_CLUSTER_CONTROL_TIMEOUT_MS,
+    );
+    return reply !== 'offline' && reply.ok && 'cancelled' in reply && reply.cancelled;
+  }
+
+  async batchClose(): Promise<BatchTotals> {
+    const reply = await this.node.call(this.terminalId, { op: 'batch-close' }, this.timeoutMs);
+    if (reply === 'offline')
+      throw new EcrError('TERMINAL_OFFLINE', `terminal ${this.terminalId} is on no gateway node`);
+    if (!reply.ok) throw new EcrError(reply.code, reply.message);
+    if (!('totals' in reply)) throw new EcrError('PROTOCOL_ERROR', 'no totals in the answer');
+    return reply.totals as unknown as BatchTotals;
+  }
+
+  async close(): Promise<void> {}
+}
