@@ -78,6 +78,14 @@ export {
   SqliteJournal,
   type SqliteJournalOptions,
 } from './journal/sqlite-journal.js';
+export {
+  isPostgresUrl,
+  PostgresJournal,
+  POSTGRES_CONNECT_TIMEOUT_MS,
+  POSTGRES_POOL_SIZE,
+  POSTGRES_STATEMENT_TIMEOUT_MS,
+  type PostgresJournalOptions,
+} from './journal/postgres-journal.js';
 export { createDriver, DEFAULT_CURRENCIES, type DriverSettings } from './drivers/index.js';
 export {
   PAYABLE_ANSWER_TIMEOUT_MS,

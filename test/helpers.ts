@@ -22,6 +22,19 @@ export async function waitFor(
   }
 }
 
+/** Like waitFor, for a check that must ask something (an HTTP call); a failed ask is a no. */
+export async function waitForAsync(
+  check: () => Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Runs `fn`, expects it to throw an EcrError, and returns that error. */
 export function thrownBy(fn: () => unknown): EcrError {
   let caught: unknown;

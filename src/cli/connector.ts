@@ -79,9 +79,14 @@ export async function startConnector(
       // The seeds' default is EUR; CURRENCY in config.txt sets both the terminal's and this.
       currency: config.currency ?? CONNECTOR_DEFAULT_CURRENCY,
       journal: context.journal,
-      journalId: (reference) =>
-        context.journal.find({ merchantId: 'default', terminalId: choice.terminalId, reference })
-          ?.id,
+      journalId: async (reference) =>
+        (
+          await context.journal.find({
+            merchantId: 'default',
+            terminalId: choice.terminalId,
+            reference,
+          })
+        )?.id,
       ...(notifier === undefined ? {} : { notifier }),
       onStop: () => requestStop(),
       logger: context.logger,

@@ -1,8 +1,12 @@
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
-import { EcrError } from '../core/errors.js';
+import { EcrError, invalid } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { TransactionService } from '../core/transaction-service.js';
+import { PostgresTenantStore } from '../gateway/postgres-tenants.js';
+import { SqliteTenantStore, type TenantStore } from '../gateway/tenants.js';
+import type { Journal } from '../journal/journal.js';
+import { isPostgresUrl, PostgresJournal } from '../journal/postgres-journal.js';
 import { JOURNAL_FILE_NAME, SqliteJournal } from '../journal/sqlite-journal.js';
 
 /** Data directory when neither `--data-dir` nor ECR_BRIDGE_DATA_DIR says otherwise. */
@@ -11,7 +15,11 @@ export const DEFAULT_DATA_DIR = './data';
 export interface Context {
   readonly dataDir: string;
   readonly logger: Logger;
-  readonly journal: SqliteJournal;
+  readonly journal: Journal;
+  /** Where the journal is, for messages: a file, or `PostgreSQL at host:port/db`. */
+  readonly journalWhere: string;
+  /** The gateway's merchants and terminals, next to the journal. */
+  readonly tenants: TenantStore;
   readonly service: TransactionService;
   close(): Promise<void>;
 }
@@ -25,10 +33,12 @@ export async function openContext(options: {
   logLevel: string;
   /** Requests that may wait per terminal. @default DEFAULT_MAX_QUEUE */
   maxQueue?: number;
+  /** A postgres:// URL; the data directory's SQLite file otherwise. */
+  journal?: string | undefined;
 }): Promise<Context> {
   const dataDir = resolve(options.dataDir);
   let logger: Logger;
-  let journal: SqliteJournal;
+  let sqlite: SqliteJournal | undefined;
   try {
     logger = createLogger({
       level: options.logLevel,
@@ -38,7 +48,8 @@ export async function openContext(options: {
         mkdir: true,
       }),
     });
-    journal = new SqliteJournal({ path: join(dataDir, JOURNAL_FILE_NAME) });
+    if (options.journal === undefined)
+      sqlite = new SqliteJournal({ path: join(dataDir, JOURNAL_FILE_NAME) });
   } catch (error) {
     throw new EcrError(
       'INVALID_INPUT',
@@ -50,6 +61,32 @@ export async function openContext(options: {
       },
     );
   }
+  let journal: Journal;
+  let tenants: TenantStore;
+  let journalWhere: string;
+  if (sqlite !== undefined) {
+    journal = sqlite;
+    tenants = new SqliteTenantStore(sqlite);
+    journalWhere = join(dataDir, JOURNAL_FILE_NAME);
+  } else {
+    const url = options.journal ?? '';
+    if (!isPostgresUrl(url)) {
+      throw invalid('INVALID_INPUT', 'journal', 'must be a postgres:// or postgresql:// URL');
+    }
+    // `?schema=name` keeps the tables in a schema of their own (several clusters, or tests, in
+    // one database); pg itself does not know the parameter.
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get('schema') ?? undefined;
+    parsed.searchParams.delete('schema');
+    const postgres = await PostgresJournal.open({
+      url: parsed.toString(),
+      logger,
+      ...(schema === undefined ? {} : { schema }),
+    });
+    journal = postgres;
+    tenants = new PostgresTenantStore(postgres.pool);
+    journalWhere = postgres.where;
+  }
   const service = new TransactionService({
     journal,
     logger,
@@ -60,10 +97,12 @@ export async function openContext(options: {
     dataDir,
     logger,
     journal,
+    journalWhere,
+    tenants,
     service,
     close: async () => {
       await service.close();
-      journal.close();
+      await journal.close();
     },
   };
 }

@@ -12,12 +12,13 @@ import {
 import { OUTCOME_EXIT_CODES } from './output.js';
 import { untilInterrupted } from './simulate.js';
 import {
-  SqliteTenantStore,
   type GatewayTerminal,
   type Merchant,
   type TenantStore,
   validateTenantId,
 } from '../gateway/tenants.js';
+import { ClusterNode, DEFAULT_SUBJECT_PREFIX } from '../gateway/cluster.js';
+import { PostgresJournal } from '../journal/postgres-journal.js';
 import { openContext, type Context } from './context.js';
 import type { CommandOutput, CommonOptions } from './main.js';
 
@@ -89,6 +90,23 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
       .option(
         '--terminal-type <type...>',
         `terminal types accepted, all with SEMI payloads (default ${Object.keys(DEFAULT_TERMINAL_TYPES).join(', ')})`,
+      )
+      .option(
+        '--cluster',
+        'run as one node of a cluster: needs --nats and a PostgreSQL --journal shared by all nodes',
+        false,
+      )
+      .addOption(
+        new Option(
+          '--nats <urls>',
+          'cluster: NATS server(s), comma-separated (nats://host:4222)',
+        ).env('ECR_BRIDGE_NATS_URL'),
+      )
+      .option('--node-id <id>', 'cluster: this node’s name in logs and messages (default: random)')
+      .option(
+        '--cluster-prefix <prefix>',
+        'cluster: the NATS subject prefix; clusters sharing a NATS server need different ones',
+        DEFAULT_SUBJECT_PREFIX,
       ),
   ).action(action(runGatewayStart));
   common(
@@ -147,7 +165,7 @@ async function withTenants<T>(
 ): Promise<T> {
   const context = await openContext(options);
   try {
-    return await fn(new SqliteTenantStore(context.journal), context);
+    return await fn(context.tenants, context);
   } finally {
     await context.close();
   }
@@ -284,13 +302,64 @@ export interface GatewayStartOptions extends CommonOptions {
   readonly heartbeatInterval?: number;
   readonly registrationRate?: number;
   readonly terminalType?: readonly string[];
+  readonly cluster?: boolean;
+  readonly nats?: string;
+  readonly nodeId?: string;
+  readonly clusterPrefix?: string;
 }
 
 /** A running gateway: where it listens, and how to stop it. */
 export interface RunningGateway {
   readonly gateway: Gateway;
   readonly tenants: TenantStore;
+  /** Cluster mode: this node's name. */
+  readonly nodeId?: string;
   close(): Promise<void>;
+}
+
+/**
+ * Cluster mode's settings, checked before anything starts: NATS servers and a shared PostgreSQL
+ * journal are both required, and each missing one is named.
+ */
+async function joinCluster(
+  context: Context,
+  options: Omit<GatewayStartOptions, keyof CommonOptions>,
+): Promise<ClusterNode | undefined> {
+  if (options.cluster !== true) {
+    if (options.nats !== undefined)
+      throw invalid('INVALID_INPUT', 'nats', 'is only used with --cluster');
+    return undefined;
+  }
+  if (options.nats === undefined || options.nats.trim() === '') {
+    throw invalid(
+      'INVALID_INPUT',
+      'nats',
+      'is required with --cluster (--nats nats://host:4222 or ECR_BRIDGE_NATS_URL)',
+    );
+  }
+  if (!(context.journal instanceof PostgresJournal)) {
+    throw invalid(
+      'INVALID_INPUT',
+      'journal',
+      'must be a postgres:// URL with --cluster (--journal or ECR_BRIDGE_JOURNAL_URL): every node shares it',
+    );
+  }
+  const servers = options.nats.split(',').map((s) => s.trim());
+  for (const server of servers) {
+    if (!/^(nats|tls):\/\/[^\s/]+(:\d+)?\/?$/.test(server))
+      throw invalid(
+        'INVALID_INPUT',
+        'nats',
+        'must be nats://host:port URLs, comma-separated',
+        server,
+      );
+  }
+  return ClusterNode.connect({
+    servers,
+    ...(options.nodeId === undefined ? {} : { nodeId: options.nodeId }),
+    ...(options.clusterPrefix === undefined ? {} : { subjectPrefix: options.clusterPrefix }),
+    logger: context.logger,
+  });
 }
 
 /** Starts the gateway on a data directory's journal and tenants. */
@@ -298,9 +367,11 @@ export async function startGateway(
   context: Context,
   options: Omit<GatewayStartOptions, keyof CommonOptions>,
 ): Promise<RunningGateway> {
-  const tenants = new SqliteTenantStore(context.journal);
+  const tenants = context.tenants;
   const types = options.terminalType ?? Object.keys(DEFAULT_TERMINAL_TYPES);
-  const gateway = await new Gateway({
+  const cluster = await joinCluster(context, options);
+  const gateway = new Gateway({
+    ...(cluster === undefined ? {} : { cluster }),
     journal: context.journal,
     tenants,
     host: options.host,
@@ -325,8 +396,22 @@ export async function startGateway(
           }),
     },
     logger: context.logger,
-  }).start();
-  return { gateway, tenants, close: () => gateway.close() };
+  });
+  try {
+    await gateway.start();
+  } catch (error) {
+    await cluster?.close();
+    throw error;
+  }
+  return {
+    gateway,
+    tenants,
+    ...(cluster === undefined ? {} : { nodeId: cluster.nodeId }),
+    close: async () => {
+      await gateway.close();
+      await cluster?.close();
+    },
+  };
 }
 
 /**
@@ -343,13 +428,15 @@ export async function runGatewayStart(options: GatewayStartOptions): Promise<Com
       tcp: `${options.host}:${gateway.tcpPort}`,
       http: `http://${options.host}:${gateway.httpPort}`,
       dataDir: context.dataDir,
+      ...(running.nodeId === undefined ? {} : { node: running.nodeId }),
+      journal: context.journalWhere,
       terminals: (await running.tenants.allTerminals()).length,
       merchants: (await running.tenants.merchants()).length,
     };
     process.stdout.write(
       options.json
         ? `${JSON.stringify(info)}\n`
-        : `ecr-bridge gateway: terminals on tcp://${info.tcp}, POS programs on ${info.http} (${info.merchants} merchants, ${info.terminals} terminals)\nCtrl-C stops it.\n`,
+        : `ecr-bridge gateway${running.nodeId === undefined ? '' : ` (cluster node ${running.nodeId})`}: terminals on tcp://${info.tcp}, POS programs on ${info.http} (${info.merchants} merchants, ${info.terminals} terminals; journal: ${info.journal})\nCtrl-C stops it.\n`,
     );
     await interrupted;
     await running.close();

@@ -15,6 +15,8 @@ import { registerGatewayCommands } from './gateway.js';
 /** Options every command takes. */
 export interface CommonOptions {
   readonly dataDir: string;
+  /** A PostgreSQL URL: the journal (and the gateway's tenants) live there, not in the data dir. */
+  readonly journal?: string;
   readonly json: boolean;
   readonly logLevel: string;
 }
@@ -32,6 +34,12 @@ function common(command: Command): Command {
       new Option('--data-dir <dir>', 'where the journal and logs live')
         .env('ECR_BRIDGE_DATA_DIR')
         .default(DEFAULT_DATA_DIR),
+    )
+    .addOption(
+      new Option(
+        '--journal <url>',
+        'a postgres:// URL: keep the journal in PostgreSQL (a gateway cluster) instead of the data directory',
+      ).env('ECR_BRIDGE_JOURNAL_URL'),
     )
     .option('--json', 'print one JSON object on stdout instead of text', false)
     .addOption(

@@ -36,7 +36,10 @@ export async function runTxList(
 ): Promise<CommandOutput> {
   const context = await openContext(options);
   try {
-    const rows = context.journal.list({ unresolved: options.unresolved, limit: options.limit });
+    const rows = await context.journal.list({
+      unresolved: options.unresolved,
+      limit: options.limit,
+    });
     const text =
       rows.length === 0
         ? options.unresolved
@@ -53,7 +56,7 @@ export async function runTxShow(options: CommonOptions, reference: string): Prom
   validateReference(reference);
   const context = await openContext(options);
   try {
-    const rows = context.journal.findByReference(reference);
+    const rows = await context.journal.findByReference(reference);
     if (rows.length === 0)
       throw new EcrError('NOT_FOUND', `no transaction has reference ${reference}`, {
         field: 'reference',
@@ -107,9 +110,9 @@ export async function runTxResolve(
   }
   const context = await openContext(options);
   try {
-    const rows = context.journal
-      .findByReference(reference)
-      .filter((row) => options.terminal === undefined || row.terminalId === options.terminal);
+    const rows = (await context.journal.findByReference(reference)).filter(
+      (row) => options.terminal === undefined || row.terminalId === options.terminal,
+    );
     if (rows.length === 0) {
       throw new EcrError(
         'NOT_FOUND',
@@ -125,7 +128,7 @@ export async function runTxResolve(
       );
     }
     const row = rows[0] as JournalRow;
-    const resolved = context.journal.resolveByHand(row.id, options.outcome, note);
+    const resolved = await context.journal.resolveByHand(row.id, options.outcome, note);
     if (resolved === undefined) {
       throw invalid(
         'INVALID_INPUT',

@@ -15,7 +15,7 @@ import { silentLogger } from '../core/logger.js';
 import type { TransactionService } from '../core/transaction-service.js';
 import type { TerminalDriver } from '../core/driver.js';
 import { EventEmitter } from 'node:events';
-import type { Journal } from '../journal/journal.js';
+import type { Awaitable, Journal } from '../journal/journal.js';
 import { isDashboardRequest, registerDashboard } from '../web/dashboard.js';
 import { registerApiV1 } from './api-v1.js';
 import { connectorDashboard, UNREACHABLE, type ConnectorActivity } from './dashboard.js';
@@ -52,7 +52,7 @@ export interface ConnectorServerOptions {
   /** The currency of a request that names none (EUR, or config.txt's CURRENCY). */
   readonly currency: string;
   /** Finds the journal id of a transaction, for the notifier. */
-  readonly journalId: (reference: string) => number | undefined;
+  readonly journalId: (reference: string) => Awaitable<number | undefined>;
   readonly notifier?: ConnectorNotifier;
   /** Called by `GET /stop` once no payment is in flight. */
   readonly onStop?: () => void;
@@ -244,7 +244,7 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
         }),
       );
       let notification: NotificationReport = { sent: false, attempts: 0 };
-      const id = options.journalId(payment.reference);
+      const id = await options.journalId(payment.reference);
       if (options.notifier !== undefined && id !== undefined && HAPPENED.has(result.outcome)) {
         notification = await options.notifier
           .notify(id, CONNECTOR_NOTIFY_WAIT_MS)

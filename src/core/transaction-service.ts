@@ -729,6 +729,18 @@ export class TransactionService {
       if (current === undefined)
         throw new EcrError('JOURNAL_ERROR', `transaction ${row.id} disappeared`);
       if (isFinal(current.state)) return toResult(current, true);
+      const mine = this.inFlight.get(row.id);
+      if (mine !== undefined) return { ...(await mine), replayed: true };
+      if (current.state === 'received' && current.ownerToken === this.owner.token) {
+        // Ours, never sent, and driven by no call here: the answer to our claim was lost
+        // (PostgreSQL committed it, the reply never came). Nothing left: it fails for good.
+        const failed = await this.journal.complete(row.id, this.owner, {
+          outcome: 'failed',
+          errorCode: 'JOURNAL_ERROR',
+          message: 'the journal recorded the request but its answer was lost: nothing was sent',
+        });
+        return toResult(failed, true);
+      }
       const owner =
         current.ownerPid === undefined || current.ownerToken === undefined
           ? undefined

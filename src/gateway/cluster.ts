@@ -1,6 +1,8 @@
 import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   connect,
+  createInbox,
   ErrorCode,
   type Msg,
   type NatsConnection,
@@ -40,6 +42,12 @@ export const DEFAULT_SUBJECT_PREFIX = 'ecr';
  * answers within its card step and recovery window (2 + 0.5 min); past this it is `unknown`.
  */
 export const DEFAULT_CLUSTER_REQUEST_TIMEOUT_MS = 180_000;
+/**
+ * How long a patient status query keeps asking for a terminal that is on no node (reconnecting,
+ * perhaps to another node): like the gateway's own recovery window.
+ */
+export const DEFAULT_CLUSTER_RECOVERY_MS = 30_000;
+const OFFLINE_RETRY_MS = 250;
 /** How long a presence or release question waits before it counts as unanswered. */
 export const DEFAULT_CLUSTER_CONTROL_TIMEOUT_MS = 2_000;
 /** Largest NATS message this node accepts or sends (a payment request is a few hundred bytes). */
@@ -58,6 +66,7 @@ const OPTIONS = z.strictObject({
     .regex(PREFIX, 'letters, digits, _ and -, 1 to 32')
     .default(DEFAULT_SUBJECT_PREFIX),
   requestTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(DEFAULT_CLUSTER_REQUEST_TIMEOUT_MS),
+  recoveryMs: wholeNumber(0, MAX_TIMER_MS).default(DEFAULT_CLUSTER_RECOVERY_MS),
   controlTimeoutMs: wholeNumber(1, 60_000).default(DEFAULT_CLUSTER_CONTROL_TIMEOUT_MS),
   connectTimeoutMs: wholeNumber(1, 60_000).default(5_000),
   logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null).optional(),
@@ -99,10 +108,16 @@ const Request = z.strictObject({
     })
     .optional(),
 });
+/** Where the holder says, as soon as it takes a long request, which node it is. */
+const PROGRESS = z
+  .string()
+  .regex(/^_INBOX\.[A-Za-z0-9]{1,64}$/)
+  .optional();
 const RpcRequest = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('execute'), request: Request }),
+  z.strictObject({ op: z.literal('execute'), request: Request, progress: PROGRESS }),
   z.strictObject({
     op: z.literal('query'),
+    progress: PROGRESS,
     reference: z.string().min(1).max(64),
     wireId: z.number().int().positive().optional(),
     // An age, not a time: the two nodes' clocks need not agree.
@@ -139,6 +154,9 @@ const RpcReply = z.union([
 type RpcReply = z.infer<typeof RpcReply>;
 
 const Release = z.strictObject({ node: z.string().max(32) });
+const Accepted = z.strictObject({ node: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/) });
+/** How often a node waiting on a long request checks that the holder that took it still lives. */
+export const HOLDER_WATCH_INTERVAL_MS = 1_000;
 const Presence = z.strictObject({
   terminalId: z.string().min(1).max(64),
   online: z.boolean(),
@@ -202,6 +220,7 @@ export class ClusterNode {
   readonly where: string;
   private readonly prefix: string;
   private readonly requestTimeoutMs: number;
+  private readonly recoveryMs: number;
   private readonly controlTimeoutMs: number;
   private readonly logger: Logger;
   private readonly held = new Map<string, { rpc: Subscription; release: Subscription }>();
@@ -218,9 +237,16 @@ export class ClusterNode {
     this.where = where;
     this.prefix = options.subjectPrefix;
     this.requestTimeoutMs = options.requestTimeoutMs;
+    this.recoveryMs = options.recoveryMs;
     this.controlTimeoutMs = options.controlTimeoutMs;
     this.logger = (options.logger ?? silentLogger).child({ node: this.nodeId });
     void this.watchStatus();
+    // Nodes waiting on a request this node took ask here whether it still lives.
+    nc.subscribe(`${this.prefix}.node.${this.nodeId}.ping`, {
+      callback: (error, msg) => {
+        if (error === null) msg.respond(encode({ ok: true }));
+      },
+    });
     nc.subscribe(`${this.prefix}.presence`, {
       callback: (error, msg) => {
         if (error !== null) return;
@@ -353,7 +379,7 @@ export class ClusterNode {
    * what it knows without a link (capabilities, validation).
    */
   remoteDriver(terminalId: string, template: TerminalDriver): TerminalDriver {
-    return new RemoteDriver(this, terminalId, template, this.requestTimeoutMs);
+    return new RemoteDriver(this, terminalId, template, this.requestTimeoutMs, this.recoveryMs);
   }
 
   async close(): Promise<void> {
@@ -382,24 +408,84 @@ export class ClusterNode {
       );
     }
     let msg: Msg;
+    const long = request.op === 'execute' || request.op === 'query';
+    const progress = long ? this.nc.subscribe(createInbox(), { max: 1 }) : undefined;
     try {
-      msg = await this.nc.request(
+      const sent = this.nc.request(
         `${this.prefix}.terminal.${token(terminalId)}.rpc`,
-        encode(request),
+        encode(progress === undefined ? request : { ...request, progress: progress.getSubject() }),
         { timeout: timeoutMs },
       );
+      msg = progress === undefined ? await sent : await this.watchHolder(sent, progress);
     } catch (error) {
       if (isNatsError(error, ErrorCode.NoResponders)) return 'offline';
       if (isNatsError(error, ErrorCode.Timeout))
         throw new EcrError('TIMEOUT', `the node holding ${terminalId} did not answer in time`);
+      if (error instanceof EcrError) throw error;
       // Disconnected, closed, or a protocol error from the server: not sent.
       throw new EcrError(
         'CLUSTER_UNAVAILABLE',
         `${this.where}: ${(error as Error).message}: nothing was sent`,
         { cause: error },
       );
+    } finally {
+      progress?.unsubscribe();
     }
     return decode(RpcReply, msg.data, `the answer from the node holding ${terminalId}`);
+  }
+
+  /**
+   * Waits for a long request's answer while checking, every HOLDER_WATCH_INTERVAL_MS, that the
+   * node that took it (it says so on `progress`) is alive: a holder that died mid-request never
+   * answers, and its caller must not wait out the whole timeout to say `unknown`.
+   */
+  private async watchHolder(sent: Promise<Msg>, progress: Subscription): Promise<Msg> {
+    let holder: string | undefined;
+    void (async () => {
+      for await (const m of progress) {
+        try {
+          holder = decode(Accepted, m.data, 'accepted').node;
+        } catch {
+          // A bad note changes nothing: the answer, or the timeout, still decides.
+        }
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    let done = false;
+    const died = new Promise<never>((_, reject) => {
+      const check = (): void => {
+        if (done) return;
+        timer = setTimeout(() => {
+          if (holder === undefined || !this.isConnected) {
+            check();
+            return;
+          }
+          this.nc
+            .request(`${this.prefix}.node.${holder}.ping`, encode({}), {
+              timeout: this.controlTimeoutMs,
+            })
+            .then(check, (error: unknown) => {
+              if (isNatsError(error, ErrorCode.NoResponders)) {
+                reject(
+                  new EcrError(
+                    'LINK_LOST',
+                    `node ${holder ?? '?'}, which held the terminal, is gone mid-request`,
+                  ),
+                );
+              } else check();
+            });
+        }, HOLDER_WATCH_INTERVAL_MS);
+      };
+      check();
+    });
+    try {
+      return await Promise.race([sent, died]);
+    } finally {
+      done = true;
+      clearTimeout(timer);
+      // The answer may still come (or time out) after the holder was given up on.
+      sent.catch(() => {});
+    }
   }
 
   private drop(terminalId: string): boolean {
@@ -439,6 +525,13 @@ export class ClusterNode {
       return;
     }
     const { driver } = terminal;
+    if ('progress' in request && request.progress !== undefined) {
+      try {
+        this.nc.publish(request.progress, encode({ node: this.nodeId }));
+      } catch {
+        // The caller then only has the answer or its timeout to go by.
+      }
+    }
     try {
       switch (request.op) {
         case 'status': {
@@ -514,6 +607,7 @@ class RemoteDriver implements TerminalDriver {
     private readonly terminalId: string,
     private readonly template: TerminalDriver,
     private readonly timeoutMs: number,
+    private readonly recoveryMs: number,
   ) {
     this.protocol = template.protocol;
     // The same on every node: the journal's terminal lock is taken on it across the cluster.
@@ -573,9 +667,27 @@ class RemoteDriver implements TerminalDriver {
     };
   }
 
+  /**
+   * Asks the holder's driver. Patient: while the terminal is on no node (it is reconnecting,
+   * maybe to another node after its own died), asks again until the recovery window ends.
+   */
   async queryOutcome(
     target: StatusTarget,
     options: StatusQueryOptions = {},
+  ): Promise<DriverOutcome> {
+    const deadline = Date.now() + this.recoveryMs;
+    for (;;) {
+      const found = await this.queryOnce(target, options);
+      const away = found.outcome === 'unknown' && found.errorCode === 'TERMINAL_UNREACHABLE';
+      if (!away || options.patient !== true || Date.now() >= deadline) return found;
+      if (options.signal?.aborted === true) return found;
+      await sleep(OFFLINE_RETRY_MS);
+    }
+  }
+
+  private async queryOnce(
+    target: StatusTarget,
+    options: StatusQueryOptions,
   ): Promise<DriverOutcome> {
     let reply: RpcReply | 'offline';
     try {

@@ -207,27 +207,27 @@ export function validateTenantId(field: string, value: unknown): string {
   return value;
 }
 
-interface MerchantRow {
+export interface MerchantRow {
   name: string;
   api_key: string;
   password_hash: string;
   created_at: number;
 }
 
-interface TerminalRow {
+export interface TerminalRow {
   terminal_id: string;
   merchant: string;
   terminal_type: string;
   created_at: number;
 }
 
-const toMerchant = (row: MerchantRow): Merchant => ({
+export const toMerchant = (row: MerchantRow): Merchant => ({
   name: row.name,
   apiKey: row.api_key,
   createdAt: row.created_at,
 });
 
-const toTerminal = (row: TerminalRow): GatewayTerminal => ({
+export const toTerminal = (row: TerminalRow): GatewayTerminal => ({
   terminalId: row.terminal_id,
   merchant: row.merchant,
   terminalType: row.terminal_type,
@@ -243,13 +243,12 @@ interface CachedCredential {
 }
 
 /**
- * Tenants in the journal's SQLite file. Reads and writes are synchronous like the journal's;
- * `authenticate` is async because scrypt runs on libuv's thread pool. Every POS request carries
- * the key and password, so a verified pair is remembered (as a SHA-256 of the password) for
- * `cacheTtlMs`; a pair that fails is never remembered and always goes through scrypt again.
+ * Checks a key and password against the merchant stored under the key. Unknown keys, over-long
+ * input and wrong passwords all cost one scrypt, so timing tells nothing about which keys exist.
+ * Every POS request carries the key and password, so a verified pair is remembered (as a SHA-256
+ * of the password) for `cacheTtlMs`; a pair that fails is never remembered.
  */
-export class SqliteTenantStore implements TenantStore {
-  private readonly db: Database.Database;
+export class CredentialCheck {
   private readonly now: () => number;
   private readonly cacheTtlMs: number;
   private scrypts = 0;
@@ -257,139 +256,24 @@ export class SqliteTenantStore implements TenantStore {
   private readonly cache = new Map<string, CachedCredential>();
   /** scrypt verifications under way, by key and password digest: a burst shares one. */
   private readonly verifying = new Map<string, Promise<boolean>>();
-  private readonly statements;
 
-  constructor(journal: SqliteJournal, options: TenantStoreOptions = {}) {
-    const parsed = parseOptions(OPTIONS, options, 'SqliteTenantStore');
+  constructor(options: TenantStoreOptions = {}, who = 'TenantStore') {
+    const parsed = parseOptions(OPTIONS, options, who);
     this.now = parsed.now ?? Date.now;
     this.cacheTtlMs = parsed.cacheTtlMs;
     this.maxCached = parsed.maxCachedCredentials;
-    this.db = journal.database;
-    const db = this.db;
-    this.statements = {
-      insertMerchant: db.prepare<MerchantRow>(
-        `INSERT INTO merchants (name, api_key, password_hash, created_at)
-         VALUES (@name, @api_key, @password_hash, @created_at)
-         ON CONFLICT (name) DO NOTHING`,
-      ),
-      merchant: db.prepare<[string], MerchantRow>('SELECT * FROM merchants WHERE name = ?'),
-      merchantByKey: db.prepare<[string], MerchantRow>('SELECT * FROM merchants WHERE api_key = ?'),
-      merchants: db.prepare<[], MerchantRow>('SELECT * FROM merchants ORDER BY name'),
-      insertTerminal: db.prepare<TerminalRow>(
-        `INSERT INTO gateway_terminals (terminal_id, merchant, terminal_type, created_at)
-         VALUES (@terminal_id, @merchant, @terminal_type, @created_at)
-         ON CONFLICT (terminal_id) DO NOTHING`,
-      ),
-      terminal: db.prepare<[string], TerminalRow>(
-        'SELECT * FROM gateway_terminals WHERE terminal_id = ?',
-      ),
-      terminalsOf: db.prepare<[string], TerminalRow>(
-        'SELECT * FROM gateway_terminals WHERE merchant = ? ORDER BY terminal_id',
-      ),
-      allTerminals: db.prepare<[], TerminalRow>(
-        'SELECT * FROM gateway_terminals ORDER BY merchant, terminal_id',
-      ),
-      bindReference: db.prepare<[string, string, string, number]>(
-        `INSERT INTO gateway_references (merchant, reference, terminal_id, created_at)
-         VALUES (?, ?, ?, ?) ON CONFLICT (merchant, reference) DO NOTHING`,
-      ),
-      referenceTerminal: db.prepare<[string, string], { terminal_id: string }>(
-        'SELECT terminal_id FROM gateway_references WHERE merchant = ? AND reference = ?',
-      ),
-    };
   }
 
-  addMerchant(name: string): NewMerchant {
-    validateTenantId('name', name);
-    if (this.merchant(name) !== undefined) throw duplicateMerchant(name);
-    const key = API_KEY_PREFIX + randomLetters(API_KEY_LETTERS);
-    const password = randomLetters(PASSWORD_LETTERS);
-    // scryptSync: an administrative call, tens of milliseconds, once per merchant.
-    const row: MerchantRow = {
-      name,
-      api_key: key,
-      password_hash: hashPassword(password),
-      created_at: this.now(),
-    };
-    // ON CONFLICT (name) only: another process may have added the name meanwhile; a key
-    // collision (52^24 to one) would fail loudly instead of passing for a duplicate name.
-    const changes = this.write(() => this.statements.insertMerchant.run(row).changes);
-    if (changes === 0) throw duplicateMerchant(name);
-    return { merchant: toMerchant(row), key, password };
+  /** The clock the store stamps rows with. */
+  time(): number {
+    return this.now();
   }
 
-  merchants(): Merchant[] {
-    return this.read(() => this.statements.merchants.all().map(toMerchant));
-  }
-
-  merchant(name: string): Merchant | undefined {
-    const row = this.read(() => this.statements.merchant.get(name));
-    return row === undefined ? undefined : toMerchant(row);
-  }
-
-  addTerminal(input: {
-    terminalId: string;
-    merchant: string;
-    terminalType: string;
-  }): GatewayTerminal {
-    const row: TerminalRow = {
-      terminal_id: validateTenantId('terminalId', input.terminalId),
-      merchant: validateTenantId('merchant', input.merchant),
-      terminal_type: validateTenantId('terminalType', input.terminalType),
-      created_at: this.now(),
-    };
-    const changes = this.write(() => {
-      if (this.statements.merchant.get(row.merchant) === undefined) {
-        throw invalid(
-          'NOT_FOUND',
-          'merchant',
-          'must name an existing merchant',
-          `no merchant ${row.merchant}`,
-        );
-      }
-      return this.statements.insertTerminal.run(row).changes;
-    });
-    if (changes === 0) {
-      // A device serial is global: it cannot belong to two merchants (nor twice to one).
-      throw invalid(
-        'INVALID_INPUT',
-        'terminalId',
-        'must be unique across all merchants',
-        `terminal ${row.terminal_id} is already registered`,
-      );
-    }
-    return toTerminal(row);
-  }
-
-  bindReference(merchant: string, reference: string, terminalId: string): string {
-    return this.write(() => {
-      this.statements.bindReference.run(merchant, reference, terminalId, this.now());
-      return this.statements.referenceTerminal.get(merchant, reference)?.terminal_id ?? terminalId;
-    });
-  }
-
-  referenceTerminal(merchant: string, reference: string): string | undefined {
-    return this.read(() => this.statements.referenceTerminal.get(merchant, reference)?.terminal_id);
-  }
-
-  terminal(terminalId: string): GatewayTerminal | undefined {
-    const row = this.read(() => this.statements.terminal.get(terminalId));
-    return row === undefined ? undefined : toTerminal(row);
-  }
-
-  terminalsOf(merchant: string): GatewayTerminal[] {
-    return this.read(() => this.statements.terminalsOf.all(merchant).map(toTerminal));
-  }
-
-  allTerminals(): GatewayTerminal[] {
-    return this.read(() => this.statements.allTerminals.all().map(toTerminal));
-  }
-
-  /**
-   * Unknown keys, over-long input and wrong passwords all cost one scrypt, so timing tells
-   * nothing about which keys exist. Only a pair verified within `cacheTtlMs` answers faster.
-   */
-  async authenticate(key: string, password: string): Promise<Merchant | undefined> {
+  async authenticate(
+    key: string,
+    password: string,
+    byKey: (key: string) => Awaitable<MerchantRow | undefined>,
+  ): Promise<Merchant | undefined> {
     if (
       typeof key !== 'string' ||
       typeof password !== 'string' ||
@@ -400,7 +284,7 @@ export class SqliteTenantStore implements TenantStore {
       await verifyPassword('', DUMMY_HASH);
       return undefined;
     }
-    const row = this.read(() => this.statements.merchantByKey.get(key));
+    const row = await byKey(key);
     if (row === undefined) {
       this.scrypts++;
       await verifyPassword(password, DUMMY_HASH);
@@ -469,12 +353,162 @@ export class SqliteTenantStore implements TenantStore {
       this.cache.delete(oldest);
     }
   }
+}
+
+/** A new merchant's row and its fresh credentials (validated name). */
+export function newMerchant(
+  name: string,
+  now: number,
+): { row: MerchantRow; key: string; password: string } {
+  validateTenantId('name', name);
+  const key = API_KEY_PREFIX + randomLetters(API_KEY_LETTERS);
+  const password = randomLetters(PASSWORD_LETTERS);
+  // scryptSync: an administrative call, tens of milliseconds, once per merchant.
+  return {
+    row: { name, api_key: key, password_hash: hashPassword(password), created_at: now },
+    key,
+    password,
+  };
+}
+
+/** A new terminal's row (validated fields). */
+export function newTerminal(
+  input: { terminalId: string; merchant: string; terminalType: string },
+  now: number,
+): TerminalRow {
+  return {
+    terminal_id: validateTenantId('terminalId', input.terminalId),
+    merchant: validateTenantId('merchant', input.merchant),
+    terminal_type: validateTenantId('terminalType', input.terminalType),
+    created_at: now,
+  };
+}
+
+/**
+ * Tenants in the journal's SQLite file. Reads and writes are synchronous like the journal's;
+ * `authenticate` is async because scrypt runs on libuv's thread pool.
+ */
+export class SqliteTenantStore implements TenantStore {
+  private readonly db: Database.Database;
+  private readonly credentials: CredentialCheck;
+  private readonly statements;
+
+  constructor(journal: SqliteJournal, options: TenantStoreOptions = {}) {
+    this.credentials = new CredentialCheck(options, 'SqliteTenantStore');
+    this.db = journal.database;
+    const db = this.db;
+    this.statements = {
+      insertMerchant: db.prepare<MerchantRow>(
+        `INSERT INTO merchants (name, api_key, password_hash, created_at)
+         VALUES (@name, @api_key, @password_hash, @created_at)
+         ON CONFLICT (name) DO NOTHING`,
+      ),
+      merchant: db.prepare<[string], MerchantRow>('SELECT * FROM merchants WHERE name = ?'),
+      merchantByKey: db.prepare<[string], MerchantRow>('SELECT * FROM merchants WHERE api_key = ?'),
+      merchants: db.prepare<[], MerchantRow>('SELECT * FROM merchants ORDER BY name'),
+      insertTerminal: db.prepare<TerminalRow>(
+        `INSERT INTO gateway_terminals (terminal_id, merchant, terminal_type, created_at)
+         VALUES (@terminal_id, @merchant, @terminal_type, @created_at)
+         ON CONFLICT (terminal_id) DO NOTHING`,
+      ),
+      terminal: db.prepare<[string], TerminalRow>(
+        'SELECT * FROM gateway_terminals WHERE terminal_id = ?',
+      ),
+      terminalsOf: db.prepare<[string], TerminalRow>(
+        'SELECT * FROM gateway_terminals WHERE merchant = ? ORDER BY terminal_id',
+      ),
+      allTerminals: db.prepare<[], TerminalRow>(
+        'SELECT * FROM gateway_terminals ORDER BY merchant, terminal_id',
+      ),
+      bindReference: db.prepare<[string, string, string, number]>(
+        `INSERT INTO gateway_references (merchant, reference, terminal_id, created_at)
+         VALUES (?, ?, ?, ?) ON CONFLICT (merchant, reference) DO NOTHING`,
+      ),
+      referenceTerminal: db.prepare<[string, string], { terminal_id: string }>(
+        'SELECT terminal_id FROM gateway_references WHERE merchant = ? AND reference = ?',
+      ),
+    };
+  }
+
+  addMerchant(name: string): NewMerchant {
+    validateTenantId('name', name);
+    if (this.merchant(name) !== undefined) throw duplicateMerchant(name);
+    const { row, key, password } = newMerchant(name, this.credentials.time());
+    // ON CONFLICT (name) only: another process may have added the name meanwhile; a key
+    // collision (52^24 to one) would fail loudly instead of passing for a duplicate name.
+    const changes = this.write(() => this.statements.insertMerchant.run(row).changes);
+    if (changes === 0) throw duplicateMerchant(name);
+    return { merchant: toMerchant(row), key, password };
+  }
+
+  merchants(): Merchant[] {
+    return this.read(() => this.statements.merchants.all().map(toMerchant));
+  }
+
+  merchant(name: string): Merchant | undefined {
+    const row = this.read(() => this.statements.merchant.get(name));
+    return row === undefined ? undefined : toMerchant(row);
+  }
+
+  addTerminal(input: {
+    terminalId: string;
+    merchant: string;
+    terminalType: string;
+  }): GatewayTerminal {
+    const row = newTerminal(input, this.credentials.time());
+    const changes = this.write(() => {
+      if (this.statements.merchant.get(row.merchant) === undefined) throw noMerchant(row.merchant);
+      return this.statements.insertTerminal.run(row).changes;
+    });
+    if (changes === 0) throw duplicateTerminal(row.terminal_id);
+    return toTerminal(row);
+  }
+
+  bindReference(merchant: string, reference: string, terminalId: string): string {
+    return this.write(() => {
+      this.statements.bindReference.run(merchant, reference, terminalId, this.credentials.time());
+      return this.statements.referenceTerminal.get(merchant, reference)?.terminal_id ?? terminalId;
+    });
+  }
+
+  referenceTerminal(merchant: string, reference: string): string | undefined {
+    return this.read(() => this.statements.referenceTerminal.get(merchant, reference)?.terminal_id);
+  }
+
+  terminal(terminalId: string): GatewayTerminal | undefined {
+    const row = this.read(() => this.statements.terminal.get(terminalId));
+    return row === undefined ? undefined : toTerminal(row);
+  }
+
+  terminalsOf(merchant: string): GatewayTerminal[] {
+    return this.read(() => this.statements.terminalsOf.all(merchant).map(toTerminal));
+  }
+
+  allTerminals(): GatewayTerminal[] {
+    return this.read(() => this.statements.allTerminals.all().map(toTerminal));
+  }
+
+  authenticate(key: string, password: string): Promise<Merchant | undefined> {
+    return this.credentials.authenticate(key, password, (k) =>
+      this.read(() => this.statements.merchantByKey.get(k)),
+    );
+  }
+
+  /** scrypt computations run by `authenticate` so far (what the cache saves, made countable). */
+  get scryptRuns(): number {
+    return this.credentials.scryptRuns;
+  }
+
+  /** Verified credentials held in memory now (expired ones may linger until looked up). */
+  get cachedCredentials(): number {
+    return this.credentials.cachedCredentials;
+  }
 
   private read<T>(fn: () => T): T {
     try {
       return fn();
     } catch (error) {
-      throw journalError('read', error);
+      throw tenantError('read', error);
     }
   }
 
@@ -482,16 +516,30 @@ export class SqliteTenantStore implements TenantStore {
     try {
       return this.db.transaction(fn).immediate();
     } catch (error) {
-      throw journalError('write', error);
+      throw tenantError('write', error);
     }
   }
 }
 
-function duplicateMerchant(name: string): EcrError {
+export function duplicateMerchant(name: string): EcrError {
   return invalid('INVALID_INPUT', 'name', 'must be unique', `merchant ${name} exists`);
 }
 
-function journalError(what: 'read' | 'write', error: unknown): EcrError {
+export function noMerchant(name: string): EcrError {
+  return invalid('NOT_FOUND', 'merchant', 'must name an existing merchant', `no merchant ${name}`);
+}
+
+/** A device serial is global: it cannot belong to two merchants (nor twice to one). */
+export function duplicateTerminal(terminalId: string): EcrError {
+  return invalid(
+    'INVALID_INPUT',
+    'terminalId',
+    'must be unique across all merchants',
+    `terminal ${terminalId} is already registered`,
+  );
+}
+
+export function tenantError(what: 'read' | 'write', error: unknown): EcrError {
   if (error instanceof EcrError) return error;
   return new EcrError('JOURNAL_ERROR', `tenant ${what} failed: ${(error as Error).message}`, {
     cause: error,
