@@ -47,7 +47,7 @@ import {
   type NotificationDbRow,
   type OwnedRow,
   type Row,
-} from './postgres-rows.js';
+} from './rows.js';
 
 export {
   isPostgresUrl,

@@ -1,15 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { EcrError, type ErrorCode } from '../core/errors.js';
-import { redactPans } from '../core/pan.js';
-import type {
-  DriverOutcome,
-  MoneyKind,
-  Outcome,
-  PaymentMethod,
-  TransactionState,
-} from '../core/transaction.js';
+import { EcrError } from '../core/errors.js';
+import type { DriverOutcome, Outcome } from '../core/transaction.js';
 import {
   MAX_NOTIFICATION_ERROR_LENGTH,
   NOTIFIED_STATES,
@@ -20,12 +13,20 @@ import {
   type ListFilter,
   type NotificationAttempt,
   type NotificationRow,
-  type NotificationState,
   type Owner,
   type TransactionEvent,
   type TransactionKey,
 } from './journal.js';
 import { MIGRATIONS } from './migrations.js';
+import {
+  oneLine,
+  toJournalRow as toSharedRow,
+  toNotificationRow,
+  toTransactionEvent,
+  type EventRow,
+  type NotificationDbRow,
+  type Row as SharedRow,
+} from './rows.js';
 
 /** Default journal file, relative to the data directory. */
 export const JOURNAL_FILE_NAME = 'ecr-bridge.db';
@@ -33,31 +34,8 @@ export const JOURNAL_FILE_NAME = 'ecr-bridge.db';
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 const DEFAULT_LIST_LIMIT = 100;
 
-interface Row {
-  id: number;
-  merchant_id: string;
-  terminal_id: string;
-  reference: string;
-  kind: string;
-  amount_minor: number;
-  currency: string;
-  method: string;
-  original_reference: string | null;
-  state: string;
-  error_code: string | null;
-  message: string | null;
-  approval_code: string | null;
-  masked_pan: string | null;
-  card_brand: string | null;
-  terminal_tx_id: string | null;
-  details: string | null;
-  owner_pid: number | null;
-  owner_token: string | null;
-  heartbeat_at: number | null;
-  created_at: number;
-  updated_at: number;
-  completed_at: number | null;
-}
+/** A row as SQLite gives it: `details` is JSON text. */
+type Row = Omit<SharedRow, 'details'> & { details: string | null };
 
 /** Writing an outcome: the same columns whether it ends an attempt or settles an unknown. */
 const SET_OUTCOME = `UPDATE transactions SET state = @state, error_code = @errorCode, message = @message,
@@ -80,61 +58,11 @@ function outcomeParams(id: number, outcome: DriverOutcome, now: number) {
   };
 }
 
-const IN_FLIGHT = new Set<TransactionState>(['received', 'sent']);
-
 function toJournalRow(row: Row): JournalRow {
-  const state = row.state as TransactionState;
-  return {
-    id: row.id,
-    merchantId: row.merchant_id,
-    terminalId: row.terminal_id,
-    reference: row.reference,
-    kind: row.kind as MoneyKind,
-    amountMinor: row.amount_minor,
-    currency: row.currency,
-    method: row.method as PaymentMethod,
-    originalReference: row.original_reference ?? undefined,
-    state,
-    outcome: IN_FLIGHT.has(state) ? undefined : (state as Outcome),
-    errorCode: (row.error_code ?? undefined) as ErrorCode | undefined,
-    message: row.message ?? undefined,
-    approvalCode: row.approval_code ?? undefined,
-    maskedPan: row.masked_pan ?? undefined,
-    cardBrand: row.card_brand ?? undefined,
-    terminalTxId: row.terminal_tx_id ?? undefined,
-    details: row.details === null ? undefined : (JSON.parse(row.details) as JournalRow['details']),
-    ownerPid: row.owner_pid ?? undefined,
-    ownerToken: row.owner_token ?? undefined,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    completedAt: row.completed_at ?? undefined,
-  };
-}
-
-interface NotificationDbRow {
-  id: number;
-  transaction_id: number;
-  state: string;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-  idempotency_key: string;
-  created_at: number;
-  sent_at: number | null;
-}
-
-function toNotificationRow(row: NotificationDbRow): NotificationRow {
-  return {
-    id: row.id,
-    transactionId: row.transaction_id,
-    state: row.state as NotificationState,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    lastError: row.last_error ?? undefined,
-    idempotencyKey: row.idempotency_key,
-    createdAt: row.created_at,
-    sentAt: row.sent_at ?? undefined,
-  };
+  return toSharedRow({
+    ...row,
+    details: row.details === null ? null : (JSON.parse(row.details) as JournalRow['details']),
+  });
 }
 
 /** `'approved', 'declined', 'cancelled'`, for SQL. */
@@ -163,13 +91,6 @@ interface SweepMark {
   readonly open: readonly number[];
 }
 
-/** One line of text, card numbers masked, at most `max` characters. */
-function oneLine(text: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  const controls = /[\u0000-\u001f\u007f-\u009f]+/g;
-  return redactPans(text).replace(controls, ' ').slice(0, max);
-}
-
 /** A short error for the outbox. */
 function shortError(error: string): string {
   return oneLine(error, MAX_NOTIFICATION_ERROR_LENGTH);
@@ -182,24 +103,6 @@ export interface SqliteJournalOptions {
   readonly busyTimeoutMs?: number;
   /** Clock, in milliseconds since the epoch. @default Date.now */
   readonly now?: () => number;
-}
-
-interface EventRow {
-  id: number;
-  transaction_id: number;
-  state: string;
-  at: number;
-  note: string | null;
-}
-
-function toTransactionEvent(row: EventRow): TransactionEvent {
-  return {
-    id: row.id,
-    transactionId: row.transaction_id,
-    state: row.state as TransactionState,
-    at: row.at,
-    note: row.note ?? undefined,
-  };
 }
 
 /**

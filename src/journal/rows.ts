@@ -9,7 +9,8 @@ import type {
   TransactionEvent,
 } from './journal.js';
 
-// PostgresJournal's rows as the database gives them, and the values it hands the database.
+// The journals' rows as their databases give them (`details` already parsed), and the values
+// they hand the databases.
 
 export interface Row {
   id: number;
@@ -112,7 +113,7 @@ export function toTransactionEvent(row: EventRow): TransactionEvent {
   };
 }
 
-/** One line of text, card numbers masked, at most `max` characters (as SqliteJournal). */
+/** One line of text, card numbers masked, at most `max` characters. */
 export function oneLine(text: string, max: number): string {
   // eslint-disable-next-line no-control-regex
   const controls = /[\u0000-\u001f\u007f-\u009f]+/g;
