@@ -8,7 +8,7 @@ import { PostgresJournal } from '../../src/journal/postgres-journal.js';
 import { EconduitSimulator } from '../../src/simulators/econduit/simulator.js';
 import { runCli } from '../cli/run-cli.js';
 import { tempDir, waitFor, waitForAsync } from '../helpers.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { letters, NATS_URL, PG_URL, pos, requireClusterServers } from './cluster-support.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -24,7 +24,7 @@ async function twoNodes() {
   const schema = `t_${letters(12)}`;
   const prefix = `ecrt${letters(10)}`;
   const nats = new URL(NATS_URL);
-  const proxy = await new TcpProxy({ host: nats.hostname, port: Number(nats.port) }).start();
+  const proxy = await new FaultProxy({ host: nats.hostname, port: Number(nats.port) }).start();
   cleanups.push(async () => {
     await proxy.stop();
     const client = new pg.Client({ connectionString: PG_URL });
