@@ -75,7 +75,12 @@ export async function openContext(options: {
     }
     // `?schema=name` keeps the tables in a schema of their own (several clusters, or tests, in
     // one database); pg itself does not know the parameter.
-    const parsed = new URL(url);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw invalid('INVALID_INPUT', 'journal', 'must be a postgres://user@host:port/database URL');
+    }
     const schema = parsed.searchParams.get('schema') ?? undefined;
     parsed.searchParams.delete('schema');
     const postgres = await PostgresJournal.open({

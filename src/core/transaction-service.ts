@@ -1,7 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Journal, JournalRow, Owner } from '../journal/journal.js';
+import type {
+  ClaimResult,
+  Journal,
+  JournalRow,
+  Owner,
+  TransactionKey,
+} from '../journal/journal.js';
 import {
   requireCapability,
   type BatchTotals,
@@ -32,6 +38,9 @@ export const DEFAULT_LOCK_WAIT_MS = 30_000;
 export const DEFAULT_IN_FLIGHT_WAIT_MS = 300_000;
 /** How often the journal is re-read while waiting on another process. */
 export const DEFAULT_POLL_INTERVAL_MS = 25;
+/** How often a journal write that failed is tried again in the background, and for how long. */
+export const JOURNAL_RETRY_MS = 2_000;
+export const JOURNAL_RETRY_FOR_MS = 600_000;
 
 export interface TransactionServiceOptions {
   readonly journal: Journal;
@@ -170,19 +179,24 @@ export class TransactionService {
     terminal.driver.validate(valid);
     const original = await this.original(terminalId, valid);
 
-    const claim = await this.journal.claim({
-      merchantId: this.merchantId,
-      terminalId,
-      reference,
-      kind: valid.kind,
-      amountMinor: amount.minor,
-      currency: amount.currency,
-      method: valid.method ?? 'card',
-      ...(valid.originalReference === undefined
-        ? {}
-        : { originalReference: valid.originalReference }),
-      owner: this.owner,
-    });
+    const key = { merchantId: this.merchantId, terminalId, reference };
+    let claim: ClaimResult;
+    try {
+      claim = await this.journal.claim({
+        ...key,
+        kind: valid.kind,
+        amountMinor: amount.minor,
+        currency: amount.currency,
+        method: valid.method ?? 'card',
+        ...(valid.originalReference === undefined
+          ? {}
+          : { originalReference: valid.originalReference }),
+        owner: this.owner,
+      });
+    } catch (error) {
+      this.closeLostClaim(key);
+      throw error;
+    }
     if (claim.type === 'existing') {
       const row = claim.row;
       if (
@@ -281,7 +295,7 @@ export class TransactionService {
         const found = await this.provenNotCharged(
           await query.call(
             driver,
-            { reference: latest.reference, sentAt: latest.updatedAt },
+            { reference: latest.reference, sentAt: await this.localTime(latest.updatedAt) },
             { patient: true },
           ),
           latest,
@@ -414,7 +428,10 @@ export class TransactionService {
     if (latest?.state !== 'unknown') return;
     // `updatedAt` is when it became unknown: surely after it was sent.
     const found = await this.provenNotCharged(
-      await driver.queryOutcome({ reference: latest.reference, sentAt: latest.updatedAt }),
+      await driver.queryOutcome({
+        reference: latest.reference,
+        sentAt: await this.localTime(latest.updatedAt),
+      }),
       latest,
     );
     if (found.outcome === 'unknown') {
@@ -507,13 +524,42 @@ export class TransactionService {
   }
 
   /** Drives one claimed row while telling the journal, every few seconds, that we are alive. */
-  private async drive(
-    terminal: Terminal,
-    row: JournalRow,
-    request: PaymentRequest & { readonly original?: OriginalTransaction },
-    wireId: number,
-    options: PayOptions,
-  ): Promise<TransactionResult> {
+  /**
+   * A claim that failed may still have been committed (PostgreSQL wrote it; its answer was lost):
+   * such a row is ours, `received` and driven by no call, so nothing was sent. It is closed as
+   * `failed` once the journal answers again, so that a retry of the reference, on any node, gets
+   * an answer rather than waiting for an owner that never drives it.
+   */
+  private closeLostClaim(key: TransactionKey): void {
+    const log = this.logger.child({ terminalId: key.terminalId, reference: key.reference });
+    this.retryLater('closing a claim whose answer was lost', log, async () => {
+      const row = await this.journal.find(key);
+      if (row === undefined || row.ownerToken !== this.owner.token) return true;
+      if (row.state !== 'received' || this.inFlight.has(row.id)) return true;
+      await this.journal.complete(row.id, this.owner, {
+        outcome: 'failed',
+        errorCode: 'JOURNAL_ERROR',
+        message: 'the journal recorded the request but its answer was lost: nothing was sent',
+      });
+      return true;
+    });
+  }
+
+  /**
+   * A journal time (a row's `updatedAt`, on the journal's clock) on this machine's clock: the
+   * row's age measured by the journal, so that machines whose clocks disagree agree on it.
+   */
+  private async localTime(journalTime: number): Promise<number> {
+    try {
+      return Date.now() - Math.max(0, (await this.journal.now()) - journalTime);
+    } catch {
+      // Unreadable clock: "sent just now" keeps a status query patient, never hasty.
+      return Date.now();
+    }
+  }
+
+  /** Runs `fn` while telling the journal, every few seconds, that this owner is alive. */
+  private async keepingAlive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.driving++ === 0) {
       this.heartbeat = setInterval(() => {
         void (async () => {
@@ -527,10 +573,46 @@ export class TransactionService {
       this.heartbeat.unref();
     }
     try {
-      return await this.driveOnce(terminal, row, request, wireId, options);
+      return await fn();
     } finally {
       if (--this.driving === 0) clearInterval(this.heartbeat);
     }
+  }
+
+  /**
+   * A journal write that failed, tried again every JOURNAL_RETRY_MS for JOURNAL_RETRY_FOR_MS in
+   * the background (`step` resolves true once done): a database away for a moment must not leave
+   * a terminal's answer unrecorded or a terminal locked while this process lives.
+   */
+  private retryLater(what: string, log: Logger, step: () => Promise<boolean>): void {
+    const deadline = Date.now() + JOURNAL_RETRY_FOR_MS;
+    const attempt = (): void => {
+      const timer = setTimeout(() => {
+        step().then(
+          (done) => {
+            if (done) log.warn(`${what}: written on a later try`);
+            else if (Date.now() < deadline) attempt();
+          },
+          () => {
+            if (Date.now() < deadline) attempt();
+            else log.error(`${what}: gave up after ${JOURNAL_RETRY_FOR_MS} ms; reconcile`);
+          },
+        );
+      }, JOURNAL_RETRY_MS);
+      timer.unref();
+    };
+    attempt();
+  }
+
+  /** Drives one claimed row while telling the journal, every few seconds, that we are alive. */
+  private drive(
+    terminal: Terminal,
+    row: JournalRow,
+    request: PaymentRequest & { readonly original?: OriginalTransaction },
+    wireId: number,
+    options: PayOptions,
+  ): Promise<TransactionResult> {
+    return this.keepingAlive(() => this.driveOnce(terminal, row, request, wireId, options));
   }
 
   private async driveOnce(
@@ -633,6 +715,18 @@ export class TransactionService {
         log.error({ err: toEcrError(again).message }, 'the journal is unusable');
       }
       if (settled !== undefined && isFinal(settled.state)) return settled;
+      this.retryLater('the outcome of an attempt this process drove', log, async () => {
+        try {
+          await this.journal.complete(row.id, this.owner, outcome);
+          return true;
+        } catch {
+          // Recovered to `unknown` by another process meanwhile: the answer settles it.
+          const now =
+            (await this.journal.resolveUnknown(row.id, outcome)) ??
+            (await this.journal.get(row.id));
+          return now !== undefined && isFinal(now.state);
+        }
+      });
       // Not recorded anywhere we can read back: the caller must reconcile, so the answer is
       // `unknown`, carrying what the terminal said.
       return {
@@ -671,8 +765,19 @@ export class TransactionService {
     }
   }
 
-  /** Holds the journal's cross-process lock of a terminal around `fn` (invariant 2). */
-  private async withTerminalLock<T>(
+  /**
+   * Holds the journal's cross-process lock of a terminal around `fn` (invariant 2), heartbeating
+   * while it waits and holds it (a status query may take long).
+   */
+  private withTerminalLock<T>(
+    terminalId: string,
+    signal: AbortSignal | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    return this.keepingAlive(() => this.lockedRun(terminalId, signal, fn));
+  }
+
+  private async lockedRun<T>(
     terminalId: string,
     signal: AbortSignal | undefined,
     fn: () => Promise<T>,
@@ -694,10 +799,18 @@ export class TransactionService {
       try {
         await this.journal.unlockTerminal(terminalId, this.owner);
       } catch (error) {
-        // Never let the lock hide the outcome; a lock left behind is taken over once we are gone.
+        // Never let the lock hide the outcome; released later, or taken over once we are gone.
         this.logger.error(
           { terminalId, err: toEcrError(error).message },
-          'could not release the terminal lock',
+          'could not release the terminal lock: trying again in the background',
+        );
+        this.retryLater(
+          'the release of a terminal lock',
+          this.logger.child({ terminalId }),
+          async () => {
+            await this.journal.unlockTerminal(terminalId, this.owner);
+            return true;
+          },
         );
       }
     }
@@ -731,16 +844,6 @@ export class TransactionService {
       if (isFinal(current.state)) return toResult(current, true);
       const mine = this.inFlight.get(row.id);
       if (mine !== undefined) return { ...(await mine), replayed: true };
-      if (current.state === 'received' && current.ownerToken === this.owner.token) {
-        // Ours, never sent, and driven by no call here: the answer to our claim was lost
-        // (PostgreSQL committed it, the reply never came). Nothing left: it fails for good.
-        const failed = await this.journal.complete(row.id, this.owner, {
-          outcome: 'failed',
-          errorCode: 'JOURNAL_ERROR',
-          message: 'the journal recorded the request but its answer was lost: nothing was sent',
-        });
-        return toResult(failed, true);
-      }
       const owner =
         current.ownerPid === undefined || current.ownerToken === undefined
           ? undefined

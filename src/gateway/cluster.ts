@@ -19,7 +19,13 @@ import type {
   StatusTarget,
   TerminalDriver,
 } from '../core/driver.js';
-import { EcrError, ERROR_CODES, toEcrError, type ErrorCode as EcrCode } from '../core/errors.js';
+import {
+  EcrError,
+  ERROR_CODES,
+  invalid,
+  toEcrError,
+  type ErrorCode as EcrCode,
+} from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
 import type { DriverOutcome, PaymentRequest } from '../core/transaction.js';
@@ -84,6 +90,8 @@ export interface HeldTerminal {
 // The wire format between nodes. Both ends validate: a message that does not parse is refused
 // with a coded error (holder side) or taken for no answer (requester side), never guessed at.
 
+/** A terminal's field, as long as the SEMI codec lets it be (its MAX_FIELD). */
+const FIELD = z.string().max(256);
 const Money = z.strictObject({
   minor: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
   currency: z.string().regex(/^[A-Z]{3}$/),
@@ -104,7 +112,7 @@ const Request = z.strictObject({
       reference: z.string().min(1).max(64),
       kind: KIND,
       amount: Money,
-      terminalTxId: z.string().max(128).optional(),
+      terminalTxId: FIELD.optional(),
     })
     .optional(),
 });
@@ -134,21 +142,32 @@ const ERROR_CODE = z.custom<EcrCode>((v) => typeof v === 'string' && v in ERROR_
 const Outcome = z.object({
   outcome: z.enum(['approved', 'declined', 'cancelled', 'failed', 'unknown']),
   errorCode: ERROR_CODE.optional(),
-  message: z.string().max(2_000).optional(),
-  approvalCode: z.string().max(64).optional(),
-  maskedPan: z.string().max(32).optional(),
-  cardBrand: z.string().max(64).optional(),
-  terminalTxId: z.string().max(128).optional(),
-  details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  message: z.string().max(4_000).optional(),
+  approvalCode: FIELD.optional(),
+  maskedPan: FIELD.optional(),
+  cardBrand: FIELD.optional(),
+  terminalTxId: FIELD.optional(),
+  details: z.record(z.string().max(256), z.union([FIELD, z.number(), z.boolean()])).optional(),
 });
+/** A terminal's live state as its holder reports it (shown by every node). */
+const Info = z.object({
+  terminalId: z.string().min(1).max(64),
+  terminalType: z.string().max(64),
+  terminalModel: z.string().max(256),
+  softwareVersion: z.string().max(256),
+  ackHeartbeat: z.boolean(),
+  payload: z.enum(['semi']),
+  remote: z.string().max(128),
+  registeredAt: z.number().int().nonnegative().max(8.64e15),
+  lastSeenAt: z.number().int().nonnegative().max(8.64e15),
+  busy: z.boolean(),
+});
+const Totals = z.object({ batchNumber: z.string().max(64) }).catchall(z.unknown());
 const RpcReply = z.union([
   z.object({ ok: z.literal(true), outcome: Outcome }),
   z.object({ ok: z.literal(true), cancelled: z.boolean() }),
-  z.object({
-    ok: z.literal(true),
-    totals: z.object({ batchNumber: z.string() }).passthrough(),
-  }),
-  z.object({ ok: z.literal(true), info: z.object({ terminalId: z.string() }).passthrough() }),
+  z.object({ ok: z.literal(true), totals: Totals }),
+  z.object({ ok: z.literal(true), info: Info }),
   z.object({ ok: z.literal(false), code: ERROR_CODE, message: z.string().max(2_000) }),
 ]);
 type RpcReply = z.infer<typeof RpcReply>;
@@ -157,6 +176,8 @@ const Release = z.strictObject({ node: z.string().max(32) });
 const Accepted = z.strictObject({ node: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/) });
 /** How often a node waiting on a long request checks that the holder that took it still lives. */
 export const HOLDER_WATCH_INTERVAL_MS = 1_000;
+/** Failed checks in a row after which the holder is taken for gone. */
+const HOLDER_MISSES = 3;
 const Presence = z.strictObject({
   terminalId: z.string().min(1).max(64),
   online: z.boolean(),
@@ -202,6 +223,16 @@ function randomNodeId(): string {
   return id;
 }
 
+/** nats.js errors that certainly come before a message leaves this process. */
+const NOT_SENT: readonly string[] = [
+  ErrorCode.ConnectionClosed,
+  ErrorCode.ConnectionDraining,
+  ErrorCode.Disconnect,
+  ErrorCode.BadSubject,
+  ErrorCode.MaxPayloadExceeded,
+  ErrorCode.InvalidPayload,
+];
+
 function isNatsError(error: unknown, code: string): boolean {
   return (error as Partial<NatsError> | undefined)?.code === code;
 }
@@ -227,6 +258,7 @@ export class ClusterNode {
   private readonly presenceListeners = new Set<(terminalId: string) => void>();
   private connected = true;
   private releaseHandler: (terminalId: string, by: string) => void = () => {};
+  private reconnectHandler: (terminalIds: readonly string[]) => void = () => {};
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -284,6 +316,26 @@ export class ClusterNode {
         { cause: error },
       );
     }
+    if (options.nodeId !== undefined) {
+      // Two nodes with one name would answer each other's liveness checks.
+      const taken = await nc
+        .request(`${options.subjectPrefix}.node.${options.nodeId}.ping`, encode({}), {
+          timeout: options.controlTimeoutMs,
+        })
+        .then(
+          () => true,
+          () => false,
+        );
+      if (taken) {
+        await nc.close();
+        throw invalid(
+          'INVALID_INPUT',
+          'nodeId',
+          'must be unique in the cluster',
+          `${options.nodeId} is running already`,
+        );
+      }
+    }
     return new ClusterNode(nc, options, where);
   }
 
@@ -295,6 +347,15 @@ export class ClusterNode {
   /** Terminals this node serves now. */
   get heldCount(): number {
     return this.held.size;
+  }
+
+  /**
+   * What to do after NATS came back: another node may have taken this node's terminals over
+   * meanwhile (its release reached nobody here), so their connections here are dropped and the
+   * terminals that are really connected register again.
+   */
+  onReconnect(handler: (terminalIds: readonly string[]) => void): void {
+    this.reconnectHandler = handler;
   }
 
   /** What to do when another node takes a terminal over: drop this node's socket to it. */
@@ -329,14 +390,18 @@ export class ClusterNode {
         );
       }
     }
+    // Meanwhile the terminal may have left (nothing to serve), or registered here again (that
+    // registration's hold serves it: one subscription pair per terminal, the latest).
+    this.drop(terminalId);
+    if (terminal.info() === undefined) return;
     const rpc = this.nc.subscribe(`${base}.rpc`, {
       queue: 'holder',
       callback: (error, msg) => {
         if (error === null) void this.serve(terminalId, terminal, msg);
       },
     });
+    // Not in the queue group: a takeover reaches every node that holds the terminal.
     const release = this.nc.subscribe(`${base}.release`, {
-      queue: 'holder',
       callback: (error, msg) => {
         if (error !== null) return;
         let by = 'another node';
@@ -369,7 +434,7 @@ export class ClusterNode {
   async presence(terminalId: string): Promise<TerminalInfo | undefined> {
     const reply = await this.call(terminalId, { op: 'status' }, this.controlTimeoutMs);
     if (reply === 'offline') return undefined;
-    if (reply.ok && 'info' in reply) return reply.info as unknown as TerminalInfo;
+    if (reply.ok && 'info' in reply) return reply.info;
     return undefined;
   }
 
@@ -422,12 +487,18 @@ export class ClusterNode {
       if (isNatsError(error, ErrorCode.Timeout))
         throw new EcrError('TIMEOUT', `the node holding ${terminalId} did not answer in time`);
       if (error instanceof EcrError) throw error;
-      // Disconnected, closed, or a protocol error from the server: not sent.
-      throw new EcrError(
-        'CLUSTER_UNAVAILABLE',
-        `${this.where}: ${(error as Error).message}: nothing was sent`,
-        { cause: error },
-      );
+      if (NOT_SENT.some((code) => isNatsError(error, code))) {
+        throw new EcrError(
+          'CLUSTER_UNAVAILABLE',
+          `${this.where}: ${(error as Error).message}: nothing was sent`,
+          { cause: error },
+        );
+      }
+      // Anything else (a permissions error on the reply inbox, say) may come after the request
+      // left: the caller must take it for delivered.
+      throw new EcrError('LINK_LOST', `${this.where}: ${(error as Error).message}`, {
+        cause: error,
+      });
     } finally {
       progress?.unsubscribe();
     }
@@ -452,6 +523,8 @@ export class ClusterNode {
     })();
     let timer: NodeJS.Timeout | undefined;
     let done = false;
+    /** Checks in a row that found the holder gone (no responders). */
+    let misses = 0;
     const died = new Promise<never>((_, reject) => {
       const check = (): void => {
         if (done) return;
@@ -464,16 +537,33 @@ export class ClusterNode {
             .request(`${this.prefix}.node.${holder}.ping`, encode({}), {
               timeout: this.controlTimeoutMs,
             })
-            .then(check, (error: unknown) => {
-              if (isNatsError(error, ErrorCode.NoResponders)) {
+            .then(
+              () => {
+                misses = 0;
+                check();
+              },
+              (error: unknown) => {
+                // Only "no responders" counts: the holder's subscriptions are gone (its process
+                // died, or NATS dropped its connection, as it does for a lost machine after its
+                // ping interval). A slow answer is a busy holder, not a dead one. One miss may be
+                // a blip (the holder reconnecting); a few in a row is not.
+                if (!isNatsError(error, ErrorCode.NoResponders)) {
+                  misses = 0;
+                  check();
+                  return;
+                }
+                if (++misses < HOLDER_MISSES) {
+                  check();
+                  return;
+                }
                 reject(
                   new EcrError(
                     'LINK_LOST',
                     `node ${holder ?? '?'}, which held the terminal, is gone mid-request`,
                   ),
                 );
-              } else check();
-            });
+              },
+            );
         }, HOLDER_WATCH_INTERVAL_MS);
       };
       check();
@@ -541,7 +631,18 @@ export class ClusterNode {
           return;
         }
         case 'execute': {
-          const outcome = await driver.execute(request.request as DriverRequest);
+          let outcome: DriverOutcome;
+          try {
+            outcome = await driver.execute(request.request as DriverRequest);
+          } catch (error) {
+            // A driver throws only before sending, by contract; a bug may not keep it: what
+            // began here may have reached the terminal.
+            outcome = {
+              outcome: 'unknown',
+              errorCode: 'OUTCOME_UNKNOWN',
+              message: `the holding node's driver failed: ${toEcrError(error).message}`,
+            };
+          }
           answer({ ok: true, outcome });
           return;
         }
@@ -585,7 +686,13 @@ export class ClusterNode {
         this.logger.error({ where: this.where }, 'lost NATS: new payments are refused');
       } else if (status.type === 'reconnect') {
         this.connected = true;
-        this.logger.warn({ where: this.where }, 'NATS is back');
+        const held = [...this.held.keys()];
+        this.logger.warn(
+          { where: this.where, terminals: held.length },
+          'NATS is back: the terminals held here register again',
+        );
+        for (const terminalId of held) this.drop(terminalId);
+        this.reconnectHandler(held);
       }
     }
   }
@@ -658,12 +765,12 @@ class RemoteDriver implements TerminalDriver {
       };
     }
     if (reply.ok && 'outcome' in reply) return reply.outcome as DriverOutcome;
-    // The holder refused the request before its driver ran (it could not parse it, or the
-    // terminal left it): its driver sent nothing.
+    // A refusal comes only from a holder that could not read the request: its driver never ran.
+    if (!reply.ok) return { outcome: 'failed', errorCode: reply.code, message: reply.message };
     return {
-      outcome: 'failed',
-      errorCode: reply.ok ? 'PROTOCOL_ERROR' : reply.code,
-      message: reply.ok ? 'the holder answered something else' : reply.message,
+      outcome: 'unknown',
+      errorCode: 'OUTCOME_UNKNOWN',
+      message: 'the holding node answered something else than an outcome',
     };
   }
 

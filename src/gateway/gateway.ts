@@ -140,6 +140,8 @@ export class Gateway {
   /** Cluster mode: the drivers over this node's own sockets, serving the other nodes too. */
   private readonly localDrivers = new Map<string, TerminalDriver>();
   private orphanSweep: NodeJS.Timeout | undefined;
+  private currentSweep: Promise<void> | undefined;
+  private nextSweep: Promise<void> | undefined;
   private http: FastifyInstance | undefined;
   private dashboard: { close(): void } | undefined;
   private httpAddress: { host: string; port: number } | undefined;
@@ -172,6 +174,10 @@ export class Gateway {
       cluster.onRelease((terminalId) =>
         this.listener.disconnect(terminalId, 'the terminal registered on another gateway node'),
       );
+      cluster.onReconnect((terminalIds) => {
+        for (const terminalId of terminalIds)
+          this.listener.disconnect(terminalId, 'NATS came back: register again');
+      });
     }
   }
 
@@ -190,7 +196,7 @@ export class Gateway {
     if (this.options.cluster !== undefined) {
       // Another node may die at any time: what it left in flight is looked for while we run.
       this.orphanSweep = setInterval(() => {
-        this.sweepOrphans().catch((error: unknown) =>
+        this.sweepOrphansSoon().catch((error: unknown) =>
           this.logger.warn({ err: toEcrError(error).message }, 'orphan sweep failed'),
         );
       }, this.options.orphanSweepMs ?? 10_000);
@@ -424,9 +430,28 @@ export class Gateway {
         info: () => this.listener.terminal(terminalId),
       });
       // Rows a dead node left in flight on this terminal become `unknown` first, to be settled.
-      await this.sweepOrphans();
+      await this.sweepOrphansSoon();
     }
     this.reconcileSoon(terminal.merchant, terminalId);
+  }
+
+  /**
+   * One orphan sweep for a burst of registrations (a dead node's terminals arriving at once):
+   * at most one runs, and one more after it for those that came meanwhile.
+   */
+  private sweepOrphansSoon(): Promise<void> {
+    if (this.nextSweep !== undefined) return this.nextSweep;
+    const next = (this.currentSweep ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => {
+        this.nextSweep = undefined;
+        this.currentSweep = this.sweepOrphans().finally(() => {
+          this.currentSweep = undefined;
+        });
+        return this.currentSweep;
+      });
+    this.nextSweep = next;
+    return next;
   }
 
   /**

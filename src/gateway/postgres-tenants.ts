@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { EcrError } from '../core/errors.js';
 import {
   CredentialCheck,
   duplicateMerchant,
@@ -133,9 +134,10 @@ export class PostgresTenantStore implements TenantStore {
        LIMIT 1`,
       [merchant, reference, terminalId, this.credentials.time()],
     );
-    return (
-      rows[0]?.terminal_id ?? (await this.referenceTerminal(merchant, reference)) ?? terminalId
-    );
+    const bound = rows[0]?.terminal_id ?? (await this.referenceTerminal(merchant, reference));
+    if (bound === undefined)
+      throw new EcrError('JOURNAL_ERROR', `refID ${reference} could not be bound nor read back`);
+    return bound;
   }
 
   async referenceTerminal(merchant: string, reference: string): Promise<string | undefined> {

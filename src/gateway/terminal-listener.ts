@@ -517,12 +517,14 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     try {
       provisioned = await this.options.lookup(terminalId);
     } catch (error) {
-      this.logger.error({ err: toEcrError(error).message }, 'terminal lookup failed');
-      return refuse(
-        'FAILED-REGISTRATION',
-        'the gateway could not look the terminal up',
-        terminalId,
+      // The database is away for a moment: not a verdict on the terminal. The connection just
+      // ends, and the terminal registers again after its back-off.
+      this.logger.error(
+        { terminalId, err: toEcrError(error).message },
+        'terminal lookup failed: connection closed, the terminal will register again',
       );
+      link.terminate();
+      return undefined;
     }
     if (provisioned === undefined)
       return refuse('FAILED-REGISTRATION', 'TerminalID: not a provisioned terminal', terminalId);

@@ -128,6 +128,11 @@ export interface Journal {
    * change feed that sees what every process writes (the dashboard's live updates).
    */
   eventsAfter(afterId: number, limit: number): Awaitable<TransactionEvent[]>;
+  /**
+   * The journal's clock (ms since the epoch): what its row times are read on. The age of a row is
+   * `now() - updatedAt`, whatever the calling machine's clock says.
+   */
+  now(): Awaitable<number>;
   /** The id of the latest state change, 0 when there is none. */
   latestEventId(): Awaitable<number>;
   /**

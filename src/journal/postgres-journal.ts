@@ -639,6 +639,14 @@ export class PostgresJournal implements Journal {
     return result.rows.map(toTransactionEvent);
   }
 
+  async now(): Promise<number> {
+    const result = await this.query<{ now: number }>(
+      'read the clock',
+      `SELECT ${DB_NOW_MS} AS now`,
+    );
+    return result.rows[0]?.now ?? Date.now();
+  }
+
   async latestEventId(): Promise<number> {
     const result = await this.query<{ id: number }>(
       'read events',

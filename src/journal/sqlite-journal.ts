@@ -112,13 +112,13 @@ export interface SqliteJournalOptions {
  */
 export class SqliteJournal implements Journal {
   private readonly db: Database.Database;
-  private readonly now: () => number;
+  private readonly clock: () => number;
   private readonly statements;
   private sweepMark: SweepMark | undefined;
 
   constructor(options: SqliteJournalOptions) {
     mkdirSync(dirname(options.path), { recursive: true });
-    this.now = options.now ?? Date.now;
+    this.clock = options.now ?? Date.now;
     try {
       this.db = new Database(options.path, {
         timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
@@ -276,7 +276,7 @@ export class SqliteJournal implements Journal {
 
   claim(input: ClaimInput): ClaimResult {
     return this.write(() => {
-      const now = this.now();
+      const now = this.clock();
       const params = {
         merchantId: input.merchantId,
         terminalId: input.terminalId,
@@ -302,7 +302,7 @@ export class SqliteJournal implements Journal {
 
   markSent(id: number, owner: Owner): void {
     const changes = this.write(
-      () => this.statements.markSent.run({ id, token: owner.token, now: this.now() }).changes,
+      () => this.statements.markSent.run({ id, token: owner.token, now: this.clock() }).changes,
     );
     if (changes !== 1)
       throw new EcrError('JOURNAL_ERROR', `transaction ${id} is no longer held by this process`);
@@ -311,7 +311,7 @@ export class SqliteJournal implements Journal {
   complete(id: number, owner: Owner, outcome: DriverOutcome): JournalRow {
     return this.write(() => {
       const changes = this.statements.complete.run({
-        ...outcomeParams(id, outcome, this.now()),
+        ...outcomeParams(id, outcome, this.clock()),
         token: owner.token,
       }).changes;
       if (changes !== 1)
@@ -324,7 +324,7 @@ export class SqliteJournal implements Journal {
     if (outcome.outcome === 'unknown') return undefined;
     return this.write(() => {
       const changes = this.statements.resolveUnknown.run(
-        outcomeParams(id, outcome, this.now()),
+        outcomeParams(id, outcome, this.clock()),
       ).changes;
       return changes === 1 ? toJournalRow(this.statements.byId.get(id) as Row) : undefined;
     });
@@ -340,7 +340,7 @@ export class SqliteJournal implements Journal {
         id,
         state: outcome,
         note,
-        now: this.now(),
+        now: this.clock(),
       }).changes;
       return changes === 1 ? toJournalRow(this.statements.byId.get(id) as Row) : undefined;
     });
@@ -428,7 +428,7 @@ export class SqliteJournal implements Journal {
           state: row.state,
           token: row.owner_token,
           message,
-          now: this.now(),
+          now: this.clock(),
         });
         recovered.push(toJournalRow(this.statements.byId.get(row.id) as Row));
       }
@@ -446,7 +446,7 @@ export class SqliteJournal implements Journal {
       ) {
         return false;
       }
-      const now = this.now();
+      const now = this.clock();
       this.statements.lockPut.run(terminalId, owner.pid, owner.token, now, now);
       return true;
     }, 'volatile');
@@ -454,7 +454,7 @@ export class SqliteJournal implements Journal {
 
   heartbeat(owner: Owner): void {
     this.write(() => {
-      const params = { token: owner.token, now: this.now() };
+      const params = { token: owner.token, now: this.clock() };
       this.statements.heartbeatRows.run(params);
       this.statements.heartbeatLocks.run(params);
     }, 'volatile');
@@ -505,7 +505,7 @@ export class SqliteJournal implements Journal {
 
   enqueueNotification(transactionId: number): NotificationRow {
     return this.write(() => {
-      this.statements.notificationInsert.run({ id: transactionId, now: this.now() });
+      this.statements.notificationInsert.run({ id: transactionId, now: this.clock() });
       const row = this.statements.notificationByTransaction.get(transactionId);
       if (row !== undefined) return toNotificationRow(row);
       const transaction = this.statements.byId.get(transactionId);
@@ -545,7 +545,7 @@ export class SqliteJournal implements Journal {
       missing.length === 0
         ? []
         : this.write(() => {
-            const now = this.now();
+            const now = this.clock();
             const rows: NotificationRow[] = [];
             for (const id of missing) {
               if (this.statements.notificationInsert.run({ id, now }).changes !== 1) continue;
@@ -600,7 +600,11 @@ export class SqliteJournal implements Journal {
 
   annotate(transactionId: number, note: string): void {
     const text = oneLine(note, 500);
-    this.write(() => this.statements.annotate.run(this.now(), text, transactionId));
+    this.write(() => this.statements.annotate.run(this.clock(), text, transactionId));
+  }
+
+  now(): number {
+    return this.clock();
   }
 
   latestEventId(): number {

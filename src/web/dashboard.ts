@@ -116,6 +116,8 @@ const MAX_STREAMS = 1_000;
 /** A test payment is small: at most this many minor units. */
 export const MAX_TEST_PAYMENT_MINOR = 10_000;
 const SSE_KEEPALIVE_MS = 15_000;
+/** Terminal changes within this long are announced to the pages as one. */
+const TERMINALS_DEBOUNCE_MS = 250;
 const FEED_BATCH = 500;
 
 interface Session {
@@ -601,10 +603,22 @@ export function registerDashboard(
       send(listener, 'terminals', list);
     }
   };
+  // Terminals coming and going arrive in bursts (a node's fleet moving): one listing per burst.
+  let changed: Set<string | undefined> | undefined;
   const stopTerminals = backend.onTerminalsChange((terminalId) => {
-    announceTerminals(terminalId).catch((error: unknown) =>
-      logger.error({ err: toEcrError(error).message }, 'could not list the terminals'),
-    );
+    if (listeners.size === 0) return;
+    if (changed !== undefined) {
+      changed.add(terminalId);
+      return;
+    }
+    changed = new Set([terminalId]);
+    setTimeout(() => {
+      const ids = changed ?? new Set<string | undefined>();
+      changed = undefined;
+      announceTerminals(ids.size === 1 ? [...ids][0] : undefined).catch((error: unknown) =>
+        logger.error({ err: toEcrError(error).message }, 'could not list the terminals'),
+      );
+    }, TERMINALS_DEBOUNCE_MS).unref();
   });
 
   app.get('/ui/api/events', async (request, reply) => {
@@ -625,24 +639,12 @@ export function registerDashboard(
     const listener: Listener = { session, raw };
     listeners.add(listener);
     session.streams++;
-    if (feed === undefined) {
-      // No round reads the feed until its starting point is known.
-      reading = true;
-      feed = setInterval(() => void readFeed(), options.feedIntervalMs ?? 250);
-      feed.unref();
-      try {
-        lastEventId = await backend.journal.latestEventId();
-      } finally {
-        reading = false;
-      }
-    }
     const keepalive = setInterval(() => {
       if (alive(session)) raw.write(': keep-alive\n\n');
       else raw.end();
     }, SSE_KEEPALIVE_MS);
     keepalive.unref();
-    raw.write('retry: 2000\n\n');
-    send(listener, 'terminals', await terminalsOf(new Map(), session.who));
+    // First of all, how the stream ends: whatever fails below, it is counted out again.
     request.raw.once('close', () => {
       clearInterval(keepalive);
       listeners.delete(listener);
@@ -652,6 +654,24 @@ export function registerDashboard(
         feed = undefined;
       }
     });
+    raw.write('retry: 2000\n\n');
+    try {
+      if (feed === undefined) {
+        // No round reads the feed until its starting point is known.
+        reading = true;
+        feed = setInterval(() => void readFeed(), options.feedIntervalMs ?? 250);
+        feed.unref();
+        try {
+          lastEventId = await backend.journal.latestEventId();
+        } finally {
+          reading = false;
+        }
+      }
+      send(listener, 'terminals', await terminalsOf(new Map(), session.who));
+    } catch (error) {
+      logger.error({ err: toEcrError(error).message }, 'could not start a live stream');
+      raw.end();
+    }
   });
 
   return {

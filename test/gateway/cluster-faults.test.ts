@@ -118,6 +118,29 @@ describe('gateway cluster: faults', () => {
   });
 });
 
+describe('gateway cluster: node names', () => {
+  it('a node name already running in the cluster is refused, naming nodeId', async () => {
+    await requireClusterServers();
+    const prefix = `ecrt${letters(10)}`;
+    const first = await ClusterNode.connect({
+      servers: NATS_URL,
+      nodeId: 'twin',
+      subjectPrefix: prefix,
+    });
+    cleanups.push(() => first.close());
+    await expect(
+      ClusterNode.connect({ servers: NATS_URL, nodeId: 'twin', subjectPrefix: prefix }),
+    ).rejects.toMatchObject({ code: 'INVALID_INPUT', field: 'nodeId' });
+    // Another cluster (prefix) may use the name.
+    const other = await ClusterNode.connect({
+      servers: NATS_URL,
+      nodeId: 'twin',
+      subjectPrefix: `ecrt${letters(10)}`,
+    });
+    await other.close();
+  });
+});
+
 describe('ecr-bridge gateway start --cluster: bad configuration and servers down', () => {
   const start = (args: readonly string[]) =>
     runCli([
