@@ -140,6 +140,8 @@ export class Gateway {
   /** Cluster mode: the drivers over this node's own sockets, serving the other nodes too. */
   private readonly localDrivers = new Map<string, TerminalDriver>();
   private orphanSweep: NodeJS.Timeout | undefined;
+  /** Terminals as the latest registration looked them up. */
+  private readonly provisioned = new Map<string, GatewayTerminal>();
   private currentSweep: Promise<void> | undefined;
   private nextSweep: Promise<void> | undefined;
   private http: FastifyInstance | undefined;
@@ -155,16 +157,25 @@ export class Gateway {
       ...options.terminals,
       ...(options.host === undefined ? {} : { host: options.host }),
       ...(options.tcpPort === undefined ? {} : { port: options.tcpPort }),
-      lookup: (terminalId) => this.tenants.terminal(terminalId),
+      lookup: async (terminalId) => {
+        const terminal = await this.tenants.terminal(terminalId);
+        // Kept for the 'online' that follows: one read of the tenants per registration.
+        if (terminal === undefined) this.provisioned.delete(terminalId);
+        else this.provisioned.set(terminalId, terminal);
+        return terminal;
+      },
       logger: this.logger,
     });
     this.metrics = new GatewayMetrics(this.listener);
     this.listener.on('online', (info) => {
       this.terminalBack(info).catch((error: unknown) => {
+        // Online here but served to nobody would be a terminal no POS can reach: it goes, and
+        // registers again after its back-off.
         this.logger.warn(
           { terminalId: info.terminalId, err: toEcrError(error).message },
-          'could not take the registered terminal in',
+          'could not take the registered terminal in: disconnected, it will register again',
         );
+        this.listener.disconnect(info.terminalId, 'the gateway could not take it in');
       });
     });
     const cluster = options.cluster;
@@ -421,7 +432,7 @@ export class Gateway {
    */
   private async terminalBack(info: TerminalInfo): Promise<void> {
     const { terminalId } = info;
-    const terminal = await this.tenants.terminal(terminalId);
+    const terminal = this.provisioned.get(terminalId) ?? (await this.tenants.terminal(terminalId));
     if (terminal === undefined) return;
     const cluster = this.options.cluster;
     if (cluster !== undefined) {

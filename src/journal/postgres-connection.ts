@@ -16,8 +16,11 @@ export const POSTGRES_STATEMENT_TIMEOUT_MS = 10_000;
  * bounds a call when the server, or the network to it, is gone without a word.
  */
 export const POSTGRES_QUERY_TIMEOUT_MARGIN_MS = 1_000;
-/** Connections each journal keeps at most. */
-export const POSTGRES_POOL_SIZE = 10;
+/**
+ * Connections each journal keeps at most: a node takes a burst of registrations (a failed node's
+ * terminals arriving) with this many reads at once. Three nodes use 60 of PostgreSQL's default 100.
+ */
+export const POSTGRES_POOL_SIZE = 20;
 /** Bound of one migration statement (and of waiting for another node's migration). */
 export const POSTGRES_MIGRATION_TIMEOUT_MS = 300_000;
 /**
