@@ -436,8 +436,9 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
   let terminalUrl = parsed.TERMINAL_URL;
   if (terminalUrl === undefined && parsed.SERIAL_PORT !== undefined) {
     // The kiosk seed names only the serial port: its terminal speaks Concert at 9600 baud.
-    terminalUrl = serialUrl(parsed.SERIAL_PORT);
     try {
+      // Inside the try: encodeURIComponent throws URIError on a lone surrogate.
+      terminalUrl = serialUrl(parsed.SERIAL_PORT);
       parseTerminalAddress(terminalUrl);
     } catch {
       throw configError(

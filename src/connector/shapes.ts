@@ -77,13 +77,28 @@ function firstIssue(error: z.ZodError): never {
   );
 }
 
-function serialisedSize(value: unknown): number {
-  return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
+/** Bytes of `value` as JSON; undefined when it is nested too deep for JSON.stringify. */
+function serialisedSize(value: unknown): number | undefined {
+  if (value === undefined) return 0;
+  try {
+    return Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
+  } catch {
+    // JSON.parse takes nesting (`[[[…]]]` a few thousand deep) that JSON.stringify cannot.
+    return undefined;
+  }
 }
 
 function echoable(value: unknown, field: string): unknown {
-  if (serialisedSize(value) > MAX_ECHO_BYTES)
-    throw invalid('INVALID_INPUT', field, `must be at most ${MAX_ECHO_BYTES} bytes of JSON`);
+  const size = serialisedSize(value);
+  if (size === undefined || size > MAX_ECHO_BYTES) {
+    const detail = size === undefined ? 'nested too deep' : undefined;
+    throw invalid(
+      'INVALID_INPUT',
+      field,
+      `must be at most ${MAX_ECHO_BYTES} bytes of JSON`,
+      detail,
+    );
+  }
   return value ?? {};
 }
 
@@ -164,7 +179,8 @@ export function parsePayment(
       ? `ECR-${randomUUID()}`
       : validateReference(given, desktop ? 'order_id' : 'orderId');
   const typeName = (data.transaction_type ?? data.transation_type ?? 'Debit').toLowerCase();
-  const kind = KINDS[typeName];
+  // Own keys only: `constructor` or `__proto__` would otherwise name Object's.
+  const kind = Object.hasOwn(KINDS, typeName) ? KINDS[typeName] : undefined;
   if (kind === undefined)
     throw invalid('INVALID_INPUT', 'transaction_type', 'must be Debit or Credit');
   const cartField = desktop ? 'cart' : 'basket';

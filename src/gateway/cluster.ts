@@ -138,7 +138,7 @@ const RpcRequest = z.discriminatedUnion('op', [
 ]);
 type RpcRequest = z.infer<typeof RpcRequest>;
 
-const ERROR_CODE = z.custom<EcrCode>((v) => typeof v === 'string' && v in ERROR_CODES);
+const ERROR_CODE = z.custom<EcrCode>((v) => typeof v === 'string' && Object.hasOwn(ERROR_CODES, v));
 const Outcome = z.object({
   outcome: z.enum(['approved', 'declined', 'cancelled', 'failed', 'unknown']),
   errorCode: ERROR_CODE.optional(),

@@ -187,6 +187,17 @@ describe('the terminal address', () => {
     );
   });
 
+  // Found by fuzzing (test/fuzz): encodeURIComponent threw a URIError out of parseConfigText
+  // (public API; loadConfig's strict UTF-8 decoding cannot produce a lone surrogate).
+  it('a serial device path holding a lone surrogate is refused on its line, not a URIError', () => {
+    const error = failure(SEED_LINUX.replace('/dev/ttyUSB0', '/dev/tty\uD800'));
+    expect(error.field).toBe('SERIAL_PORT');
+    expect(error.message).toMatch(/^config\.txt line 1: SERIAL_PORT: must be a device path/);
+    expect(
+      failure(MINIMAL.slice(0, 2).join('\n'), { ECR_BRIDGE_SERIAL_PORT: '/dev/\uDC00' }).field,
+    ).toBe('SERIAL_PORT');
+  });
+
   it('neither TERMINAL_URL nor SERIAL_PORT is an error naming TERMINAL_URL', () => {
     const error = failure(MINIMAL.slice(0, 2).join('\n'));
     expect(error.message).toMatch(

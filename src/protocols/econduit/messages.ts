@@ -72,6 +72,15 @@ function parseJson(text: string): unknown {
   }
 }
 
+/** The start of a JSON value, for a message; JSON.parse takes nesting JSON.stringify cannot. */
+function excerpt(value: unknown): string {
+  try {
+    return JSON.stringify(value)?.slice(0, 40) ?? 'undefined';
+  } catch {
+    return 'nested too deep to quote';
+  }
+}
+
 /**
  * Reads one message from a terminal. A JSON object with a `Command` is a command (Register or
  * TerminalHeartbeat, checked field by field); anything else is a payload. Throws PROTOCOL_ERROR
@@ -86,7 +95,7 @@ export function decodeTerminalMessage(text: string): TerminalMessage {
   if (command === 'TerminalHeartbeat') return { type: 'heartbeat' };
   if (command !== 'Register') {
     throw protocolError(
-      `Command: must be Register or TerminalHeartbeat (${JSON.stringify(command)?.slice(0, 40) ?? 'undefined'})`,
+      `Command: must be Register or TerminalHeartbeat (${excerpt(command)})`,
       'Command',
       'Register or TerminalHeartbeat',
     );

@@ -91,6 +91,15 @@ function protocolError(field: string, rule: string, detail?: string): EcrError {
   );
 }
 
+/**
+ * A value a peer sent, for an error message: masked, or only its length when it is long. Never
+ * cut before masking (a card number cut in two escapes it), and never masked whole when long
+ * (the masking is slow on a long run of digits: a 64 KiB message of them took seconds).
+ */
+function quoted(value: string, max: number): string {
+  return value.length <= max ? redactPans(value) : `${value.length} characters`;
+}
+
 /** Optional short text field: masked, bounded; anything else is a protocol error. */
 function text(obj: Record<string, unknown>, key: string, path = key): string | undefined {
   const value = obj[key];
@@ -131,11 +140,7 @@ export function decodeTerminalMessage(frame: string): TerminalMessage {
   const status = obj.status;
   if (typeof status !== 'string') throw protocolError('status', 'must be a string');
   if (!isPayableStatus(status))
-    throw protocolError(
-      'status',
-      'must be a known PAYable status',
-      redactPans(status).slice(0, 64),
-    );
+    throw protocolError('status', 'must be a known PAYable status', quoted(status, 64));
   const request = obj.request;
   if (
     request !== undefined &&
@@ -197,11 +202,7 @@ export function decodePosMessage(frame: string): PosMessage {
     return terminal === undefined ? { type: 'stop' } : { type: 'stop', terminal };
   }
   if (endpoint !== 'PAYMENT')
-    throw protocolError(
-      'endpoint',
-      'must be PAYMENT or STOP',
-      redactPans(String(endpoint)).slice(0, 32),
-    );
+    throw protocolError('endpoint', 'must be PAYMENT or STOP', quoted(String(endpoint), 32));
   const id = integer(obj, 'id', 'id');
   if (id === undefined) throw protocolError('id', 'is required');
   const method = obj.method ?? 'CARD';

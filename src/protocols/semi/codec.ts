@@ -100,20 +100,23 @@ function protocolError(field: string, rule: string): EcrError {
 
 function parseFlatObject(text: string, who: string): Record<string, string> {
   const value = parseJsonObject(text, who, SEMI_MAX_FRAME_BYTES);
-  const fields: Record<string, string> = {};
+  // A Map, then own properties: a field named "__proto__" is a field like any other, where an
+  // assignment to a plain object would hit its prototype setter instead.
+  const fields = new Map<string, string>();
   for (const [name, raw] of Object.entries(value)) {
     if (name.length > 64)
       throw protocolError('message', 'field names must be at most 64 characters');
     // A card number can be a field name too: masked like every value.
     const key = redactPans(name);
-    if (typeof raw === 'number' && Number.isSafeInteger(raw)) fields[key] = String(raw);
-    else if (typeof raw === 'string') fields[key] = raw;
+    let field: string;
+    if (typeof raw === 'number' && Number.isSafeInteger(raw)) field = String(raw);
+    else if (typeof raw === 'string') field = raw;
     else throw protocolError(redactPans(key), 'must be a string');
-    if ((fields[key] as string).length > MAX_FIELD)
+    if (field.length > MAX_FIELD)
       throw protocolError(redactPans(key), `must be at most ${MAX_FIELD} characters`);
-    fields[key] = redactPans(fields[key] as string);
+    fields.set(key, redactPans(field));
   }
-  return fields;
+  return Object.fromEntries(fields);
 }
 
 function amount(fields: Record<string, string>, key: string): number | undefined {

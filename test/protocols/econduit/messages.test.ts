@@ -253,6 +253,17 @@ describe('decodeTerminalMessage', () => {
     expect(long.message.length).toBeLessThan(200);
   });
 
+  // Found by fuzzing (test/fuzz): the command was quoted with JSON.stringify, which overflows
+  // the stack on nesting JSON.parse takes (a few thousand deep): a RangeError, not a refusal.
+  it('refuses a Command nested 20,000 deep with PROTOCOL_ERROR, in Register decoding too', () => {
+    const deep = `{"Command":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+    for (const decode of [decodeTerminalMessage, decodeRegister]) {
+      const error = thrownBy(() => decode(deep));
+      expect(error).toMatchObject({ code: 'PROTOCOL_ERROR', field: 'Command' });
+      expect(error.message).toContain('nested too deep');
+    }
+  });
+
   it('passes a SEMI answer (JSON without Command) and non-JSON text through unchanged', () => {
     for (const text of [
       '{"STATE":"0","MSG":"APPROVED","AMOUNT":"100"}',

@@ -841,3 +841,27 @@ describe('card numbers in numeric fields', () => {
     expect(message.answer.mid).toBe('476173******0010');
   });
 });
+
+// Found by fuzzing (test/fuzz): the unknown value was masked whole before being cut to 64
+// characters, and the masking is slow on a long run of digits: 14 s for one 64 KiB message.
+// Quoting a long value by its length only is what keeps it away from the masking.
+describe('long unknown values from the peer', () => {
+  const digits = '1'.repeat(60_000);
+
+  it('an unknown status of 60,000 digits is refused at once, quoted by its length only', () => {
+    const error = thrownBy(() => decodeTerminalMessage(`{"status":"${digits}"}`));
+    expect(error).toMatchObject({ code: 'PROTOCOL_ERROR', field: 'status' });
+    expect(error.message).toContain('60000 characters');
+  });
+
+  it('an unknown endpoint of 60,000 digits is refused at once, quoted by its length only', () => {
+    const error = thrownBy(() => decodePosMessage(`{"endpoint":"${digits}","id":1}`));
+    expect(error).toMatchObject({ code: 'PROTOCOL_ERROR', field: 'endpoint' });
+    expect(error.message).toContain('60000 characters');
+  });
+
+  it('a short unknown status is still quoted, card numbers masked', () => {
+    const error = thrownBy(() => decodeTerminalMessage('{"status":"STATUS_WHATEVER"}'));
+    expect(error.message).toContain('STATUS_WHATEVER');
+  });
+});

@@ -130,4 +130,20 @@ describe('SEMI responses', () => {
       thrownBy(() => decodeResponse(`{"STATE":"0","X":"${'y'.repeat(70_000)}"}`)),
     ).toMatchObject({ code: 'FRAME_TOO_LARGE' });
   });
+
+  // Found by fuzzing (test/fuzz): the field was assigned to a plain object, whose
+  // `__proto__` setter ignored it, and the masking then read Object.prototype: a TypeError.
+  it('read a field named "__proto__" like any other, in answers and requests', () => {
+    const answer = decodeResponse('{"__proto__":"x","STATE":"0","constructor":"y"}');
+    expect(answer.state).toBe('0');
+    expect(Object.getOwnPropertyDescriptor(answer.fields, '__proto__')?.value).toBe('x');
+    expect(answer.fields.constructor).toBe('y');
+    expect(Object.getPrototypeOf(answer.fields)).toBe(Object.prototype);
+    const request = decodeRequest('{"__proto__":"-0","TRAN_MODE":"1","TRAN_CODE":"1"}');
+    expect(request.code).toBe('sale');
+    expect(thrownBy(() => decodeResponse('{"__proto__":{},"STATE":"0"}'))).toMatchObject({
+      code: 'PROTOCOL_ERROR',
+      field: '__proto__',
+    });
+  });
 });
