@@ -97,9 +97,11 @@ function cardSuffix(digits: string): string | undefined {
 
 /**
  * Track 2 data (ISO 7813 `PAN=YYMM…`, or EMV tag 57's `PAN D YYMM …` in hex): the PAN is masked
- * and everything after the separator — expiry, service code, discretionary data — removed.
+ * and everything after the separator — expiry, service code, discretionary data — removed. A match
+ * starts only where a digit run starts (the earliest start a match could have anyway): without
+ * that, a long run of digits with no separator was tried from every digit, in quadratic time.
  */
-const TRACK2 = /(\d+)[=D]\d{4}[\dF]*\??/g;
+const TRACK2 = /(?<!\d)(\d+)[=D]\d{4}[\dF]*\??/g;
 
 /** EMV tag 5A (application PAN) in hex: `5A` + length byte + BCD digits, `F`-padded when odd. */
 const EMV_PAN = /5A(0[6-9A])(\d{12,20})/gi;

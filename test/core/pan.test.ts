@@ -228,6 +228,15 @@ describe('redactPans — card data in other shapes', () => {
     expect(redactPans(`;${VISA}=25121011234567?`)).toBe(';476173******0010=[removed]');
   });
 
+  it('track 2 after a very long digit run is still found, and the run alone is left as it is', () => {
+    // 100,000 digits: the track pattern once tried a run from every digit (quadratic: minutes).
+    const run = '7'.repeat(100_000);
+    expect(redactPans(run)).toBe(run);
+    expect(redactPans(`${run} ;${VISA}=25121011234567?`)).toBe(
+      `${run} ;476173******0010=[removed]`,
+    );
+  });
+
   it('an odd-length PAN padded with F in tag 5A is masked and the next tag kept', () => {
     expect(redactPans('5A08378282246310005F9F1A020144')).toBe('5A08378282*****0005F9F1A020144');
   });
