@@ -355,10 +355,14 @@ describe('PostgresJournal', () => {
       [name],
     );
     expect(killed.length).toBeGreaterThan(0);
+    // Every killed connection is noticed (one log line each) before the pool is used again: a
+    // query on a connection killed but not yet noticed would fail, as it would in production.
     await waitFor(
-      () => lines.some((line) => line.includes('idle PostgreSQL connection failed')),
-      5_000,
-      'the idle connection error to be logged',
+      () =>
+        lines.filter((line) => line.includes('idle PostgreSQL connection failed')).length >=
+        killed.length,
+      10_000,
+      'every killed idle connection to be logged',
     );
     expect((await journal.claim(input(`IDLE${randomLetters(6)}`))).type).toBe('claimed');
   });
