@@ -5,6 +5,9 @@ const shared = {
   pool: 'forks' as const,
   testTimeout: 60_000,
   hookTimeout: 30_000,
+  // expect.poll's own default (1 s) is a timed assertion in disguise: a browser round trip on a
+  // loaded CI box can take longer. Polls wait for a condition; give them room.
+  expect: { poll: { timeout: 20_000, interval: 50 } },
 };
 
 export default defineConfig({

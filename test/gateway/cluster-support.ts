@@ -128,8 +128,10 @@ export async function startCluster(input: {
         String(node.tcpPort),
         '--http-port',
         String(node.httpPort),
+        // The simulators heartbeat every second; a node drops a terminal after three intervals of
+        // silence. 3 s (9 s of silence) keeps a loaded CI box's stalls from dropping terminals.
         '--heartbeat-interval',
-        '1000',
+        '3000',
         '--json',
         ...common,
       ],
