@@ -523,7 +523,6 @@ export class TransactionService {
     return isOwnerAlive(owner, this.owner);
   }
 
-  /** Drives one claimed row while telling the journal, every few seconds, that we are alive. */
   /**
    * A claim that failed may still have been committed (PostgreSQL wrote it; its answer was lost):
    * such a row is ours, `received` and driven by no call, so nothing was sent. It is closed as
