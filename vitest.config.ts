@@ -5,6 +5,8 @@ const shared = {
   pool: 'forks' as const,
   testTimeout: 60_000,
   hookTimeout: 30_000,
+  // Every test process keeps the HTTP answers it fetched, for the after-suite card-data scan.
+  setupFiles: ['test/setup/http-answers.ts'],
   // expect.poll's own default (1 s) is a timed assertion in disguise: a browser round trip on a
   // loaded CI box can take longer. Polls wait for a condition; give them room.
   expect: { poll: { timeout: 20_000, interval: 50 } },
