@@ -22,21 +22,18 @@
  * online answer through NATS (the bench asks every one's holder, as a node would): a terminal
  * online on its node but held on no subject is unreachable for every POS, and is warned about.
  *
- * Prints a table and writes bench/results/cluster.json. Never a timed assertion: the bench fails
+ * Prints a table and writes its results (bench/results.ts). Never a timed assertion: the bench fails
  * only on a wrong answer (a sale not Approved, a refID charged other than once, a terminal not
  * online on its node, node a's terminals shown offline by every node or differently by two).
  * Needs PostgreSQL and NATS on this machine (see requireServers). Each run has a PostgreSQL
  * schema and NATS subject prefix of its own, dropped / forgotten at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { connect as natsConnect } from 'nats';
@@ -49,18 +46,19 @@ import {
   EconduitSimulator,
   terminalIds,
 } from '../src/simulators/econduit/simulator.js';
-import { printTable, ratio, summarise, type Summary } from './stats.js';
-
-function envCount(name: string, fallback: number, min: number, max: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    console.error(`${name} must be a whole number from ${min} to ${max} (got ${text})`);
-    process.exit(1);
-  }
-  return value;
-}
+import {
+  cpuSecondsOf,
+  describeChildren,
+  killAll as killChildren,
+  memoryOf,
+  running,
+  startChild,
+  stopChild,
+  UNREF,
+  type RunningChild,
+} from './children.js';
+import { compare, figure, writeResult } from './results.js';
+import { envCount, printTable, ratio, summarise, type Summary } from './stats.js';
 
 const NODES = ['a', 'b', 'c'] as const;
 /** Sales timed, half on each path, after WARMUP. */
@@ -96,8 +94,7 @@ const AMOUNT = '1.00';
 const BIN = fileURLToPath(new URL('../bin/ecr-bridge.js', import.meta.url));
 /** Bound on one POS call (a sale at zero card delay takes milliseconds). */
 const CALL_TIMEOUT_MS = 30_000;
-/** Bound on a child's start (tsx compiles the sources first) and on its stop. */
-const START_TIMEOUT_MS = 60_000;
+/** Bound on each step of a child's stop. */
 const STOP_TIMEOUT_MS = 15_000;
 /** Bound on one simulator process's terminals all coming online. */
 const ONLINE_TIMEOUT_MS = 180_000;
@@ -107,8 +104,6 @@ const SETTLE_MS = 2_000;
 const BENCH_TIMEOUT_MS = 15 * 60_000;
 /** Terminal provisioning calls in flight (the journal's pool has 10 connections). */
 const PROVISION_CONCURRENCY = 16;
-/** The losing timer of a race must not keep the bench alive once done. */
-const UNREF = { ref: false } as const;
 
 function letters(count: number): string {
   let text = '';
@@ -238,90 +233,11 @@ async function provision(): Promise<{ shop: Credentials; probe: Credentials; sec
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-interface RunningChild {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly pid: number;
-  /** Its first stdout line, parsed. */
-  readonly info: Record<string, unknown>;
-  readonly stderr: () => string;
-}
-
-const children = new Set<RunningChild>();
-
-/** Spawns `node <args>` and resolves with its first stdout line (a JSON object). */
-async function startChild(name: string, args: readonly string[]): Promise<RunningChild> {
-  // ECR_BRIDGE_<KEY> variables would override the command line's settings.
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('ECR_BRIDGE_')),
-  );
-  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-    stderr = (stderr + text).slice(-4_000);
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  try {
-    const first = await Promise.race([
-      once(lines, 'line').then(([line]) => line as string),
-      once(child, 'exit').then(([code]) => {
-        throw new Error(`${name} exited with ${String(code)} before starting: ${stderr}`);
-      }),
-      sleep(START_TIMEOUT_MS, undefined, UNREF).then(() => {
-        throw new Error(`${name} did not start within ${START_TIMEOUT_MS} ms: ${stderr}`);
-      }),
-    ]);
-    const running: RunningChild = {
-      name,
-      child,
-      pid: child.pid as number,
-      info: JSON.parse(first) as Record<string, unknown>,
-      stderr: () => stderr,
-    };
-    children.add(running);
-    return running;
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
-  } finally {
-    lines.close();
-    child.stdout?.resume();
-  }
-}
-
-/** SIGTERM, then SIGKILL. Returns its exit code (or signal). */
-async function stopChild(running: RunningChild): Promise<number | string | null> {
-  const { child } = running;
-  children.delete(running);
-  const exited = () => child.exitCode !== null || child.signalCode !== null;
-  if (!exited()) {
-    const exit = once(child, 'exit');
-    child.kill('SIGTERM');
-    const stopped = await Promise.race([
-      exit.then(() => true),
-      sleep(STOP_TIMEOUT_MS, undefined, UNREF).then(() => false),
-    ]);
-    if (!stopped) {
-      child.kill('SIGKILL');
-      await exit;
-    }
-  }
-  child.stdin?.destroy();
-  return child.exitCode ?? child.signalCode;
-}
-
 /** VmRSS of a process, in KiB. */
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
-}
+const rssOf = (pid: number): number => memoryOf(pid).rssKiB;
 
-/** CPU seconds (user + system) a process has used so far (USER_HZ 100). */
-function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+/** SIGTERM, then SIGKILL (a node may take a while to let its terminals go). */
+const stop = (child: RunningChild) => stopChild(child, undefined, STOP_TIMEOUT_MS);
 
 interface ClusterNodeChild extends RunningChild {
   readonly nodeId: string;
@@ -805,7 +721,7 @@ async function capacityRun(nodes: ClusterNodeChild[], probe: Credentials): Promi
     scanSeconds: scan.seconds,
     probe: { terminals: PROBE_IDS.length, onlineAsSeenBy: probeOnline, msPerList: probeMs },
   };
-  await Promise.all(simulators.flat().map((s) => stopChild(s)));
+  await Promise.all(simulators.flat().map((s) => stop(s)));
   return result;
 }
 
@@ -825,9 +741,9 @@ async function cleanUp(): Promise<void> {
   await Promise.race([sim?.stop(), sleep(STOP_TIMEOUT_MS, undefined, UNREF)]);
   for (const node of nodes) node.agent.destroy();
   // The simulators first: a node stopping would otherwise see them reconnect elsewhere.
-  const all = [...children];
-  await Promise.all(all.filter((c) => !c.name.startsWith('node-')).map((c) => stopChild(c)));
-  await Promise.all(all.filter((c) => c.name.startsWith('node-')).map((c) => stopChild(c)));
+  const all = [...running];
+  await Promise.all(all.filter((c) => !c.name.startsWith('node-')).map((c) => stop(c)));
+  await Promise.all(all.filter((c) => c.name.startsWith('node-')).map((c) => stop(c)));
   if (schemaCreated) await dropSchema();
   rmSync(dir, { recursive: true, force: true });
 }
@@ -835,7 +751,7 @@ async function cleanUp(): Promise<void> {
 /** The way out when the bench is interrupted or runs too long: SIGKILL, drop the schema, exit 1. */
 function killAll(why: string): void {
   console.error(`cluster bench: ${why}`);
-  for (const c of children) c.child.kill('SIGKILL');
+  killChildren();
   rmSync(dir, { recursive: true, force: true });
   const drop = schemaCreated ? dropSchema() : Promise.resolve();
   void Promise.race([drop, sleep(5_000)])
@@ -884,7 +800,7 @@ try {
 
   const exitCodes: Record<string, number | string | null> = {};
   for (const node of nodes) node.agent.destroy();
-  for (const node of nodes) exitCodes[node.nodeId] = await stopChild(node);
+  for (const node of nodes) exitCodes[node.nodeId] = await stop(node);
 
   const names = ['(a) terminal on the node called', '(b) terminal on another node'] as const;
   console.log(
@@ -967,47 +883,55 @@ try {
   const seconds = (performance.now() - started) / 1000;
   console.log(`bench took ${seconds.toFixed(1)} s`);
 
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(
-    'bench/results/cluster.json',
-    `${JSON.stringify(
-      {
-        node: process.version,
-        nodes: NODES.length,
-        latency: {
-          sales: { timed: TX, warmup: WARMUP, concurrency: CONCURRENCY, amount: AMOUNT },
-          samples: latency.samples,
-          latencyMs: { sameNode: latency.same, crossNode: latency.cross },
-          ratio: ratio(latency.cross, latency.same),
-          salesPerSecond: latency.salesPerSecond,
-          cpuPercent: latency.cpuPercent,
-          charges: latency.charges,
-        },
-        capacity: {
-          terminals: TERMINALS,
-          heartbeatIntervalMs: HEARTBEAT_MS,
-          simulatorProcessesPerNode: SIMULATORS_PER_NODE,
-          provisionSeconds: tenants.seconds,
-          ...capacity,
-        },
-        exitCodes,
-        seconds,
+  const same = 'terminal on the node called';
+  const cross = 'terminal on another node (via NATS)';
+  writeResult({
+    bench: 'cluster',
+    title: `Gateway cluster: 3 nodes, ${TX} sales; ${TERMINALS} terminals held`,
+    seconds,
+    parameters: {
+      nodes: NODES.length,
+      sales: TX,
+      warmup: WARMUP,
+      concurrency: CONCURRENCY,
+      terminals: TERMINALS,
+      heartbeatIntervalMs: HEARTBEAT_MS,
+      simulatorProcessesPerNode: SIMULATORS_PER_NODE,
+    },
+    figures: [
+      figure('cluster: latency p50, same node', latency.same.p50, 'ms'),
+      figure('cluster: latency p50, cross node', latency.cross.p50, 'ms'),
+      figure('cluster: throughput, both paths', latency.salesPerSecond, 'sales/s'),
+      figure('cluster: terminals connected', capacity.online, 'terminals'),
+      figure('cluster: terminals reachable through NATS', capacity.reachable, 'terminals'),
+      figure('cluster: time to connect', capacity.connectSeconds, 's'),
+      figure('cluster: heartbeats/s', capacity.heartbeatsPerSecond, 'heartbeats/s'),
+      figure('cluster: heartbeats/s expected', (TERMINALS * 1000) / HEARTBEAT_MS, 'heartbeats/s'),
+      ...capacity.nodes.map((n) =>
+        figure(`cluster: memory per connection, ${n.node}`, n.rssPerTerminalKiB, 'KiB'),
+      ),
+    ],
+    ratios: [
+      compare('latency p50', 'ms', 'lower', [cross, latency.cross.p50], [same, latency.same.p50]),
+      compare('latency p99', 'ms', 'lower', [cross, latency.cross.p99], [same, latency.same.p99]),
+    ],
+    details: {
+      latency: {
+        samples: latency.samples,
+        latencyMs: { sameNode: latency.same, crossNode: latency.cross },
+        ratio: ratio(latency.cross, latency.same),
+        salesPerSecond: latency.salesPerSecond,
+        cpuPercent: latency.cpuPercent,
+        charges: latency.charges,
       },
-      null,
-      2,
-    )}\n`,
-  );
+      capacity: { provisionSeconds: tenants.seconds, ...capacity },
+      exitCodes,
+    },
+  });
 } catch (error) {
   exitCode = 1;
   console.error(`\ncluster bench failed: ${(error as Error).message}`);
-  await sleep(500); // a child that died has its exit seen
-  for (const c of children) {
-    const { exitCode: code, signalCode: signal } = c.child;
-    if (code !== null || signal !== null)
-      console.error(`${c.name} (pid ${c.pid}) had exited: ${String(code ?? signal)}`);
-    const tail = c.stderr().trim();
-    if (tail !== '') console.error(`${c.name} stderr:\n${tail}`);
-  }
+  await describeChildren();
   for (const node of nodes) {
     try {
       const text = readFileSync(join(dir, node.nodeId, 'logs', 'ecr-bridge.log'), 'utf8');

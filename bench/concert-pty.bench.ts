@@ -3,18 +3,20 @@
  * pty — one byte written at the POS end, echoed by the far end — the floor; (b) one whole payment
  * (ENQ/ACK, request frame, ACK, EOT, then the answer the same way back) through the driver
  * against the simulator at zero delay. Interleaved; the figure is the ratio b/a, measured in the
- * same run. Writes bench/results/concert-pty.json.
+ * same run. Writes its results (bench/results.ts).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { ConcertDriver } from '../src/drivers/concert.js';
 import { ConcertSimulator } from '../src/simulators/concert/simulator.js';
 import { openPtyPair } from '../src/transports/pty.js';
 import { openSerial } from '../src/transports/serial.js';
+import { compare, figure, writeResult } from './results.js';
 import { interleave, printTable, ratio, summarise } from './stats.js';
 
 const PAYMENTS = Number(process.env.BENCH_PAYMENTS ?? 300);
 const WARMUP = 20;
 
+const started = performance.now();
 // (a) the floor: a pty pair whose far end echoes every byte.
 const pair = await openPtyPair();
 const pos = await openSerial({ path: pair.posPath });
@@ -52,11 +54,24 @@ try {
   console.log(
     `charges made by the simulator: ${simulator.ledger.count} (expected ${PAYMENTS + WARMUP})`,
   );
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(
-    'bench/results/concert-pty.json',
-    `${JSON.stringify({ payments: PAYMENTS, node: process.version, rawRoundTrip: a, payment: b, ratio: ratio(b, a) }, null, 2)}\n`,
-  );
+  const rawName = 'one-byte round trip, same pty kind';
+  const payName = 'Concert payment, driver ↔ simulator';
+  writeResult({
+    bench: 'concert-pty',
+    title: `Concert: ${PAYMENTS} payments over a pty against a one-byte round trip`,
+    seconds: (performance.now() - started) / 1000,
+    parameters: { payments: PAYMENTS, warmup: WARMUP, link: 'socat pty pair' },
+    figures: [
+      figure('pty: one-byte round trip p50', a.p50, 'ms'),
+      figure('Concert payment: latency p50', b.p50, 'ms'),
+      figure('Concert payment: latency p99', b.p99, 'ms'),
+    ],
+    ratios: [
+      compare('latency p50', 'ms', 'lower', [payName, b.p50], [rawName, a.p50]),
+      compare('latency p99', 'ms', 'lower', [payName, b.p99], [rawName, a.p99]),
+    ],
+    details: { rawRoundTrip: a, payment: b, ratio: ratio(b, a), charges: simulator.ledger.count },
+  });
 } finally {
   await Promise.all([pos.close(), far.close(), driver.close()]);
   await Promise.all([pair.close(), simulator.stop()]);

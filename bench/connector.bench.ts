@@ -6,32 +6,23 @@
  * process (desktop flavour, Basic Auth, one keep-alive HTTP connection). Interleaved; latency and
  * payments per second as ratios b/a. The connector then goes on alone to BENCH_CONNECTOR_PAYMENTS
  * payments in all, its RSS read from /proc/<pid>/status every 1,000, so growth shows.
- * Prints a table and writes bench/results/connector.json.
+ * Prints a table and writes its results (bench/results.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseConfigText, type ConnectorConfig } from '../src/connector/config.js';
 import { TransactionService } from '../src/core/transaction-service.js';
 import { SemiDriver } from '../src/drivers/semi.js';
 import { SqliteJournal } from '../src/journal/sqlite-journal.js';
 import { SemiSimulator } from '../src/simulators/semi/simulator.js';
+import { childrenOf, memoryOf, startChild, stopChild, type RunningChild } from './children.js';
+import { compare, figure, writeResult } from './results.js';
 import { interleave, printTable, ratio, summarise, timeOne } from './stats.js';
 
 /** Connector payments in all, warm-up and interleaved ones included. */
@@ -43,11 +34,6 @@ const INTERLEAVED = Math.max(1, Math.min(1_000, TOTAL - WARMUP));
 const RSS_EVERY = 1_000;
 const AMOUNT = { minor: 2000, currency: 'USD' };
 const BIN = fileURLToPath(new URL('../bin/ecr-bridge.js', import.meta.url));
-/** Bound on the child's start (tsx compiles the sources first) and on its stop. */
-const START_TIMEOUT_MS = 60_000;
-const STOP_TIMEOUT_MS = 10_000;
-/** The losing timer of a race must not keep the bench alive for its full length once done. */
-const UNREF = { ref: false } as const;
 
 interface RssSample {
   readonly payments: number;
@@ -58,28 +44,9 @@ interface RssSample {
 }
 
 /** VmRSS and VmHWM of a process, in MiB. */
-function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-  return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024 };
-}
-
-/** Child processes of a process (tsx may run esbuild beside node): their VmRSS is not in its own. */
-function childrenOf(pid: number): { pid: number; name: string; rssMiB: number }[] {
-  const path = `/proc/${pid}/task/${pid}/children`;
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split(' ')
-    .filter((s) => s !== '')
-    .map(Number)
-    .flatMap((child) => {
-      try {
-        const name = readFileSync(`/proc/${child}/comm`, 'utf8').trim();
-        return [{ pid: child, name, rssMiB: memoryOf(child).rssMiB }];
-      } catch {
-        return [];
-      }
-    });
+function memoryMiB(pid: number): { rssMiB: number; hwmMiB: number } {
+  const { rssKiB, hwmKiB } = memoryOf(pid);
+  return { rssMiB: rssKiB / 1024, hwmMiB: hwmKiB / 1024 };
 }
 
 /** LOCAL_PORT must be 1–65535 (no 0): ask the OS for a free one, then let it go. */
@@ -89,70 +56,6 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-interface RunningChild {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  readonly url: URL;
-  readonly stderr: () => string;
-}
-
-/** `node bin/ecr-bridge.js connector start --config <file> --json`; resolves on its first line. */
-async function startConnectorProcess(configPath: string): Promise<RunningChild> {
-  // ECR_BRIDGE_<KEY> variables would override the file: the bench's config is the file alone.
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('ECR_BRIDGE_')),
-  );
-  const child = spawn(
-    process.execPath,
-    [BIN, 'connector', 'start', '--config', configPath, '--json'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env },
-  );
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-    stderr = (stderr + text).slice(-4_000);
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  try {
-    const first = await Promise.race([
-      once(lines, 'line').then(([line]) => line as string),
-      once(child, 'exit').then(([code]) => {
-        throw new Error(`connector exited with ${String(code)} before starting: ${stderr}`);
-      }),
-      sleep(START_TIMEOUT_MS, undefined, UNREF).then(() => {
-        throw new Error(`connector did not start within ${START_TIMEOUT_MS} ms: ${stderr}`);
-      }),
-    ]);
-    const info = JSON.parse(first) as { url: string };
-    return { child, pid: child.pid as number, url: new URL(info.url), stderr: () => stderr };
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
-  } finally {
-    lines.close();
-  }
-}
-
-/** Asks the child to stop (GET /stop when given), then SIGTERM, then SIGKILL. Returns its exit code. */
-async function stopChild(
-  child: ChildProcess,
-  askToStop?: () => Promise<unknown>,
-): Promise<number | string | null> {
-  const exited = () => child.exitCode !== null || child.signalCode !== null;
-  if (exited()) return child.exitCode ?? child.signalCode;
-  const exit = once(child, 'exit');
-  const within = (ms: number) =>
-    Promise.race([exit.then(() => true), sleep(ms, undefined, UNREF).then(() => false)]);
-  if (askToStop !== undefined) await askToStop().catch(() => {});
-  if (!(askToStop !== undefined && (await within(STOP_TIMEOUT_MS)))) {
-    child.kill('SIGTERM');
-    if (!(await within(STOP_TIMEOUT_MS))) {
-      child.kill('SIGKILL');
-      await exit;
-    }
-  }
-  return child.exitCode ?? child.signalCode;
 }
 
 /** One keep-alive connection for every request: the cost measured is the connector's. */
@@ -235,16 +138,24 @@ try {
   };
 
   // (b) the connector as a real process.
-  const running = await startConnectorProcess(configPath);
+  const running = await startChild('connector', [
+    BIN,
+    'connector',
+    'start',
+    '--config',
+    configPath,
+    '--json',
+  ]);
   connector = running;
-  const rss: RssSample[] = [{ payments: 0, ...memoryOf(running.pid) }];
+  const url = new URL(String(running.info.url));
+  const rss: RssSample[] = [{ payments: 0, ...memoryMiB(running.pid) }];
   let paid = 0;
   /** Set when the connector runs alone: block throughput is only meaningful then. */
   let block: { from: number; at: number } | undefined;
   const payConnector = async (): Promise<void> => {
     const orderId = `B-${paid + 1}`;
     const answer = await http(
-      running.url,
+      url,
       authorization,
       'POST',
       '/',
@@ -258,7 +169,7 @@ try {
       const now = performance.now();
       rss.push({
         payments: paid,
-        ...memoryOf(running.pid),
+        ...memoryMiB(running.pid),
         ...(block === undefined
           ? {}
           : { blockPerSecond: ((paid - block.from) * 1000) / (now - block.at) }),
@@ -280,10 +191,8 @@ try {
   block = { from: paid, at: soloStarted };
   while (paid < TOTAL) soloSamples.push(await timeOne(payConnector));
   const soloSeconds = (performance.now() - soloStarted) / 1000;
-  const children = childrenOf(running.pid);
-  const exitCode = await stopChild(running.child, () =>
-    http(running.url, authorization, 'GET', '/stop'),
-  );
+  const children = childrenOf(running.pid).map((c) => ({ ...c, rssMiB: c.rssKiB / 1024 }));
+  const exitCode = await stopChild(running, () => http(url, authorization, 'GET', '/stop'));
   agent.destroy();
   const journalMiB =
     ['ecr-bridge.db', 'ecr-bridge.db-wal']
@@ -356,31 +265,53 @@ try {
   const seconds = (performance.now() - started) / 1000;
   console.log(`bench took ${seconds.toFixed(1)} s`);
 
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(
-    'bench/results/connector.json',
-    `${JSON.stringify(
-      {
-        terminal: 'SEMI simulator, TCP, zero delay',
-        payments: { interleaved: INTERLEAVED, warmup: WARMUP, connectorTotal: TOTAL },
-        node: process.version,
-        latencyMs: { inProcess: a, connector: b, connectorAlone: solo ?? null },
-        ratio: ratio(b, a),
-        paymentsPerSecond: { ...throughput, ratio: throughput.connector / throughput.inProcess },
-        connectorMemory: rss,
-        connectorChildProcesses: children,
-        journalMiB,
-        httpConnections: sockets.size,
-        seconds,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  const inProc = 'TransactionService.pay in-process';
+  const viaHttp = 'connector HTTP API';
+  writeResult({
+    bench: 'connector',
+    title: `Connector: ${INTERLEAVED} sequential SEMI sales, HTTP against in-process`,
+    seconds,
+    parameters: {
+      terminal: 'SEMI simulator, TCP, zero delay',
+      interleaved: INTERLEAVED,
+      warmup: WARMUP,
+      connectorPayments: TOTAL,
+    },
+    figures: [
+      figure('connector: latency p50', b.p50, 'ms'),
+      figure('connector: latency p99', b.p99, 'ms'),
+      figure('connector: throughput (sequential)', throughput.connector, 'payments/s'),
+      figure('in-process: latency p50', a.p50, 'ms'),
+      figure('in-process: throughput (sequential)', throughput.inProcess, 'payments/s'),
+      figure('connector: VmRSS at start', (rss[0] as RssSample).rssMiB, 'MiB'),
+      figure(`connector: VmRSS after ${last.payments} payments`, last.rssMiB, 'MiB'),
+    ],
+    ratios: [
+      compare('latency p50', 'ms', 'lower', [viaHttp, b.p50], [inProc, a.p50]),
+      compare('latency p99', 'ms', 'lower', [viaHttp, b.p99], [inProc, a.p99]),
+      compare(
+        'throughput',
+        'payments/s',
+        'higher',
+        [viaHttp, throughput.connector],
+        [inProc, throughput.inProcess],
+      ),
+    ],
+    details: {
+      latencyMs: { inProcess: a, connector: b, connectorAlone: solo ?? null },
+      ratio: ratio(b, a),
+      paymentsPerSecond: throughput,
+      connectorMemory: rss,
+      connectorChildProcesses: children,
+      journalMiB,
+      httpConnections: sockets.size,
+      exitCode,
+    },
+  });
 } finally {
   agent.destroy();
   // A child still running here means an error: no graceful stop, it is killed.
-  if (connector !== undefined) await stopChild(connector.child);
+  if (connector !== undefined) await stopChild(connector);
   await service?.close();
   journal?.close();
   await simulator.stop();

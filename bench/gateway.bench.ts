@@ -1,48 +1,71 @@
 /**
- * The cloud gateway with a fleet connected (issue 6): BENCH_GATEWAY_TERMINALS simulated eConduit
- * terminals (10,000) hold a connection each and heartbeat at a shortened interval while
- * BENCH_GATEWAY_TX sales (3,000) run with BENCH_GATEWAY_CONCURRENCY POS calls in flight (32), each
- * on a terminal of its own. (b) `ecr-bridge gateway start` as a real child process, called over
- * keep-alive HTTP (`runTransaction`); (a) the baseline, in the same run: bench/relay.ts, a bare
- * node:net relay as a child process, carrying the same SEMI request bytes to the same kind of
- * simulated terminals and their answers back over raw TCP. Reported as ratios b/a: POS→terminal→POS
- * latency (p50 / p99 / mean), transactions per second, and RSS per connected terminal (VmRSS from
- * /proc before any terminal connects and with all connected); plus the gateway's heartbeats per
- * second from its /metrics. The runs are one after the other, each with the machine to itself.
- * Prints a table and writes bench/results/gateway.json. Never a timed assertion: the bench fails
- * only on a wrong answer (not Approved, or charges on the terminals ≠ sales sent).
+ * The cloud gateway with a fleet connected (issue 6), against two baselines in the same run
+ * (issue 9): BENCH_GATEWAY_TERMINALS simulated terminals (10,000) hold a connection each and
+ * heartbeat at a shortened interval while BENCH_GATEWAY_TX sales (3,000) run with
+ * BENCH_GATEWAY_CONCURRENCY POS calls in flight (32), each on a terminal of its own.
+ *
+ * (b) `ecr-bridge gateway start` as a real child process, called over keep-alive HTTP
+ * (`runTransaction`), the terminals simulated eConduit terminals;
+ * (a) bench/relay.ts, a bare node:net relay as a child process, carrying the same SEMI request
+ * bytes to the same kind of simulated terminals and their answers back over raw TCP;
+ * (c) MQTT request/response through mosquitto (bench/mqtt-baseline.ts): as many terminals as
+ * MQTT clients (BENCH_MQTT_TERMINALS, the same count by default), the same SEMI terminal engine
+ * behind each, keepalive pings as heartbeats, QoS BENCH_MQTT_QOS (1).
+ *
+ * Reported as ratios b/a and b/c: POS→terminal→POS latency (p50 / p99 / mean), sales per second,
+ * memory per connected terminal (VmRSS of the gateway, the relay, the broker from /proc before any
+ * terminal connects and with all connected), time to connect them all, heartbeats per second
+ * answered (the gateway's /metrics, the relay's counter, the MQTT terminals' PINGRESPs). The runs
+ * are one after the other, each with the machine to itself. Prints a table and writes its results
+ * (bench/results.ts). Never a timed assertion: the bench fails only on a wrong answer (not
+ * Approved, or charges on the terminals ≠ sales sent).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once, setMaxListeners } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { SqliteTenantStore } from '../src/gateway/tenants.js';
 import { JOURNAL_FILE_NAME, SqliteJournal } from '../src/journal/sqlite-journal.js';
-import { POS_ONLINE } from '../src/protocols/econduit/messages.js';
 import { decodeResponse, encodeRequest } from '../src/protocols/semi/codec.js';
 import {
   ECONDUIT_SIMULATOR_MAX_COUNT,
   EconduitSimulator,
 } from '../src/simulators/econduit/simulator.js';
-import { printTable, ratio, summarise, type Summary } from './stats.js';
-
-function envCount(name: string, fallback: number, min: number, max: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    console.error(`${name} must be a whole number from ${min} to ${max} (got ${text})`);
-    process.exit(1);
-  }
-  return value;
-}
+import {
+  describeChildren,
+  killAll,
+  memoryOf,
+  openFileLimitOf,
+  running,
+  startChild,
+  stopChild,
+  STOP_TIMEOUT_MS,
+  UNREF,
+} from './children.js';
+import {
+  connectAll,
+  econduitFleet,
+  mqttFleet,
+  posDriver,
+  withCpu,
+  type CpuShare,
+  type Pacing,
+  type PosCall,
+} from './fleet.js';
+import {
+  MqttRequester,
+  MqttTerminalFleet,
+  startBroker,
+  type Broker,
+  type Qos,
+} from './mqtt-baseline.js';
+import { RelayConnection } from './relay-client.js';
+import { compare, figure, writeResult, type Figure, type Ratio } from './results.js';
+import { envCount, printTable, summarise, type Summary } from './stats.js';
 
 /** Simulated terminals connected to each side. */
 const TERMINALS = envCount('BENCH_GATEWAY_TERMINALS', 10_000, 1, ECONDUIT_SIMULATOR_MAX_COUNT);
@@ -57,15 +80,21 @@ const CONCURRENCY = envCount(
 );
 /** The heartbeat interval, shortened from the seed's 60 s: TERMINALS / this many per second. */
 const HEARTBEAT_MS = envCount('BENCH_GATEWAY_HEARTBEAT_MS', 10_000, 100, 600_000);
+/** MQTT terminals: as many as the others unless told (capped by the broker's open files). */
+const MQTT_TERMINALS = envCount('BENCH_MQTT_TERMINALS', TERMINALS, 1, 100_000);
+/** QoS of the MQTT requests and answers: 1 (acknowledged), what a payment would use; or 0. */
+const MQTT_QOS = envCount('BENCH_MQTT_QOS', 1, 0, 1) as Qos;
 const WARMUP = 200;
 /** Terminals started at once: more could overflow the listen backlog (511). */
 const BATCH = 250;
 const BATCH_ONLINE_TIMEOUT_MS = 60_000;
+const PACING: Pacing = {
+  batch: BATCH,
+  spreadMs: HEARTBEAT_MS,
+  batchTimeoutMs: BATCH_ONLINE_TIMEOUT_MS,
+};
 /** Bound on one POS call (a sale at zero card delay takes milliseconds). */
 const CALL_TIMEOUT_MS = 30_000;
-/** Bound on a child's start (tsx compiles the sources first) and on its stop. */
-const START_TIMEOUT_MS = 60_000;
-const STOP_TIMEOUT_MS = 10_000;
 /** Quiet time before an RSS reading, so that the last connections' work is done. */
 const SETTLE_MS = 2_000;
 /** Everything, both runs: past this the bench gives up (children killed, exit 1). */
@@ -75,213 +104,8 @@ const MERCHANT = 'bench';
 const AMOUNT = '1.00';
 const AMOUNT_MINOR = 100;
 const HOST = '127.0.0.1';
-const TERMINATOR = Buffer.from([0x04, 0x04]);
 const BIN = fileURLToPath(new URL('../bin/ecr-bridge.js', import.meta.url));
 const RELAY = fileURLToPath(new URL('./relay.ts', import.meta.url));
-/** The losing timer of a race must not keep the bench alive once done. */
-const UNREF = { ref: false } as const;
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-interface RunningChild {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly pid: number;
-  /** Its first stdout line, parsed. */
-  readonly info: Record<string, unknown>;
-  readonly stderr: () => string;
-}
-
-const children = new Set<RunningChild>();
-
-/** Spawns `node <args>` and resolves with its first stdout line (a JSON object). */
-async function startChild(name: string, args: readonly string[]): Promise<RunningChild> {
-  // ECR_BRIDGE_<KEY> variables would override the command line's settings.
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('ECR_BRIDGE_')),
-  );
-  // stdin a pipe: the relay ends when it closes (this process gone); the gateway ignores it.
-  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-    stderr = (stderr + text).slice(-4_000);
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  try {
-    const first = await Promise.race([
-      once(lines, 'line').then(([line]) => line as string),
-      once(child, 'exit').then(([code]) => {
-        throw new Error(`${name} exited with ${String(code)} before starting: ${stderr}`);
-      }),
-      sleep(START_TIMEOUT_MS, undefined, UNREF).then(() => {
-        throw new Error(`${name} did not start within ${START_TIMEOUT_MS} ms: ${stderr}`);
-      }),
-    ]);
-    const running: RunningChild = {
-      name,
-      child,
-      pid: child.pid as number,
-      info: JSON.parse(first) as Record<string, unknown>,
-      stderr: () => stderr,
-    };
-    children.add(running);
-    return running;
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
-  } finally {
-    lines.close();
-  }
-}
-
-/** SIGTERM, then SIGKILL. Returns its exit code (or signal). */
-async function stopChild(running: RunningChild): Promise<number | string | null> {
-  const { child } = running;
-  children.delete(running);
-  const exited = () => child.exitCode !== null || child.signalCode !== null;
-  if (!exited()) {
-    const exit = once(child, 'exit');
-    child.kill('SIGTERM');
-    const stopped = await Promise.race([
-      exit.then(() => true),
-      sleep(STOP_TIMEOUT_MS, undefined, UNREF).then(() => false),
-    ]);
-    if (!stopped) {
-      child.kill('SIGKILL');
-      await exit;
-    }
-  }
-  child.stdin?.destroy();
-  return child.exitCode ?? child.signalCode;
-}
-
-/** VmRSS and VmHWM of a process, in KiB. */
-function memoryOf(pid: number): { rssKiB: number; hwmKiB: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-  return { rssKiB: kb('VmRSS'), hwmKiB: kb('VmHWM') };
-}
-
-/** Clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ: 100 on Linux). */
-const USER_HZ = 100;
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name: state is field 3, utime 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
-}
-
-/** CPU used by the child and by this process (the terminals and the POS) while `run` runs. */
-async function withCpu(pid: number, run: () => Promise<Phase>): Promise<Phase & { cpu: CpuShare }> {
-  const child = cpuSecondsOf(pid);
-  const own = process.cpuUsage();
-  const result = await run();
-  const used = process.cpuUsage(own);
-  return {
-    ...result,
-    cpu: {
-      childPercent: ((cpuSecondsOf(pid) - child) * 100) / result.seconds,
-      benchPercent: (used.user + used.system) / 1e4 / result.seconds,
-    },
-  };
-}
-
-/** CPU over a phase, in % of one core (the machine has two). */
-interface CpuShare {
-  readonly childPercent: number;
-  readonly benchPercent: number;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Simulated terminals
-
-/**
- * Starts the simulator's terminals BATCH at a time, each batch online before the next. The
- * batches are spread over one heartbeat interval at least, so that the fleet's heartbeats arrive
- * evenly, not in bursts (any window then shows the rate). Resolves with the milliseconds the
- * batches took to come online, the waits between them left out. Fails when a batch is not all
- * online within its bound.
- */
-async function connectAll(simulator: EconduitSimulator, side: string): Promise<number> {
-  const started = performance.now();
-  let busyMs = 0;
-  let refused = 0;
-  const all = simulator.terminals;
-  const batches = Math.ceil(all.length / BATCH);
-  for (const t of all) t.agent.on('registrationRefused', () => refused++);
-  for (let from = 0, k = 0; from < all.length; from += BATCH, k++) {
-    const due = started + (k * HEARTBEAT_MS) / batches - performance.now();
-    if (due > 0) await sleep(due);
-    const batch = all.slice(from, from + BATCH);
-    const signal = AbortSignal.timeout(BATCH_ONLINE_TIMEOUT_MS);
-    setMaxListeners(batch.length + 1, signal);
-    const batchStarted = performance.now();
-    const online = Promise.all(
-      batch.map((t) =>
-        t.agent.status === POS_ONLINE ? undefined : once(t.agent, 'online', { signal }),
-      ),
-    );
-    for (const t of batch) t.agent.start();
-    try {
-      await online;
-    } catch {
-      throw new Error(
-        `${side}: terminals ${from + 1}–${from + batch.length} not all online within ` +
-          `${BATCH_ONLINE_TIMEOUT_MS} ms (${simulator.onlineCount} of ${all.length} online, ` +
-          `${refused} registrations refused)`,
-      );
-    }
-    busyMs += performance.now() - batchStarted;
-  }
-  return busyMs;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The POS side: workers, each with terminals of its own
-
-interface Phase {
-  readonly samples: number[];
-  readonly seconds: number;
-}
-
-/** One POS call on a terminal; resolves with its latency in ms once the answer is checked. */
-type PosCall = (worker: number, seq: number, terminalId: string, refId: string) => Promise<number>;
-
-/**
- * CONCURRENCY workers, worker w using terminals w, w+C, w+2C, … in turn (never two calls in
- * flight on one terminal); `seq` numbers every call of the run (warm-up included).
- */
-function posDriver(terminalIds: readonly string[]) {
-  const own = Array.from({ length: CONCURRENCY }, (_, w) =>
-    terminalIds.filter((_id, i) => i % CONCURRENCY === w),
-  );
-  const cursor = new Array<number>(CONCURRENCY).fill(0);
-  let seq = 0;
-  return async (count: number, refPrefix: string, call: PosCall): Promise<Phase> => {
-    const samples: number[] = [];
-    let next = 0;
-    const started = performance.now();
-    await Promise.all(
-      own.map(async (ids, w) => {
-        while (next < count) {
-          const i = next++;
-          const terminalId = ids[(cursor[w] as number) % ids.length] as string;
-          cursor[w] = (cursor[w] as number) + 1;
-          try {
-            samples.push(await call(w, seq++, terminalId, `${refPrefix}${i}`));
-          } catch (error) {
-            next = count; // the other workers stop after their call in flight
-            throw error;
-          }
-        }
-      }),
-    );
-    return { samples, seconds: (performance.now() - started) / 1000 };
-  };
-}
 
 /** Keep-alive HTTP to the gateway: one socket per worker at most. */
 const httpAgent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
@@ -332,93 +156,14 @@ async function readMetrics(base: URL): Promise<GatewayMetrics> {
   };
 }
 
-const perSecond = (from: GatewayMetrics, to: GatewayMetrics) =>
-  ((to.heartbeats - from.heartbeats) * 1000) / (to.at - from.at);
-
-/** A raw TCP connection to the relay's POS port: one request at a time, answers end 0x04 0x04. */
-class RelayConnection {
-  private held: Buffer | undefined;
-  private waiting: ((frame: Buffer) => void) | undefined;
-  private failed: Error | undefined;
-  private fail: ((error: Error) => void) | undefined;
-
-  private constructor(private readonly socket: Socket) {
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.data(chunk));
-    socket.on('error', (error) => this.end(error));
-    socket.on('close', () => this.end(new Error('the relay closed the POS connection')));
-  }
-
-  static async open(port: number): Promise<RelayConnection> {
-    const socket = connect({ host: HOST, port });
-    const timer = setTimeout(
-      () =>
-        socket.destroy(
-          new Error(`cannot connect to the relay's POS port within ${CALL_TIMEOUT_MS} ms`),
-        ),
-      CALL_TIMEOUT_MS,
-    );
-    try {
-      await once(socket, 'connect');
-    } finally {
-      clearTimeout(timer);
-    }
-    return new RelayConnection(socket);
-  }
-
-  /** Writes `bytes` and resolves with the next message (0x04 0x04 excluded). */
-  request(bytes: Buffer): Promise<Buffer> {
-    if (this.failed !== undefined) return Promise.reject(this.failed);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting = undefined;
-        this.fail = undefined;
-        reject(new Error(`no answer from the relay within ${CALL_TIMEOUT_MS} ms`));
-        this.socket.destroy();
-      }, CALL_TIMEOUT_MS);
-      this.waiting = (frame) => {
-        clearTimeout(timer);
-        resolve(frame);
-      };
-      this.fail = (error) => {
-        clearTimeout(timer);
-        reject(error);
-      };
-      this.socket.write(bytes);
-    });
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private data(chunk: Buffer): void {
-    const bytes = this.held === undefined ? chunk : Buffer.concat([this.held, chunk]);
-    this.held = undefined;
-    const at = bytes.indexOf(TERMINATOR);
-    if (at < 0) {
-      this.held = bytes;
-      return;
-    }
-    if (at + 2 < bytes.length) {
-      this.end(new Error('the relay sent more than one answer'));
-      return;
-    }
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    this.fail = undefined;
-    if (waiting === undefined) this.end(new Error('the relay sent an answer nobody asked for'));
-    else waiting(bytes.subarray(0, at));
-  }
-
-  private end(error: Error): void {
-    this.failed ??= error;
-    const fail = this.fail;
-    this.waiting = undefined;
-    this.fail = undefined;
-    fail?.(error);
-  }
+/** A count of heartbeats answered, and when it was read. */
+interface HeartbeatCount {
+  readonly heartbeats: number;
+  readonly at: number;
 }
+
+const perSecond = (from: HeartbeatCount, to: HeartbeatCount) =>
+  ((to.heartbeats - from.heartbeats) * 1000) / (to.at - from.at);
 
 // ---------------------------------------------------------------------------------------------
 // The two runs
@@ -441,6 +186,11 @@ interface RunResult {
   readonly cpu: CpuShare;
 }
 
+interface RelayExtras {
+  readonly heartbeatsPerSecondIdle: number;
+  readonly heartbeatsPerSecondUnderLoad: number;
+}
+
 interface GatewayExtras {
   readonly heartbeatsPerSecondIdle: number;
   readonly heartbeatsPerSecondUnderLoad: number;
@@ -460,7 +210,7 @@ const newSimulator = (port: number) =>
     heartbeatIntervalMs: HEARTBEAT_MS,
   });
 
-function checkCharges(side: string, simulator: EconduitSimulator): number {
+function checkCharges(side: string, simulator: { readonly ledger: { count: number } }): number {
   const count = simulator.ledger.count;
   if (count !== TX + WARMUP)
     throw new Error(`${side}: the terminals made ${count} charges, ${TX + WARMUP} expected`);
@@ -468,6 +218,8 @@ function checkCharges(side: string, simulator: EconduitSimulator): number {
 }
 
 let simulator: EconduitSimulator | undefined;
+let mqttFleetInUse: MqttTerminalFleet | undefined;
+let brokerInUse: Broker | undefined;
 const log = (text: string) => console.log(`  ${text}`);
 
 async function gatewayRun(dir: string): Promise<RunResult & GatewayExtras> {
@@ -518,7 +270,7 @@ async function gatewayRun(dir: string): Promise<RunResult & GatewayExtras> {
 
   simulator = newSimulator(tcpPort);
   const sim = simulator;
-  const connectMs = await connectAll(sim, 'gateway');
+  const connectMs = await connectAll(econduitFleet(sim), 'gateway', PACING);
   log(`gateway: ${TERMINALS} terminals online (${(connectMs / 1000).toFixed(1)} s connecting)`);
   await sleep(SETTLE_MS);
   const withTerminals = memoryOf(gateway.pid);
@@ -551,7 +303,7 @@ async function gatewayRun(dir: string): Promise<RunResult & GatewayExtras> {
       );
     return ms;
   };
-  const drive = posDriver(terminalIdsOf(sim));
+  const drive = posDriver(terminalIdsOf(sim), CONCURRENCY);
   const loadFrom = await readMetrics(base);
   await drive(WARMUP, 'GWW', sale);
   const timed = await withCpu(gateway.pid, () => drive(TX, 'GWT', sale));
@@ -586,7 +338,7 @@ async function gatewayRun(dir: string): Promise<RunResult & GatewayExtras> {
   };
 }
 
-async function relayRun(): Promise<RunResult> {
+async function relayRun(): Promise<RunResult & RelayExtras> {
   const relay = await startChild('relay', ['--import', 'tsx', RELAY]);
   const terminalPort = Number(relay.info.terminal);
   const posPort = Number(relay.info.pos);
@@ -595,7 +347,7 @@ async function relayRun(): Promise<RunResult> {
 
   simulator = newSimulator(terminalPort);
   const sim = simulator;
-  const connectMs = await connectAll(sim, 'relay');
+  const connectMs = await connectAll(econduitFleet(sim), 'relay', PACING);
   log(`relay: ${TERMINALS} terminals online (${(connectMs / 1000).toFixed(1)} s connecting)`);
   await sleep(SETTLE_MS);
   const withTerminals = memoryOf(relay.pid);
@@ -604,7 +356,18 @@ async function relayRun(): Promise<RunResult> {
   const connections = await Promise.all(
     Array.from({ length: CONCURRENCY }, () => RelayConnection.open(posPort)),
   );
+  const statsConnection = await RelayConnection.open(posPort);
+  const stats = async (): Promise<HeartbeatCount> => {
+    const frame = await statsConnection.request(Buffer.from('#stats\x04\x04', 'latin1'));
+    const { heartbeats } = JSON.parse(frame.toString('utf8')) as { heartbeats: number };
+    return { heartbeats, at: performance.now() };
+  };
   try {
+    // Heartbeats over one whole interval, the fleet idle, as for the gateway.
+    const idleFrom = await stats();
+    await sleep(HEARTBEAT_MS);
+    const idleTo = await stats();
+    log(`relay: ${perSecond(idleFrom, idleTo).toFixed(0)} heartbeats/s, idle`);
     const sale: PosCall = async (w, seq, terminalId, refId) => {
       // The bytes the gateway's SEMI driver writes for the same sale (its REQ_TXN_ID is the
       // journal's row id, a number of the same few digits).
@@ -635,9 +398,11 @@ async function relayRun(): Promise<RunResult> {
         throw new Error(`relay: ${refId} on terminal ${terminalId}: ${text.slice(0, 300)}`);
       return ms;
     };
-    const drive = posDriver(terminalIdsOf(sim));
+    const drive = posDriver(terminalIdsOf(sim), CONCURRENCY);
+    const loadFrom = await stats();
     await drive(WARMUP, 'RLW', sale);
     const timed = await withCpu(relay.pid, () => drive(TX, 'RLT', sale));
+    const loadTo = await stats();
     log(`relay: ${TX} sales in ${timed.seconds.toFixed(1)} s`);
     const charges = checkCharges('relay', sim);
     const atEnd = memoryOf(relay.pid);
@@ -645,6 +410,7 @@ async function relayRun(): Promise<RunResult> {
     await sim.stop();
     simulator = undefined;
     for (const c of connections) c.close();
+    statsConnection.close();
     const exitCode = await stopChild(relay);
     return {
       latency: summarise(timed.samples),
@@ -660,9 +426,132 @@ async function relayRun(): Promise<RunResult> {
       charges,
       exitCode,
       cpu: timed.cpu,
+      heartbeatsPerSecondIdle: perSecond(idleFrom, idleTo),
+      heartbeatsPerSecondUnderLoad: perSecond(loadFrom, loadTo),
     };
   } finally {
     for (const c of connections) c.close();
+    statsConnection.close();
+  }
+}
+
+interface MqttExtras {
+  readonly broker: string;
+  readonly version: string | undefined;
+  readonly qos: Qos;
+  readonly terminals: number;
+  readonly brokerOpenFileLimit: number;
+  readonly heartbeatsPerSecondIdle: number;
+  readonly heartbeatsPerSecondUnderLoad: number;
+  /** The bench process holding the MQTT clients (one connection each), for scale. */
+  readonly clientProcessRssKiB: number;
+}
+
+/** Open files the broker needs besides the terminals' connections (POS clients, its own). */
+const BROKER_SPARE_FILES = 64;
+
+async function mqttRun(dir: string): Promise<RunResult & MqttExtras> {
+  const broker: Broker = await startBroker(dir);
+  brokerInUse = broker;
+  const limit = broker.pid === undefined ? Infinity : openFileLimitOf(broker.pid);
+  const count = Math.min(MQTT_TERMINALS, limit - CONCURRENCY - BROKER_SPARE_FILES);
+  if (count < MQTT_TERMINALS)
+    log(`mqtt: the broker may open ${limit} files: ${count} terminals, not ${MQTT_TERMINALS}`);
+  await sleep(SETTLE_MS);
+  const memory = () =>
+    broker.pid === undefined ? { rssKiB: NaN, hwmKiB: NaN } : memoryOf(broker.pid);
+  const before = memory();
+
+  const ids = Array.from({ length: count }, (_, i) => `${BigInt(FIRST_TERMINAL_ID) + BigInt(i)}`);
+  const fleet = new MqttTerminalFleet(broker, ids, HEARTBEAT_MS / 1000, MQTT_QOS);
+  mqttFleetInUse = fleet;
+  const connectMs = await connectAll(mqttFleet(fleet), 'mqtt', PACING);
+  log(`mqtt: ${count} terminals connected and subscribed (${(connectMs / 1000).toFixed(1)} s)`);
+  await sleep(SETTLE_MS);
+  const withTerminals = memory();
+  const online = fleet.onlineCount;
+  const clientProcessRssKiB = process.memoryUsage().rss / 1024;
+
+  // Keepalive pings over one whole interval, the fleet idle: the MQTT heartbeats.
+  const pings = () => ({ count: fleet.heartbeatsAnswered, at: performance.now() });
+  const idleFrom = pings();
+  await sleep(HEARTBEAT_MS);
+  const idleTo = pings();
+  const rate = (from: typeof idleFrom, to: typeof idleFrom) =>
+    ((to.count - from.count) * 1000) / (to.at - from.at);
+  log(`mqtt: ${rate(idleFrom, idleTo).toFixed(0)} keepalive pings answered/s, idle`);
+
+  const requester = await MqttRequester.open(broker, CONCURRENCY, MQTT_QOS);
+  try {
+    const sale: PosCall = async (w, seq, terminalId, refId) => {
+      const semi = encodeRequest({
+        code: 'sale',
+        mode: 'credit',
+        amountMinor: AMOUNT_MINOR,
+        merTxnId: refId,
+        reqTxnId: String(seq + 1),
+      });
+      const started = performance.now();
+      const answer = await requester
+        .request(w, terminalId, semi, refId, CALL_TIMEOUT_MS)
+        .catch((error: unknown) => {
+          throw new Error(`mqtt: ${refId} on terminal ${terminalId}: ${(error as Error).message}`);
+        });
+      const ms = performance.now() - started;
+      const text = answer.toString('utf8');
+      let approved = false;
+      try {
+        const response = decodeResponse(text, 'sale');
+        approved = response.state === '0' && response.merTxnId === refId;
+      } catch {
+        approved = false;
+      }
+      if (!approved)
+        throw new Error(`mqtt: ${refId} on terminal ${terminalId}: ${text.slice(0, 300)}`);
+      return ms;
+    };
+    const drive = posDriver(ids, CONCURRENCY);
+    const loadFrom = pings();
+    await drive(WARMUP, 'MQW', sale);
+    const timed =
+      broker.pid === undefined
+        ? { ...(await drive(TX, 'MQT', sale)), cpu: { childPercent: NaN, benchPercent: NaN } }
+        : await withCpu(broker.pid, () => drive(TX, 'MQT', sale));
+    const loadTo = pings();
+    log(`mqtt: ${TX} sales in ${timed.seconds.toFixed(1)} s`);
+    const charges = checkCharges('mqtt', fleet);
+    const atEnd = memory();
+
+    await requester.close();
+    await fleet.stop();
+    mqttFleetInUse = undefined;
+    brokerInUse = undefined;
+    const exitCode = await broker.stop();
+    return {
+      latency: summarise(timed.samples),
+      perSecond: TX / timed.seconds,
+      timedSeconds: timed.seconds,
+      connectSeconds: connectMs / 1000,
+      terminalsOnline: online,
+      rssBeforeKiB: before.rssKiB,
+      rssWithTerminalsKiB: withTerminals.rssKiB,
+      rssAtEndKiB: atEnd.rssKiB,
+      hwmKiB: atEnd.hwmKiB,
+      rssPerTerminalKiB: (withTerminals.rssKiB - before.rssKiB) / count,
+      charges,
+      exitCode,
+      cpu: timed.cpu,
+      broker: broker.describe,
+      version: broker.version,
+      qos: MQTT_QOS,
+      terminals: count,
+      brokerOpenFileLimit: limit,
+      heartbeatsPerSecondIdle: rate(idleFrom, idleTo),
+      heartbeatsPerSecondUnderLoad: rate(loadFrom, loadTo),
+      clientProcessRssKiB,
+    };
+  } finally {
+    await requester.close();
   }
 }
 
@@ -679,145 +568,240 @@ async function cleanUp(): Promise<void> {
   const sim = simulator;
   simulator = undefined;
   await Promise.race([sim?.stop(), sleep(STOP_TIMEOUT_MS, undefined, UNREF)]);
-  await Promise.all([...children].map((c) => stopChild(c)));
+  const fleet = mqttFleetInUse;
+  mqttFleetInUse = undefined;
+  await Promise.race([fleet?.stop(), sleep(STOP_TIMEOUT_MS, undefined, UNREF)]);
+  await brokerInUse?.stop();
+  await Promise.all([...running].map((c) => stopChild(c)));
   rmSync(dir, { recursive: true, force: true });
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`gateway bench: gave up after ${BENCH_TIMEOUT_MS / 60_000} min`);
-  for (const c of children) c.child.kill('SIGKILL');
+function giveUp(why: string): void {
+  console.error(`gateway bench: ${why}`);
+  killAll();
   rmSync(dir, { recursive: true, force: true });
   process.exit(1);
-}, BENCH_TIMEOUT_MS);
-watchdog.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`gateway bench: ${signal}, stopping`);
-    for (const c of children) c.child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(1);
-  });
 }
+
+const watchdog = setTimeout(
+  () => giveUp(`gave up after ${BENCH_TIMEOUT_MS / 60_000} min`),
+  BENCH_TIMEOUT_MS,
+);
+watchdog.unref();
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => giveUp(`${signal}, stopping`));
 
 try {
   console.log(
     `\ngateway bench: ${TERMINALS} simulated terminals, heartbeat every ${HEARTBEAT_MS} ms; ` +
-      `${TX} sales (+${WARMUP} warm-up), ${CONCURRENCY} in flight`,
+      `${TX} sales (+${WARMUP} warm-up), ${CONCURRENCY} in flight; MQTT QoS ${MQTT_QOS}`,
   );
   const b = await gatewayRun(dir);
   const a = await relayRun();
+  const c = await mqttRun(dir);
 
-  const names = ['(a) bare TCP relay (node:net)', '(b) gateway, HTTP runTransaction'] as const;
+  const names = [
+    '(a) bare TCP relay (node:net)',
+    '(b) gateway, HTTP runTransaction',
+    `(c) MQTT via ${c.version ?? 'mosquitto'}, QoS ${c.qos}`,
+  ] as const;
   console.log(
     `\n${TX} sales of ${AMOUNT} each, ${CONCURRENCY} in flight (each on a terminal of its own), ` +
-      `${TERMINALS} terminals connected and heartbeating every ${HEARTBEAT_MS / 1000} s; ` +
-      'POS→terminal→POS latency\n',
+      `${TERMINALS} terminals connected (MQTT: ${c.terminals}) and heartbeating every ` +
+      `${HEARTBEAT_MS / 1000} s; POS→terminal→POS latency\n`,
   );
   printTable([
     [names[0], a.latency],
     [names[1], b.latency],
   ]);
+  printTable([
+    [names[2], c.latency],
+    [names[1], b.latency],
+  ]);
   const row = (name: string, ...values: string[]) =>
-    console.log(`${name.padEnd(40)} ${values.map((v) => v.padStart(14)).join('')}`);
+    console.log(`${name.padEnd(40)} ${values.map((v) => v.padStart(13)).join('')}`);
+  const both = (x: number, base: number, digits = 2) => (x / base).toFixed(digits);
   console.log('');
-  row(`throughput (${CONCURRENCY} in flight)`, 'sales/s');
-  row(names[0], a.perSecond.toFixed(0));
-  row(names[1], b.perSecond.toFixed(0));
-  row('ratio b/a', (b.perSecond / a.perSecond).toFixed(2));
-  console.log('');
-  row('connected terminals', '(a) relay', '(b) gateway', 'ratio b/a');
-  row('terminals online', String(a.terminalsOnline), String(b.terminalsOnline));
+  row('', '(a) relay', '(b) gateway', '(c) MQTT', 'ratio b/a', 'ratio b/c');
+  row(
+    `sales/s, ${CONCURRENCY} in flight`,
+    a.perSecond.toFixed(0),
+    b.perSecond.toFixed(0),
+    c.perSecond.toFixed(0),
+    both(b.perSecond, a.perSecond),
+    both(b.perSecond, c.perSecond),
+  );
+  row(
+    'terminals online',
+    String(a.terminalsOnline),
+    String(b.terminalsOnline),
+    String(c.terminalsOnline),
+  );
   row(
     `time to connect all, ${BATCH} at a time (s)`,
     a.connectSeconds.toFixed(1),
     b.connectSeconds.toFixed(1),
-    (b.connectSeconds / a.connectSeconds).toFixed(2),
+    c.connectSeconds.toFixed(1),
+    both(b.connectSeconds, a.connectSeconds),
+    both(b.connectSeconds, c.connectSeconds),
   );
   row(
     'VmRSS, no terminal (MiB)',
     (a.rssBeforeKiB / 1024).toFixed(1),
     (b.rssBeforeKiB / 1024).toFixed(1),
+    (c.rssBeforeKiB / 1024).toFixed(1),
   );
   row(
-    `VmRSS, ${TERMINALS} terminals (MiB)`,
+    'VmRSS, all terminals (MiB)',
     (a.rssWithTerminalsKiB / 1024).toFixed(1),
     (b.rssWithTerminalsKiB / 1024).toFixed(1),
+    (c.rssWithTerminalsKiB / 1024).toFixed(1),
   );
   row(
     'VmRSS per connected terminal (KiB)',
     a.rssPerTerminalKiB.toFixed(2),
     b.rssPerTerminalKiB.toFixed(2),
-    (b.rssPerTerminalKiB / a.rssPerTerminalKiB).toFixed(2),
+    c.rssPerTerminalKiB.toFixed(2),
+    both(b.rssPerTerminalKiB, a.rssPerTerminalKiB),
+    both(b.rssPerTerminalKiB, c.rssPerTerminalKiB),
   );
   row(
     `heartbeats/s, idle (expected ${Math.round((TERMINALS * 1000) / HEARTBEAT_MS)})`,
-    '',
+    a.heartbeatsPerSecondIdle.toFixed(0),
     b.heartbeatsPerSecondIdle.toFixed(0),
+    c.heartbeatsPerSecondIdle.toFixed(0),
+    both(b.heartbeatsPerSecondIdle, a.heartbeatsPerSecondIdle),
+    both(b.heartbeatsPerSecondIdle, c.heartbeatsPerSecondIdle),
   );
-  row('heartbeats/s, during the sales', '', b.heartbeatsPerSecondUnderLoad.toFixed(0));
+  row(
+    'heartbeats/s, during the sales',
+    a.heartbeatsPerSecondUnderLoad.toFixed(0),
+    b.heartbeatsPerSecondUnderLoad.toFixed(0),
+    c.heartbeatsPerSecondUnderLoad.toFixed(0),
+  );
+  row('  (MQTT: keepalive PINGRESPs the terminals got)');
   row('registrations / online at the end', '', `${b.registrationsOk} / ${b.terminalsOnlineAtEnd}`);
   row('HTTP connections opened', '', String(b.httpConnections));
   row(
     'CPU in the timed sales, % of a core',
     a.cpu.childPercent.toFixed(0),
     b.cpu.childPercent.toFixed(0),
+    c.cpu.childPercent.toFixed(0),
   );
   row(
     '  bench process (terminals and POS)',
     a.cpu.benchPercent.toFixed(0),
     b.cpu.benchPercent.toFixed(0),
+    c.cpu.benchPercent.toFixed(0),
   );
   row(
     'VmRSS after the sales (MiB)',
     (a.rssAtEndKiB / 1024).toFixed(1),
     (b.rssAtEndKiB / 1024).toFixed(1),
+    (c.rssAtEndKiB / 1024).toFixed(1),
   );
-  row('VmHWM (MiB)', (a.hwmKiB / 1024).toFixed(1), (b.hwmKiB / 1024).toFixed(1));
-  row('charges on the terminals', String(a.charges), String(b.charges));
-  row('child exit code', String(a.exitCode), String(b.exitCode));
+  row(
+    'VmHWM (MiB)',
+    (a.hwmKiB / 1024).toFixed(1),
+    (b.hwmKiB / 1024).toFixed(1),
+    (c.hwmKiB / 1024).toFixed(1),
+  );
+  row('charges on the terminals', String(a.charges), String(b.charges), String(c.charges));
+  row('child exit code', String(a.exitCode), String(b.exitCode), String(c.exitCode));
+  row(
+    'MQTT: bench process VmRSS with its clients',
+    '',
+    '',
+    `${(c.clientProcessRssKiB / 1024).toFixed(0)} MiB`,
+  );
   const seconds = (performance.now() - started) / 1000;
   console.log(`bench took ${seconds.toFixed(1)} s`);
 
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(
-    'bench/results/gateway.json',
-    `${JSON.stringify(
-      {
-        terminals: TERMINALS,
-        heartbeatIntervalMs: HEARTBEAT_MS,
-        sales: { timed: TX, warmup: WARMUP, concurrency: CONCURRENCY, amount: AMOUNT },
-        node: process.version,
-        latencyMs: { relay: a.latency, gateway: b.latency },
-        ratio: ratio(b.latency, a.latency),
-        salesPerSecond: {
-          relay: a.perSecond,
-          gateway: b.perSecond,
-          ratio: b.perSecond / a.perSecond,
-        },
-        rssPerTerminalKiB: {
-          relay: a.rssPerTerminalKiB,
-          gateway: b.rssPerTerminalKiB,
-          ratio: b.rssPerTerminalKiB / a.rssPerTerminalKiB,
-        },
-        relay: a,
-        gateway: b,
-        seconds,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  const gw = 'gateway';
+  const against = (
+    measure: string,
+    unit: string,
+    better: 'lower' | 'higher',
+    pick: (r: RunResult) => number,
+  ): Ratio[] => [
+    compare(measure, unit, better, [gw, pick(b)], ['bare TCP relay', pick(a)]),
+    compare(measure, unit, better, [gw, pick(b)], [`MQTT (mosquitto, QoS ${c.qos})`, pick(c)]),
+  ];
+  const ratios: Ratio[] = [
+    ...against('latency p50', 'ms', 'lower', (r) => r.latency.p50),
+    ...against('latency p99', 'ms', 'lower', (r) => r.latency.p99),
+    ...against('throughput', 'sales/s', 'higher', (r) => r.perSecond),
+    ...against('memory per connection', 'KiB', 'lower', (r) => r.rssPerTerminalKiB),
+    ...against('time to connect', 's', 'lower', (r) => r.connectSeconds),
+    compare(
+      'heartbeats/s answered',
+      'heartbeats/s',
+      'higher',
+      [gw, b.heartbeatsPerSecondIdle],
+      ['bare TCP relay', a.heartbeatsPerSecondIdle],
+    ),
+    compare(
+      'heartbeats/s answered',
+      'heartbeats/s',
+      'higher',
+      [gw, b.heartbeatsPerSecondIdle],
+      [`MQTT keepalive pings (QoS ${c.qos})`, c.heartbeatsPerSecondIdle],
+    ),
+  ];
+  const sides = [
+    ['relay', a],
+    ['gateway', b],
+    ['mqtt', c],
+  ] as const;
+  const figures: Figure[] = [
+    ...sides.flatMap(([side, r]) => [
+      figure(`${side}: terminals connected`, r.terminalsOnline, 'terminals'),
+      figure(`${side}: latency p50`, r.latency.p50, 'ms'),
+      figure(`${side}: latency p99`, r.latency.p99, 'ms'),
+      figure(`${side}: latency mean`, r.latency.mean, 'ms'),
+      figure(`${side}: throughput`, r.perSecond, 'sales/s'),
+      figure(`${side}: memory per connection`, r.rssPerTerminalKiB, 'KiB'),
+      figure(`${side}: VmRSS with all connected`, r.rssWithTerminalsKiB / 1024, 'MiB'),
+      figure(`${side}: time to connect`, r.connectSeconds, 's'),
+      figure(`${side}: CPU during the sales`, r.cpu.childPercent, '% of a core'),
+    ]),
+    figure('relay: heartbeats/s idle', a.heartbeatsPerSecondIdle, 'heartbeats/s'),
+    figure('gateway: heartbeats/s idle', b.heartbeatsPerSecondIdle, 'heartbeats/s'),
+    figure(
+      'gateway: heartbeats/s during the sales',
+      b.heartbeatsPerSecondUnderLoad,
+      'heartbeats/s',
+    ),
+    figure('mqtt: keepalive pings/s idle', c.heartbeatsPerSecondIdle, 'heartbeats/s'),
+    figure(
+      'mqtt: keepalive pings/s during the sales',
+      c.heartbeatsPerSecondUnderLoad,
+      'heartbeats/s',
+    ),
+  ];
+  writeResult({
+    bench: 'gateway',
+    title: `Gateway: ${TERMINALS} terminals, ${TX} sales, ${CONCURRENCY} in flight`,
+    seconds,
+    parameters: {
+      terminals: TERMINALS,
+      mqttTerminals: c.terminals,
+      heartbeatIntervalMs: HEARTBEAT_MS,
+      sales: TX,
+      warmup: WARMUP,
+      concurrency: CONCURRENCY,
+      amount: AMOUNT,
+      mqttQos: c.qos,
+      mqttBroker: `${c.broker}${c.version === undefined ? '' : `, ${c.version}`}`,
+    },
+    figures,
+    ratios,
+    details: { relay: a, gateway: b, mqtt: c },
+  });
 } catch (error) {
   exitCode = 1;
   console.error(`\ngateway bench failed: ${(error as Error).message}`);
-  await sleep(500); // a child that died has its exit seen
-  for (const c of children) {
-    const { exitCode: code, signalCode: signal } = c.child;
-    if (code !== null || signal !== null)
-      console.error(`${c.name} (pid ${c.pid}) had exited: ${String(code ?? signal)}`);
-    const tail = c.stderr().trim();
-    if (tail !== '') console.error(`${c.name} stderr:\n${tail}`);
-  }
+  await describeChildren();
   try {
     const logText = readFileSync(join(dir, 'gateway', 'logs', 'ecr-bridge.log'), 'utf8');
     if (logText.trim() !== '') console.error(`gateway log (last lines):\n${logText.slice(-3_000)}`);

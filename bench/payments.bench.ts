@@ -1,21 +1,24 @@
 /**
  * 1,000 sequential payments against the PAYable simulator (zero added latency), measured as
  * (a) raw driver calls — the baseline — and (b) the same through TransactionService with the
- * SQLite journal (WAL, synchronous=FULL). Prints a table and writes bench/results/payments.json.
+ * SQLite journal (WAL, synchronous=FULL). Prints a table and writes its results (bench/results.ts).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { TransactionService } from '../src/core/transaction-service.js';
 import { PayableDriver } from '../src/drivers/payable.js';
 import { SqliteJournal } from '../src/journal/sqlite-journal.js';
 import { PayableSimulator } from '../src/simulators/payable/simulator.js';
+import { compare, figure, writeResult } from './results.js';
 import { interleave, printTable, ratio as ratioOf, summarise } from './stats.js';
 
 const PAYMENTS = Number(process.env.BENCH_PAYMENTS ?? 1000);
 const WARMUP = 50;
 const AMOUNT = { minor: 2000, currency: 'LKR' };
 
+const started = performance.now();
 const simulator = await new PayableSimulator({ port: 0, statusPort: 0, token: 'bench' }).start();
 const dir = mkdtempSync(join(tmpdir(), 'ecr-bridge-bench-'));
 try {
@@ -56,11 +59,24 @@ try {
   console.log(
     `charges made by the simulator: ${simulator.ledger.count} (expected ${2 * (PAYMENTS + WARMUP)})`,
   );
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(
-    'bench/results/payments.json',
-    `${JSON.stringify({ payments: PAYMENTS, node: process.version, rawDriver: a, serviceWithJournal: b, ratio }, null, 2)}\n`,
-  );
+  const driverName = 'raw PAYable driver';
+  const serviceName = 'TransactionService + journal';
+  writeResult({
+    bench: 'payments',
+    title: `PAYable: ${PAYMENTS} sequential payments, service + journal against the raw driver`,
+    seconds: (performance.now() - started) / 1000,
+    parameters: { payments: PAYMENTS, warmup: WARMUP, terminal: 'PAYable simulator, zero delay' },
+    figures: [
+      figure('raw driver: latency p50', a.p50, 'ms'),
+      figure('service + journal: latency p50', b.p50, 'ms'),
+      figure('service + journal: latency p99', b.p99, 'ms'),
+    ],
+    ratios: [
+      compare('latency p50', 'ms', 'lower', [serviceName, b.p50], [driverName, a.p50]),
+      compare('latency p99', 'ms', 'lower', [serviceName, b.p99], [driverName, a.p99]),
+    ],
+    details: { rawDriver: a, serviceWithJournal: b, ratio, charges: simulator.ledger.count },
+  });
 } finally {
   await simulator.stop();
   rmSync(dir, { recursive: true, force: true });

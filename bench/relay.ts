@@ -8,7 +8,9 @@
  * TerminalID is read with JSON.parse, nothing checked) and is answered OK-REGISTRATION; a
  * heartbeat is answered {"Status":"OK"}; any other message is passed raw to the POS connection
  * waiting on that terminal. POS port: `<terminalId>\n<payload>\x04\x04` sends the payload to the
- * terminal; the terminal's next message comes back, then 0x04 0x04.
+ * terminal; the terminal's next message comes back, then 0x04 0x04. `#stats\x04\x04` on the POS
+ * port answers `{"heartbeats":H,"terminals":T}`: heartbeats answered so far and terminals held
+ * (the bench's heartbeats/s, as it reads the gateway's from /metrics).
  *
  * Prints `{"terminal":P,"pos":Q}` once listening; stops on SIGTERM, SIGINT or the end of stdin
  * (the bench that started it is gone).
@@ -51,6 +53,7 @@ interface Terminal {
 }
 
 const terminals = new Map<string, Terminal>();
+let heartbeats = 0;
 
 const terminalServer = createServer((socket) => {
   socket.setNoDelay(true);
@@ -76,6 +79,7 @@ const terminalServer = createServer((socket) => {
     }
     if (frame.length === HEARTBEAT.length && frame.toString('latin1') === HEARTBEAT) {
       socket.write(HEARTBEAT_ACK);
+      heartbeats++;
       return;
     }
     const pos = terminal.waiting;
@@ -85,6 +89,7 @@ const terminalServer = createServer((socket) => {
 });
 
 const NEWLINE = 0x0a;
+const STATS = '#stats';
 const UNKNOWN_TERMINAL = Buffer.from(
   '{"STATE":"-1","ERROR_MSG":"relay: no such terminal online"}\x04\x04',
   'latin1',
@@ -94,6 +99,10 @@ const posServer = createServer((socket) => {
   socket.setNoDelay(true);
   socket.on('error', () => {});
   onFrames(socket, (frame, whole) => {
+    if (frame.length === STATS.length && frame.toString('latin1') === STATS) {
+      socket.write(`${JSON.stringify({ heartbeats, terminals: terminals.size })}\x04\x04`);
+      return;
+    }
     const newline = frame.indexOf(NEWLINE);
     const terminal =
       newline < 0 ? undefined : terminals.get(frame.subarray(0, newline).toString('latin1'));

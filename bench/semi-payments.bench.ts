@@ -3,11 +3,12 @@
  * persistent TCP socket — the floor: the same codec and framer, no driver, no journal — then
  * (b) the driver over TCP, which opens one link per request, (c) the driver over WebSocket, and
  * (d) the driver through TransactionService with the SQLite journal. Interleaved; every figure is
- * a ratio to (a) measured in the same run. Writes bench/results/semi-payments.json.
+ * a ratio to (a) measured in the same run. Writes its results (bench/results.ts).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { TransactionService } from '../src/core/transaction-service.js';
 import { SemiDriver } from '../src/drivers/semi.js';
@@ -15,12 +16,14 @@ import { SqliteJournal } from '../src/journal/sqlite-journal.js';
 import { decodeResponse, encodeRequest } from '../src/protocols/semi/codec.js';
 import { JsonObjectFramer } from '../src/protocols/semi/framer.js';
 import { SemiSimulator } from '../src/simulators/semi/simulator.js';
+import { compare, figure, writeResult } from './results.js';
 import { interleave, printTable, ratio, summarise } from './stats.js';
 
 const PAYMENTS = Number(process.env.BENCH_PAYMENTS ?? 500);
 const WARMUP = 50;
 const AMOUNT = { minor: 2000, currency: 'USD' };
 
+const started = performance.now();
 const simulator = await new SemiSimulator({ wsPort: 0, tcpPort: 0, controlPort: 0 }).start();
 const dir = mkdtempSync(join(tmpdir(), 'ecr-bridge-bench-'));
 try {
@@ -78,20 +81,24 @@ try {
   console.log(
     `charges made by the simulator: ${simulator.ledger.count} (expected ${4 * (PAYMENTS + WARMUP)})`,
   );
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(
-    'bench/results/semi-payments.json',
-    `${JSON.stringify(
-      {
-        payments: PAYMENTS,
-        node: process.version,
-        paths: Object.fromEntries(summaries),
-        ratioToBare: Object.fromEntries(summaries.map(([n, s]) => [n, ratio(s, a!)])),
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  const bareName = 'bare client, one TCP socket';
+  writeResult({
+    bench: 'semi-payments',
+    title: `SEMI: ${PAYMENTS} sequential sales against a bare client`,
+    seconds: (performance.now() - started) / 1000,
+    parameters: { payments: PAYMENTS, warmup: WARMUP, terminal: 'SEMI simulator, zero delay' },
+    figures: summaries.map(([name, s]) => figure(`${name.slice(4)}: latency p50`, s.p50, 'ms')),
+    ratios: summaries
+      .slice(1)
+      .map(([name, s]) =>
+        compare('latency p50', 'ms', 'lower', [name.slice(4), s.p50], [bareName, a!.p50]),
+      ),
+    details: {
+      paths: Object.fromEntries(summaries),
+      ratioToBare: Object.fromEntries(summaries.map(([n, s]) => [n, ratio(s, a!)])),
+      charges: simulator.ledger.count,
+    },
+  });
 } finally {
   await simulator.stop();
   rmSync(dir, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-/** Latency statistics and the table every payments bench prints. */
+/** Latency statistics, the table every payments bench prints, and bench settings. */
 import { performance } from 'node:perf_hooks';
 
 export interface Summary {
@@ -58,4 +58,16 @@ export function printTable(rows: readonly (readonly [string, Summary])[]): void 
 
 export function ratio(s: Summary, base: Summary): Summary {
   return { p50: s.p50 / base.p50, p99: s.p99 / base.p99, mean: s.mean / base.mean };
+}
+
+/** A whole-number setting from the environment (`BENCH_…`), or `fallback`; exits 1 when out of range. */
+export function envCount(name: string, fallback: number, min: number, max: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    console.error(`${name} must be a whole number from ${min} to ${max} (got ${text})`);
+    process.exit(1);
+  }
+  return value;
 }
