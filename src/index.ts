@@ -134,10 +134,20 @@ export { ChargeLedger, type Charge } from './simulators/ledger.js';
 export { SCENARIOS, scenarioFor, type ScenarioName } from './simulators/scenarios.js';
 export {
   buildConnector,
+  CONNECTOR_HEADERS_TIMEOUT_MS,
   CONNECTOR_MAX_BODY_BYTES,
+  CONNECTOR_REQUEST_TIMEOUT_MS,
   type ConnectorNotifier,
   type ConnectorServerOptions,
 } from './connector/server.js';
+export { LoginGuard, type LoginGuardOptions } from './connector/auth.js';
+export { sameSecret } from './core/secret.js';
+export {
+  loadTlsServer,
+  type TlsClientConfig,
+  type TlsServerConfig,
+  type TlsServerInput,
+} from './transports/tls.js';
 export type { ConnectorFlavour } from './connector/shapes.js';
 export {
   CONNECTOR_DEFAULT_PORT,

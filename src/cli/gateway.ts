@@ -10,6 +10,8 @@ import {
   GATEWAY_TERMINAL_PORT,
 } from '../gateway/terminal-listener.js';
 import { OUTCOME_EXIT_CODES } from './output.js';
+import { httpCall } from '../transports/http-client.js';
+import { loadTlsCa, loadTlsServer, tlsFailureReason } from '../transports/tls.js';
 import { untilInterrupted } from './simulate.js';
 import {
   type GatewayTerminal,
@@ -91,6 +93,17 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
         '--terminal-type <type...>',
         `terminal types accepted, all with SEMI payloads (default ${Object.keys(DEFAULT_TERMINAL_TYPES).join(', ')})`,
       )
+      .addOption(
+        new Option(
+          '--tls-cert <file>',
+          'TLS certificate (PEM, chain after the leaf) for both listeners: terminals then connect over TLS and POS programs over HTTPS; plain connections are refused',
+        ).env('ECR_BRIDGE_TLS_CERT'),
+      )
+      .addOption(
+        new Option('--tls-key <file>', "the TLS certificate's private key (PEM)").env(
+          'ECR_BRIDGE_TLS_KEY',
+        ),
+      )
       .option(
         '--cluster',
         'run as one node of a cluster: needs --nats and a PostgreSQL --journal shared by all nodes',
@@ -116,7 +129,13 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
       .requiredOption('--terminal <id>', 'the terminal id')
       .requiredOption('--amount <amount>', 'with a decimal point, e.g. 1.00')
       .addOption(
-        new Option('--url <url>', 'the gateway').default(`http://127.0.0.1:${GATEWAY_HTTP_PORT}`),
+        new Option('--url <url>', 'the gateway (https://… for a gateway with TLS)').default(
+          `http://127.0.0.1:${GATEWAY_HTTP_PORT}`,
+        ),
+      )
+      .option(
+        '--tls-ca <file>',
+        "with an https:// --url: the CA (PEM) that signed the gateway's certificate (default: the system's CAs)",
       )
       .addOption(new Option('--key <key>', "the merchant's API key").env('ECR_BRIDGE_GATEWAY_KEY'))
       .addOption(
@@ -302,6 +321,9 @@ export interface GatewayStartOptions extends CommonOptions {
   readonly heartbeatInterval?: number;
   readonly registrationRate?: number;
   readonly terminalType?: readonly string[];
+  /** TLS certificate and key files for both listeners. */
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
   readonly cluster?: boolean;
   readonly nats?: string;
   readonly nodeId?: string;
@@ -362,6 +384,26 @@ async function joinCluster(
   });
 }
 
+/** `--tls-cert` and `--tls-key` read and checked (both or neither), as PEM text. */
+function gatewayTls(
+  options: Pick<GatewayStartOptions, 'tlsCert' | 'tlsKey'>,
+): { cert: string; key: string } | undefined {
+  if (options.tlsCert === undefined && options.tlsKey === undefined) return undefined;
+  if (options.tlsCert === undefined || options.tlsKey === undefined) {
+    const missing = options.tlsCert === undefined ? '--tls-cert' : '--tls-key';
+    throw invalid(
+      'INVALID_INPUT',
+      missing,
+      'is required with TLS: give both --tls-cert and --tls-key (or ECR_BRIDGE_TLS_CERT and ECR_BRIDGE_TLS_KEY)',
+    );
+  }
+  const loaded = loadTlsServer(
+    { certFile: options.tlsCert, keyFile: options.tlsKey },
+    { certFile: '--tls-cert', keyFile: '--tls-key', cert: '--tls-cert', key: '--tls-key' },
+  );
+  return { cert: loaded.cert, key: loaded.key };
+}
+
 /** Starts the gateway on a data directory's journal and tenants. */
 export async function startGateway(
   context: Context,
@@ -369,6 +411,8 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   const tenants = context.tenants;
   const types = options.terminalType ?? Object.keys(DEFAULT_TERMINAL_TYPES);
+  // Checked before anything starts: a bad certificate names its flag and path, exit 64.
+  const tls = gatewayTls(options);
   const cluster = await joinCluster(context, options);
   const gateway = new Gateway({
     ...(cluster === undefined ? {} : { cluster }),
@@ -378,6 +422,7 @@ export async function startGateway(
     tcpPort: options.tcpPort,
     httpPort: options.httpPort,
     currency: options.currency,
+    ...(tls === undefined ? {} : { tls }),
     terminals: {
       terminalTypes: Object.fromEntries(types.map((type) => [type, 'semi' as const])),
       ...(options.heartbeatInterval === undefined
@@ -426,7 +471,8 @@ export async function runGatewayStart(options: GatewayStartOptions): Promise<Com
     const { gateway } = running;
     const info = {
       tcp: `${options.host}:${gateway.tcpPort}`,
-      http: `http://${options.host}:${gateway.httpPort}`,
+      http: `${gateway.secure ? 'https' : 'http'}://${options.host}:${gateway.httpPort}`,
+      tls: gateway.secure,
       dataDir: context.dataDir,
       ...(running.nodeId === undefined ? {} : { node: running.nodeId }),
       journal: context.journalWhere,
@@ -436,7 +482,7 @@ export async function runGatewayStart(options: GatewayStartOptions): Promise<Com
     process.stdout.write(
       options.json
         ? `${JSON.stringify(info)}\n`
-        : `ecr-bridge gateway${running.nodeId === undefined ? '' : ` (cluster node ${running.nodeId})`}: terminals on tcp://${info.tcp}, POS programs on ${info.http} (${info.merchants} merchants, ${info.terminals} terminals; journal: ${info.journal})\nCtrl-C stops it.\n`,
+        : `ecr-bridge gateway${running.nodeId === undefined ? '' : ` (cluster node ${running.nodeId})`}: terminals on ${gateway.secure ? 'tls' : 'tcp'}://${info.tcp}, POS programs on ${info.http} (${info.merchants} merchants, ${info.terminals} terminals; journal: ${info.journal})\nCtrl-C stops it.\n`,
     );
     await interrupted;
     await running.close();
@@ -452,6 +498,7 @@ export interface GatewayTestOptions extends CommonOptions {
   readonly url: string;
   readonly key?: string;
   readonly password?: string;
+  readonly tlsCa?: string;
 }
 
 /**
@@ -473,28 +520,42 @@ export async function runGatewayTest(options: GatewayTestOptions): Promise<Comma
   } catch {
     throw invalid('INVALID_INPUT', 'url', 'must be the gateway URL, e.g. http://127.0.0.1:8081');
   }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:')
+    throw invalid('INVALID_INPUT', 'url', 'must be an http:// or https:// URL', options.url);
+  if (options.tlsCa !== undefined && base.protocol !== 'https:')
+    throw invalid('INVALID_INPUT', '--tls-ca', 'is only used with an https:// --url');
+  const ca = options.tlsCa === undefined ? undefined : loadTlsCa(options.tlsCa, '--tls-ca');
   const url = new URL(
     `/api/v1/terminals/${encodeURIComponent(options.terminal)}/test-transaction`,
     base,
   );
-  let response: Response;
+  let response: { status: number; text: string };
   try {
-    response = await fetch(url, {
+    response = await httpCall({
+      url,
       method: 'POST',
       headers: {
         authorization: `Basic ${Buffer.from(`${options.key}:${options.password}`).toString('base64')}`,
         'content-type': 'application/json',
       },
       body: JSON.stringify({ amount: options.amount }),
+      ...(ca === undefined ? {} : { ca }),
       signal: AbortSignal.timeout(300_000),
     });
   } catch (error) {
+    const why = tlsFailureReason((error as NodeJS.ErrnoException).code);
     throw new EcrError(
       'TERMINAL_UNREACHABLE',
-      `cannot reach the gateway at ${base.origin}: ${(error as Error).message}`,
+      `cannot reach the gateway at ${base.origin}: ${why === undefined ? '' : `${why}: `}${(error as Error).message}`,
     );
   }
-  const body = (await response.json().catch(() => ({}))) as {
+  const body = (() => {
+    try {
+      return JSON.parse(response.text) as unknown;
+    } catch {
+      return {};
+    }
+  })() as {
     transaction?: { outcome: Outcome; amount: string; currency: string; reference: string };
     error?: { code: ErrorCode; message: string; field?: string; rule?: string };
   };

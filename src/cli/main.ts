@@ -252,6 +252,14 @@ export function buildProgram(): Command {
         '--secondary <host:port>',
         'econduit: the secondary endpoint, tried when the primary fails',
       )
+      .option(
+        '--tls',
+        "econduit: connect to the gateway over TLS only, verifying its certificate (the system's CAs, or --tls-ca)",
+      )
+      .option(
+        '--tls-ca <file>',
+        "econduit: the CA (PEM) that signed the gateway's certificate; implies --tls",
+      )
       .option('--id <terminalId>', 'econduit: the terminal id (device serial), default 29531204')
       .option('--type <type>', 'econduit: the terminal type it registers with, default Valor')
       .option(

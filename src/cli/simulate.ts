@@ -7,6 +7,7 @@ import { PayableSimulator } from '../simulators/payable/simulator.js';
 import { SEMI_WAITING_TEXT, SemiSimulator } from '../simulators/semi/simulator.js';
 import { ConcertSimulator } from '../simulators/concert/simulator.js';
 import { EconduitSimulator } from '../simulators/econduit/simulator.js';
+import { loadTlsCa } from '../transports/tls.js';
 import type { CommandOutput, CommonOptions } from './main.js';
 
 /** Ports of the simulators when the command line names none (the vendors' defaults). */
@@ -46,6 +47,10 @@ export interface SimulateOptions extends CommonOptions {
   readonly count?: number;
   /** econduit: heartbeat interval in ms. */
   readonly heartbeat?: number;
+  /** econduit: connect over TLS only. */
+  readonly tls?: boolean;
+  /** econduit: the CA file the gateway's certificate is checked against (implies tls). */
+  readonly tlsCa?: string;
   readonly cardDelay: number;
   readonly slowAnswer: number;
 }
@@ -191,8 +196,15 @@ export async function startEconduitSimulator(options: StartOptions) {
     endpoint('--gateway', options.gateway),
     ...(options.secondary === undefined ? [] : [endpoint('--secondary', options.secondary)]),
   ];
+  const tls =
+    options.tlsCa !== undefined
+      ? { ca: loadTlsCa(options.tlsCa, '--tls-ca') }
+      : options.tls === true
+        ? {}
+        : undefined;
   const simulator = new EconduitSimulator({
     endpoints,
+    ...(tls === undefined ? {} : { tls }),
     ...(options.id === undefined ? {} : { terminalId: options.id }),
     ...(options.type === undefined ? {} : { terminalType: options.type }),
     ...(options.count === undefined ? {} : { count: options.count }),
@@ -206,7 +218,8 @@ export async function startEconduitSimulator(options: StartOptions) {
   const ids = simulator.terminals.map((t) => t.terminalId);
   const info = {
     protocol: 'econduit',
-    endpoints: endpoints.map((e) => `${e.host}:${e.port}`),
+    tls: tls !== undefined,
+    endpoints: endpoints.map((e) => `${tls === undefined ? '' : 'tls://'}${e.host}:${e.port}`),
     terminals: ids.length,
     first: ids[0],
     last: ids[ids.length - 1],
@@ -234,6 +247,8 @@ const ONLY_FOR: Readonly<
   type: { protocols: ['econduit'], flag: '--type' },
   count: { protocols: ['econduit'], flag: '--count' },
   heartbeat: { protocols: ['econduit'], flag: '--heartbeat' },
+  tls: { protocols: ['econduit'], flag: '--tls' },
+  tlsCa: { protocols: ['econduit'], flag: '--tls-ca' },
 };
 
 /** Waits for Ctrl-C or SIGTERM. */

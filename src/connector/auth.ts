@@ -1,5 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { EcrError } from '../core/errors.js';
+import { sameSecret } from '../core/secret.js';
 
 /** Failed Basic Auth attempts allowed per client address within the window. */
 export const DEFAULT_AUTH_FAILURES = 5;
@@ -8,19 +9,14 @@ export const DEFAULT_AUTH_WINDOW_MS = 60_000;
 /** Client addresses tracked at most; the oldest are forgotten past this (memory stays bounded). */
 export const MAX_TRACKED_CLIENTS = 10_000;
 
-/** SHA-256 first, so both sides have one length and the comparison leaks nothing about it. */
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
-}
-
-/** Compares credentials in constant time (both fields always compared). */
+/** Compares credentials in constant time (both fields always compared; see `sameSecret`). */
 export function credentialsMatch(
   expected: { readonly login: string; readonly password: string },
   login: string,
   password: string,
 ): boolean {
-  const loginOk = timingSafeEqual(digest(expected.login), digest(login));
-  const passwordOk = timingSafeEqual(digest(expected.password), digest(password));
+  const loginOk = sameSecret(expected.login, login);
+  const passwordOk = sameSecret(expected.password, password);
   return loginOk && passwordOk;
 }
 
@@ -71,6 +67,17 @@ export class FailedLoginLimiter {
 /** Failed logins one address may make in the window, whatever the logins. */
 export const DEFAULT_FAILURES_PER_ADDRESS = 50;
 
+export interface LoginGuardOptions {
+  /** Failed logins per address and login in a window. @default DEFAULT_AUTH_FAILURES */
+  readonly perLogin?: number;
+  /** Failed logins per address, whatever the login. @default DEFAULT_FAILURES_PER_ADDRESS */
+  readonly perAddress?: number;
+  /** The window failures are counted in, and how long a refused client waits. @default DEFAULT_AUTH_WINDOW_MS */
+  readonly windowMs?: number;
+  /** Clock (ms). @default Date.now */
+  readonly now?: () => number;
+}
+
 /**
  * Everything that signs people or programs in with a login and password goes through one of
  * these: failures are limited per address and login (5 a minute) and per address whatever the
@@ -84,9 +91,19 @@ export class LoginGuard {
   /** Checks under way per limiter key, by password digest. */
   private readonly checking = new Map<string, Map<string, number>>();
 
-  constructor(options: { readonly perLogin?: number; readonly perAddress?: number } = {}) {
-    this.perLogin = new FailedLoginLimiter(options.perLogin ?? DEFAULT_AUTH_FAILURES);
-    this.perAddress = new FailedLoginLimiter(options.perAddress ?? DEFAULT_FAILURES_PER_ADDRESS);
+  constructor(options: LoginGuardOptions = {}) {
+    const windowMs = options.windowMs ?? DEFAULT_AUTH_WINDOW_MS;
+    const now = options.now ?? Date.now;
+    this.perLogin = new FailedLoginLimiter(
+      options.perLogin ?? DEFAULT_AUTH_FAILURES,
+      windowMs,
+      now,
+    );
+    this.perAddress = new FailedLoginLimiter(
+      options.perAddress ?? DEFAULT_FAILURES_PER_ADDRESS,
+      windowMs,
+      now,
+    );
   }
 
   /** Seconds `address` must wait before trying `login` again, or 0. */

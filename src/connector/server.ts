@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import fastifyBasicAuth from '@fastify/basic-auth';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -19,7 +18,7 @@ import type { Awaitable, Journal } from '../journal/journal.js';
 import { isDashboardRequest, registerDashboard } from '../web/dashboard.js';
 import { registerApiV1 } from './api-v1.js';
 import { connectorDashboard, UNREACHABLE, type ConnectorActivity } from './dashboard.js';
-import { credentialsMatch, FailedLoginLimiter } from './auth.js';
+import { credentialsMatch, LoginGuard } from './auth.js';
 import {
   desktopAnswer,
   errorAnswer,
@@ -33,6 +32,10 @@ import {
 export const CONNECTOR_MAX_BODY_BYTES = 64 * 1024;
 /** How long a payment answer waits for the back office to acknowledge its notification. */
 export const CONNECTOR_NOTIFY_WAIT_MS = 3_000;
+/** A request must arrive whole within this long (slow uploads, slow-loris). */
+export const CONNECTOR_REQUEST_TIMEOUT_MS = 30_000;
+/** Its headers within this long. */
+export const CONNECTOR_HEADERS_TIMEOUT_MS = 10_000;
 /** The version `/version` reports. */
 export const CONNECTOR_VERSION = '0.1.0-ecr-bridge';
 
@@ -59,7 +62,15 @@ export interface ConnectorServerOptions {
   readonly logger?: Logger;
   /** @default CONNECTOR_MAX_BODY_BYTES */
   readonly bodyLimit?: number;
-  readonly limiter?: FailedLoginLimiter;
+  /**
+   * Sign-in limits for Basic Auth and the dashboard's form alike (5 failures a minute per address
+   * and login, 50 per address). @default a new LoginGuard
+   */
+  readonly guard?: LoginGuard;
+  /** @default CONNECTOR_REQUEST_TIMEOUT_MS */
+  readonly requestTimeoutMs?: number;
+  /** @default CONNECTOR_HEADERS_TIMEOUT_MS */
+  readonly headersTimeoutMs?: number;
   /** The journal behind `service`: with it, the dashboard is served at `/ui/`. */
   readonly journal?: Journal;
 }
@@ -95,7 +106,12 @@ function fromFastify(error: FastifyError): EcrError {
  */
 export async function buildConnector(options: ConnectorServerOptions): Promise<FastifyInstance> {
   const logger = options.logger ?? silentLogger;
-  const limiter = options.limiter ?? new FailedLoginLimiter();
+  const guard = options.guard ?? new LoginGuard();
+  const requestTimeout = options.requestTimeoutMs ?? CONNECTOR_REQUEST_TIMEOUT_MS;
+  const headersTimeout = Math.min(
+    options.headersTimeoutMs ?? CONNECTOR_HEADERS_TIMEOUT_MS,
+    requestTimeout,
+  );
   const app = Fastify({
     // Fastify's logger type is narrower than pino's: the instance is the same pino logger.
     // Fastify logs each request at info; only its warnings and errors go to our log (request
@@ -105,7 +121,12 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
     // No idle-socket timeout: a payment may wait minutes for the cardholder and the recovery,
     // and a dropped answer makes a POS retry. requestTimeout bounds slow uploads (slow-loris).
     connectionTimeout: 0,
-    requestTimeout: 30_000,
+    requestTimeout,
+    // Headers within their own bound; both checked often (Node checks every 30 s by default).
+    http: {
+      headersTimeout,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
+    },
   });
   const flavour = options.flavour;
   let paymentsInFlight = 0;
@@ -194,23 +215,27 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
   });
   // Served from the package: no CDN, works offline.
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
-  const limiterKeys = new WeakMap<FastifyRequest, string>();
+  const logins = new WeakMap<FastifyRequest, string>();
   await app.register(fastifyBasicAuth, {
     authenticate: { realm: 'ecr-bridge' },
-    validate(login, password, request) {
-      // Per client address and login: the connector listens on 127.0.0.1, where every local
-      // program shares one address, and a stale script must not lock the POS out.
-      const key = `${request.ip}|${createHash('sha256').update(login).digest('hex').slice(0, 16)}`;
-      limiterKeys.set(request, key);
-      const wait = limiter.retryAfter(key);
-      if (wait > 0) {
-        const error = new Error('too many failed logins') as Error & { statusCode: number };
-        error.statusCode = 429;
-        return Promise.reject(Object.assign(error, { retryAfter: wait }));
+    async validate(login, password, request) {
+      // Per client address and login (the connector listens on 127.0.0.1, where every local
+      // program shares one address, and a stale script must not lock the POS out), and per
+      // address whatever the login, so that varying the login buys no more guesses. The
+      // dashboard's form counts against the same allowance.
+      logins.set(request, login);
+      let ok: true | undefined;
+      try {
+        ok = await guard.attempt(request.ip, login, password, () =>
+          Promise.resolve(credentialsMatch(options, login, password) ? true : undefined),
+        );
+      } catch (error) {
+        if (!isEcrError(error) || error.code !== 'RATE_LIMITED') throw error;
+        const limited = new Error('too many failed logins') as Error & { statusCode: number };
+        limited.statusCode = 429;
+        throw Object.assign(limited, { cause: error });
       }
-      if (credentialsMatch(options, login, password)) return Promise.resolve();
-      limiter.recordFailure(key);
-      return Promise.reject(new Error('wrong credentials'));
+      if (ok === undefined) throw new Error('wrong credentials');
     },
   });
   // The dashboard (`/ui/`, and `GET /` from a browser) signs in with the same credentials in its
@@ -227,7 +252,7 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
     if (reply.statusCode === 429)
       reply.header(
         'retry-after',
-        String(Math.max(1, limiter.retryAfter(limiterKeys.get(request) ?? request.ip))),
+        String(Math.max(1, guard.retryAfter(request.ip, logins.get(request) ?? ''))),
       );
     return payload;
   });
@@ -283,7 +308,7 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
         journal: options.journal,
         activity,
       }),
-      { logger },
+      { logger, guard },
     );
     // Before the server closes: its live streams would keep it open.
     app.addHook('preClose', async () => dashboard.close());

@@ -22,6 +22,7 @@ import {
 import { backoffDelay } from '../transports/backoff.js';
 import { Inbox, type LinkClosed, type MessageLink } from '../transports/message-link.js';
 import { connectTcp } from '../transports/tcp.js';
+import { checkTlsCa, tlsFailureReason, type TlsClientConfig } from '../transports/tls.js';
 
 /** Seed 002: "we recommend once per minute" while the terminal is idle. */
 export const AGENT_HEARTBEAT_INTERVAL_MS = 60_000;
@@ -63,6 +64,13 @@ export interface EconduitAgentOptions {
   readonly backoffMaxMs?: number;
   /** Largest message accepted from the gateway. @default ECONDUIT_MAX_FRAME_BYTES (64 KiB) */
   readonly maxFrameBytes?: number;
+  /**
+   * Connect over TLS only, verifying the gateway's certificate against `ca` (PEM; the system's
+   * CAs without it) and its host name: an endpoint that does not speak TLS or whose certificate
+   * is not trusted is never registered with (the agent never falls back to plain TCP).
+   * @default plain TCP
+   */
+  readonly tls?: TlsClientConfig;
   readonly logger?: Logger;
 }
 
@@ -107,6 +115,7 @@ const OPTIONS = z
     backoffBaseMs: wholeNumber(1, MAX_TIMER_MS).default(AGENT_BACKOFF_BASE_MS),
     backoffMaxMs: wholeNumber(1, MAX_TIMER_MS).default(AGENT_BACKOFF_MAX_MS),
     maxFrameBytes: wholeNumber(1024, ECONDUIT_MAX_FRAME_BYTES).default(ECONDUIT_MAX_FRAME_BYTES),
+    tls: z.strictObject({ ca: z.string().min(1, 'must be PEM text').optional() }).optional(),
     logger: loggerOption(),
   })
   .refine((o) => o.backoffMaxMs >= o.backoffBaseMs, {
@@ -203,6 +212,7 @@ export class EconduitAgent extends EventEmitter<EconduitAgentEvents> {
     super();
     this.options = parseOptions(OPTIONS, input, 'EconduitAgent');
     checkRegistration(this.options.registration);
+    if (this.options.tls?.ca !== undefined) checkTlsCa(this.options.tls.ca, 'tls.ca');
     this.endpoints = Object.freeze(this.options.endpoints.map((e) => Object.freeze({ ...e })));
     this.registerFrame = encodeFrame(encodeRegister(this.options.registration));
     this.logger = (this.options.logger ?? silentLogger).child({
@@ -313,6 +323,7 @@ export class EconduitAgent extends EventEmitter<EconduitAgentEvents> {
           framer: new EconduitFramer(this.options.maxFrameBytes),
           connectTimeoutMs: this.options.connectTimeoutMs,
           signal,
+          ...(this.options.tls === undefined ? {} : { tls: this.options.tls }),
         });
       } catch (error) {
         if (signal.aborted) return { type: 'stopped' };
@@ -615,7 +626,7 @@ function connectFailure(error: unknown): string {
     return error instanceof EcrError && error.code === 'TERMINAL_UNREACHABLE'
       ? 'connection timed out'
       : 'connection failed';
-  return CONNECT_FAILURES[code] ?? `connection failed (${code})`;
+  return CONNECT_FAILURES[code] ?? tlsFailureReason(code) ?? `connection failed (${code})`;
 }
 
 function lostReason(closed: LinkClosed): string {

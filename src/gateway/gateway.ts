@@ -1,15 +1,23 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { TerminalDriver } from '../core/driver.js';
 import { EcrError, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { requireCurrency } from '../core/money.js';
+import { parseOptions } from '../core/options.js';
 import { makeOwner } from '../core/owner.js';
 import { toResult, TransactionService } from '../core/transaction-service.js';
 import type { TransactionResult } from '../core/transaction.js';
 import { SemiDriver } from '../drivers/semi.js';
 import type { Journal } from '../journal/journal.js';
 import type { LinkSource } from '../transports/message-link.js';
+import {
+  loadTlsServer,
+  tlsServerOption,
+  type TlsServerConfig,
+  type TlsServerInput,
+} from '../transports/tls.js';
 import { LoginGuard } from '../connector/auth.js';
 import { registerDashboard } from '../web/dashboard.js';
 import { gatewayDashboard } from './dashboard.js';
@@ -57,7 +65,7 @@ export interface GatewayOptions extends GatewayDriverSettings {
   /** The terminal listener's settings (types, heartbeat, bounds). */
   readonly terminals?: Omit<TerminalListenerOptions, 'host' | 'port' | 'lookup' | 'logger'>;
   /** The POS API's settings (timeouts, limits). */
-  readonly api?: Omit<PosApiOptions, 'gateway' | 'logger'>;
+  readonly api?: Omit<PosApiOptions, 'gateway' | 'logger' | 'tls'>;
   /**
    * Cluster mode: this node's NATS membership. Terminals registered here are served to every
    * node, and every transaction goes to the node holding its terminal. The journal must then be
@@ -66,6 +74,13 @@ export interface GatewayOptions extends GatewayDriverSettings {
   readonly cluster?: ClusterNode;
   /** Cluster mode: how often rows left in flight by a dead node are looked for. @default 10 s */
   readonly orphanSweepMs?: number;
+  /**
+   * TLS on both listeners, with one certificate and key (PEM files or text, checked at
+   * construction: INVALID_INPUT naming `tls.certFile`… when unreadable, not PEM, expired or not a
+   * pair). Terminals must then connect over TLS and POS programs over HTTPS; plain connections
+   * are refused. @default plain TCP and HTTP
+   */
+  readonly tls?: TlsServerInput;
   readonly logger?: Logger;
 }
 
@@ -147,8 +162,19 @@ export class Gateway {
   private http: FastifyInstance | undefined;
   private dashboard: { close(): void } | undefined;
   private httpAddress: { host: string; port: number } | undefined;
+  private readonly tls: TlsServerConfig | undefined;
 
   constructor(private readonly options: GatewayOptions) {
+    this.tls =
+      options.tls === undefined
+        ? undefined
+        : loadTlsServer(
+            parseOptions(
+              z.strictObject({ tls: tlsServerOption() }),
+              { tls: options.tls },
+              'Gateway',
+            ).tls,
+          );
     this.journal = options.journal;
     this.tenants = options.tenants;
     this.logger = options.logger ?? silentLogger;
@@ -157,6 +183,7 @@ export class Gateway {
       ...options.terminals,
       ...(options.host === undefined ? {} : { host: options.host }),
       ...(options.tcpPort === undefined ? {} : { port: options.tcpPort }),
+      ...(this.tls === undefined ? {} : { tls: this.tls }),
       lookup: async (terminalId) => {
         const terminal = await this.tenants.terminal(terminalId);
         // Kept for the 'online' that follows: one read of the tenants per registration.
@@ -167,6 +194,7 @@ export class Gateway {
       logger: this.logger,
     });
     this.metrics = new GatewayMetrics(this.listener);
+    this.listener.on('tlsRefused', () => this.metrics.tlsRefused('terminals'));
     this.listener.on('online', (info) => {
       this.terminalBack(info).catch((error: unknown) => {
         // Online here but served to nobody would be a terminal no POS can reach: it goes, and
@@ -201,6 +229,11 @@ export class Gateway {
     return this.listener.port;
   }
 
+  /** Whether both listeners speak TLS only (terminals over TLS, POS programs over HTTPS). */
+  get secure(): boolean {
+    return this.tls !== undefined;
+  }
+
   async start(): Promise<this> {
     // What a crashed gateway left in flight becomes `unknown`; registrations settle it.
     await this.sweepOrphans();
@@ -217,6 +250,7 @@ export class Gateway {
     const guard = this.options.api?.guard ?? new LoginGuard();
     this.http = await buildPosApi({
       ...this.options.api,
+      ...(this.tls === undefined ? {} : { tls: this.tls }),
       gateway: this,
       guard,
       logger: this.logger,
@@ -239,8 +273,10 @@ export class Gateway {
       throw error;
     }
     this.logger.info(
-      { tcpPort: this.tcpPort, httpPort: this.httpPort },
-      'gateway started: terminals on TCP, POS programs on HTTP',
+      { tcpPort: this.tcpPort, httpPort: this.httpPort, tls: this.secure },
+      this.secure
+        ? 'gateway started: terminals on TLS, POS programs on HTTPS (plain refused)'
+        : 'gateway started: terminals on TCP, POS programs on HTTP',
     );
     return this;
   }

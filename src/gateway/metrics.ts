@@ -15,9 +15,16 @@ export class GatewayMetrics {
   private readonly transactions: Counter<'command' | 'outcome'>;
   private readonly latency: Histogram<'command'>;
   private readonly settled: Counter<'outcome'>;
+  private readonly tlsFailures: Counter<'listener'>;
 
   constructor(listener: TerminalListener) {
     const registry = this.registry;
+    this.tlsFailures = new Counter({
+      name: 'ecr_gateway_tls_handshake_failures_total',
+      help: 'Connections closed for a failed or missing TLS handshake (plain TCP or HTTP to a TLS listener, untrusted client, stalled handshake), by listener.',
+      labelNames: ['listener'] as const,
+      registers: [registry],
+    });
     collectDefaultMetrics({ register: registry });
     new Gauge({
       name: 'ecr_gateway_terminals_online',
@@ -109,5 +116,10 @@ export class GatewayMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+
+  /** A connection refused for its TLS handshake on `listener`. */
+  tlsRefused(listener: 'terminals' | 'http'): void {
+    this.tlsFailures.inc({ listener });
   }
 }

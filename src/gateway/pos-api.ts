@@ -19,6 +19,7 @@ import { validateReference, type MoneyKind, type TransactionResult } from '../co
 import { isDashboardRequest } from '../web/dashboard.js';
 import { mapLimited, PRESENCE_CONCURRENCY, type Gateway } from './gateway.js';
 import type { Merchant } from './tenants.js';
+import { TLS_MIN_VERSION, type TlsServerConfig } from '../transports/tls.js';
 
 /** Largest request body accepted (413 past it): a transaction call is a few hundred bytes. */
 export const POS_API_MAX_BODY_BYTES = 16 * 1024;
@@ -40,6 +41,12 @@ export interface PosApiOptions {
   readonly headersTimeoutMs?: number;
   /** Sign-in limits, shared with the dashboard. @default a new LoginGuard */
   readonly guard?: LoginGuard;
+  /**
+   * HTTPS only, with this checked certificate and key (see `loadTlsServer`): a plain HTTP
+   * request is refused at its first bytes (no answer, the connection closed), and the TLS
+   * handshake must be done within the headers bound. @default plain HTTP
+   */
+  readonly tls?: TlsServerConfig;
 }
 
 /** eConduit `command` values, and what each is here. Gift cards are not supported. */
@@ -254,18 +261,48 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     options.headersTimeoutMs ?? POS_API_HEADERS_TIMEOUT_MS,
     requestTimeout,
   );
+  const tls = options.tls;
+  const checking = {
+    headersTimeout,
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
+  };
   const app = Fastify({
+    ...(tls === undefined
+      ? {}
+      : {
+          https: {
+            cert: tls.cert,
+            key: tls.key,
+            minVersion: TLS_MIN_VERSION,
+            // A connection that never finishes its handshake is a stalled client too.
+            handshakeTimeout: headersTimeout,
+            // Fastify passes its `http` options to plain HTTP servers only: over HTTPS the
+            // headers bound and its checking interval must come with these, or Node's defaults
+            // (60 s, checked every 30 s) let a slow-loris client hold a connection that long.
+            ...checking,
+          },
+        }),
     loggerInstance: logger.child({}, { level: 'warn' }) as unknown as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? POS_API_MAX_BODY_BYTES,
     // No idle timeout while a transaction runs (the cardholder may take minutes); slow or stalled
     // uploads are cut by the header and request bounds, checked often.
     connectionTimeout: 0,
     requestTimeout,
-    http: {
-      headersTimeout,
-      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
-    },
+    http: checking,
   });
+  if (tls !== undefined) {
+    app.server.on(
+      'tlsClientError',
+      (error: NodeJS.ErrnoException, socket: { remoteAddress?: string }) => {
+        gateway.metrics.tlsRefused('http');
+        // Debug only: a plain client retrying would flood the log; the metric counts them.
+        logger.debug(
+          { remote: socket.remoteAddress, reason: error.code ?? error.message },
+          'TLS handshake failed on the POS API: connection closed',
+        );
+      },
+    );
+  }
   app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(() => () => true);
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));

@@ -1,15 +1,9 @@
-import {
-  createHash,
-  randomBytes,
-  randomInt,
-  scrypt,
-  scryptSync,
-  timingSafeEqual,
-} from 'node:crypto';
+import { createHash, randomBytes, randomInt, scrypt, scryptSync } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { EcrError, invalid } from '../core/errors.js';
 import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
+import { sameSecret } from '../core/secret.js';
 import type { Awaitable } from '../journal/journal.js';
 import type { SqliteJournal } from '../journal/sqlite-journal.js';
 
@@ -183,7 +177,7 @@ function verifyPassword(password: string, stored: StoredHash): Promise<boolean> 
       { N: stored.n, r: stored.r, p: stored.p, maxmem },
       (error, derived) => {
         if (error) reject(error);
-        else resolve(timingSafeEqual(derived, stored.hash));
+        else resolve(sameSecret(derived, stored.hash));
       },
     );
   });
@@ -297,7 +291,7 @@ export class CredentialCheck {
     else if (
       cached !== undefined &&
       cached.passwordHash === row.password_hash &&
-      timingSafeEqual(cached.digest, digest)
+      sameSecret(cached.digest, digest)
     ) {
       return toMerchant(row);
     }

@@ -25,6 +25,12 @@ import {
 import type { Awaitable } from '../journal/journal.js';
 import type { ListeningServer } from '../transports/serve.js';
 import { listenTcp } from '../transports/tcp.js';
+import {
+  loadTlsServer,
+  tlsServerOption,
+  type TlsServerConfig,
+  type TlsServerInput,
+} from '../transports/tls.js';
 import { AddressRateLimiter } from './rate-limit.js';
 
 /** Where terminals connect (seed 002's testing endpoint port). */
@@ -88,6 +94,12 @@ export interface TerminalListenerOptions {
   readonly registrationsPerSecond?: number;
   /** @default DEFAULT_MAX_UNREGISTERED_PER_ADDRESS */
   readonly maxUnregisteredPerAddress?: number;
+  /**
+   * Speak TLS only, with this certificate and key (files or PEM text): a plain TCP connection
+   * is refused at its first bytes, and the TLS handshake must be done within
+   * `registerTimeoutMs`. @default plain TCP
+   */
+  readonly tls?: TlsServerInput;
   readonly logger?: Logger;
 }
 
@@ -114,6 +126,7 @@ const OPTIONS = z.strictObject({
   maxUnregisteredPerAddress: wholeNumber(1, 1_000_000).default(
     DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
   ),
+  tls: tlsServerOption().optional(),
   logger: loggerOption(),
 });
 
@@ -138,6 +151,8 @@ export interface ListenerStats {
   unexpectedAnswers: number;
   /** Registrations that replaced a live connection of the same terminal from another address. */
   replacedFromElsewhere: number;
+  /** TLS listener: connections closed for a failed or missing TLS handshake (plain TCP, …). */
+  tlsRefused: number;
 }
 
 type ListenerEvents = {
@@ -145,6 +160,8 @@ type ListenerEvents = {
   online: [TerminalInfo];
   /** A terminal's connection ended (closed, silent, replaced by a newer one). */
   offline: [TerminalInfo, string];
+  /** TLS listener: a connection was refused for its handshake (its address, and why). */
+  tlsRefused: [string, string];
 };
 
 /**
@@ -272,6 +289,7 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     heartbeats: 0,
     unexpectedAnswers: 0,
     replacedFromElsewhere: 0,
+    tlsRefused: 0,
   };
   private readonly options: Readonly<z.output<typeof OPTIONS>>;
   private readonly logger: Logger;
@@ -285,10 +303,13 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
   private accepting: EconduitFramer | undefined;
   private server: ListeningServer | undefined;
   private sweeper: NodeJS.Timeout | undefined;
+  /** The checked certificate and key, when the listener speaks TLS. */
+  private readonly tls: TlsServerConfig | undefined;
 
   constructor(input: TerminalListenerOptions) {
     super();
     this.options = parseOptions(OPTIONS, input, 'TerminalListener');
+    this.tls = this.options.tls === undefined ? undefined : loadTlsServer(this.options.tls);
     this.logger = (this.options.logger ?? silentLogger).child({ component: 'terminal-listener' });
     this.limiter = new AddressRateLimiter(
       this.options.registrationBurst,
@@ -302,6 +323,11 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
 
   get host(): string {
     return this.options.host;
+  }
+
+  /** Whether terminals must connect over TLS. */
+  get secure(): boolean {
+    return this.tls !== undefined;
   }
 
   /** Terminal connections open now, registered or not. */
@@ -326,11 +352,24 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
       },
       onConnection: (link) => this.accept(link),
       maxConnections: this.options.maxConnections,
+      ...(this.tls === undefined
+        ? {}
+        : {
+            // A connection that never finishes its handshake is bound like one that never
+            // registers (slow-loris).
+            tls: { ...this.tls, handshakeTimeoutMs: this.options.registerTimeoutMs },
+            onTlsError: (remote: string, reason: string) => {
+              this.stats.tlsRefused++;
+              // Debug only: a plain client retrying would flood the log; the metric counts them.
+              this.logger.debug({ remote, reason }, 'TLS handshake failed: connection closed');
+              this.emit('tlsRefused', remote, reason);
+            },
+          }),
     });
     const every = Math.min(this.options.heartbeatIntervalMs, 5_000);
     this.sweeper = setInterval(() => this.sweep(), every);
     this.sweeper.unref();
-    this.logger.info({ port: this.port }, 'listening for terminals');
+    this.logger.info({ port: this.port, tls: this.secure }, 'listening for terminals');
     return this;
   }
 

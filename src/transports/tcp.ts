@@ -1,4 +1,5 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { EcrError } from '../core/errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -7,6 +8,12 @@ import {
   type MessageLink,
 } from './message-link.js';
 import { serve, type ListeningServer } from './serve.js';
+import {
+  TLS_MIN_VERSION,
+  tlsFailureReason,
+  type TlsClientConfig,
+  type TlsServerConfig,
+} from './tls.js';
 
 /** What a stream framer reports; the protocol layer supplies the framer (e.g. SEMI's JSON objects). */
 export type StreamEvent =
@@ -126,6 +133,8 @@ export interface TcpConnectOptions {
   readonly split?: WriteSplitter;
   /** @default 'skip' */
   readonly garbage?: GarbagePolicy;
+  /** Speak TLS, verifying the server's certificate (see TlsClientConfig). @default plain TCP */
+  readonly tls?: TlsClientConfig;
 }
 
 /** Opens a TCP link; TERMINAL_UNREACHABLE when no connection can be made in time. */
@@ -149,6 +158,12 @@ export interface SocketConnectOptions {
   /** @default DEFAULT_CONNECT_TIMEOUT_MS */
   readonly connectTimeoutMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Speak TLS: the link is up only once the handshake is done and the server's certificate
+   * verified (chain and host name); a server that does not speak TLS, or whose certificate is
+   * not trusted, is TERMINAL_UNREACHABLE. @default plain TCP
+   */
+  readonly tls?: TlsClientConfig;
 }
 
 /**
@@ -166,7 +181,17 @@ export function connectSocket<T>(
       reject(new EcrError('ABORTED', 'cancelled before connecting'));
       return;
     }
-    const socket = createConnection({ host: options.host, port: options.port });
+    const tls = options.tls;
+    const socket =
+      tls === undefined
+        ? createConnection({ host: options.host, port: options.port })
+        : tlsConnect({
+            host: options.host,
+            port: options.port,
+            minVersion: TLS_MIN_VERSION,
+            rejectUnauthorized: true,
+            ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+          });
     let settled = false;
     const finish = (error?: EcrError): void => {
       if (settled) return;
@@ -181,12 +206,16 @@ export function connectSocket<T>(
         reject(error);
       }
     };
-    const onError = (error: Error): void =>
+    const onError = (error: Error): void => {
+      const why = tlsFailureReason((error as NodeJS.ErrnoException).code);
       finish(
-        new EcrError('TERMINAL_UNREACHABLE', `cannot connect to ${target}: ${error.message}`, {
-          cause: error,
-        }),
+        new EcrError(
+          'TERMINAL_UNREACHABLE',
+          `cannot connect to ${target}: ${why === undefined ? error.message : `${why} (${error.message})`}`,
+          { cause: error },
+        ),
       );
+    };
     const onAbort = (): void => finish(new EcrError('ABORTED', 'cancelled while connecting'));
     const timer = setTimeout(
       () =>
@@ -200,7 +229,8 @@ export function connectSocket<T>(
     );
     options.signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('error', onError);
-    socket.once('connect', () => finish());
+    // Over TLS the link is up once the server's certificate is verified, not at the TCP connect.
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => finish());
   });
 }
 
@@ -215,12 +245,23 @@ export interface TcpServerOptions {
   readonly split?: WriteSplitter;
   /** Connections held at most; past it new ones are refused (closed at once). */
   readonly maxConnections?: number;
+  /**
+   * Speak TLS only: a connection is handed to `onConnection` once its handshake is done; one
+   * that sends anything else (plain TCP) or does not finish the handshake within
+   * `handshakeTimeoutMs` is closed and reported to `onTlsError`. @default plain TCP
+   */
+  readonly tls?: TlsServerConfig & { readonly handshakeTimeoutMs?: number };
+  /** A connection refused for its TLS handshake: its address and why (no bytes of it). */
+  readonly onTlsError?: (remote: string, reason: string) => void;
 }
+
+/** Longest wait for a TLS handshake when none is given (Node's own default is 120 s). */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** A TCP server whose connections are MessageLinks (simulators). */
 export async function listenTcp(options: TcpServerOptions): Promise<ListeningServer> {
   const host = options.host ?? '127.0.0.1';
-  const server: Server = createServer((socket) => {
+  const accept = (socket: Socket) => {
     options.onConnection(
       new TcpLink(
         socket,
@@ -230,7 +271,29 @@ export async function listenTcp(options: TcpServerOptions): Promise<ListeningSer
         'skip',
       ),
     );
-  });
+  };
+  const tls = options.tls;
+  let server: Server;
+  if (tls === undefined) server = createServer(accept);
+  else {
+    const secure = createTlsServer(
+      {
+        cert: tls.cert,
+        key: tls.key,
+        minVersion: TLS_MIN_VERSION,
+        handshakeTimeout: tls.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+      },
+      accept,
+    );
+    secure.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
+      options.onTlsError?.(
+        `${socket.remoteAddress}:${socket.remotePort}`,
+        error.code ?? error.message,
+      );
+      socket.destroy();
+    });
+    server = secure;
+  }
   if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
   return serve(server, { port: options.port, host });
 }

@@ -5,6 +5,7 @@ import { silentLogger } from '../../core/logger.js';
 import { loggerOption, MAX_TIMER_MS, parseOptions, wholeNumber } from '../../core/options.js';
 import { EconduitAgent, type AgentEndpoint } from '../../gateway/agent.js';
 import { POS_ONLINE } from '../../protocols/econduit/messages.js';
+import type { TlsClientConfig } from '../../transports/tls.js';
 import { ChargeLedger } from '../ledger.js';
 import { SemiSimulator } from '../semi/simulator.js';
 
@@ -35,6 +36,8 @@ export interface EconduitSimulatorOptions {
   readonly slowAnswerMs?: number;
   /** @default 'USD' */
   readonly currency?: string;
+  /** Connect to the gateway over TLS (see the agent's `tls`). @default plain TCP */
+  readonly tls?: TlsClientConfig;
   readonly logger?: Logger;
 }
 
@@ -58,6 +61,7 @@ const OPTIONS = z.strictObject({
   cardDelayMs: wholeNumber(0, MAX_TIMER_MS).default(0),
   slowAnswerMs: wholeNumber(0, MAX_TIMER_MS).optional(),
   currency: z.string().default('USD'),
+  tls: z.strictObject({ ca: z.string().min(1).optional() }).optional(),
   logger: loggerOption(),
 });
 
@@ -120,6 +124,7 @@ export class EconduitSimulator {
         ...(options.heartbeatIntervalMs === undefined
           ? {}
           : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
+        ...(options.tls === undefined ? {} : { tls: options.tls }),
         logger: logger.child({ terminalId }),
       });
       agent.on('session', (link) => terminal.attach(link));

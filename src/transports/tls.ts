@@ -1,0 +1,194 @@
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { z } from 'zod';
+import { invalid } from '../core/errors.js';
+
+/** Oldest TLS version spoken, both ways. */
+export const TLS_MIN_VERSION = 'TLSv1.2';
+/** Largest certificate, key or CA file read (a chain of a few certificates is a few KiB). */
+export const TLS_MAX_FILE_BYTES = 1024 * 1024;
+
+/**
+ * A listener's TLS settings as given: a certificate and its private key, each as a PEM file path
+ * or as PEM text. The certificate may carry its chain (leaf first).
+ */
+export interface TlsServerInput {
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/** Checked TLS settings of a listener: PEM text, the key known to match the certificate. */
+export interface TlsServerConfig {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * How a client speaks TLS: `ca` (PEM) is the only certificate authority trusted for the server's
+ * certificate; without it the system's. The certificate is always verified (name and chain).
+ */
+export interface TlsClientConfig {
+  readonly ca?: string;
+}
+
+/** The zod shape of `tls` options (strict: unknown keys refused); `loadTlsServer` checks the rest. */
+export const tlsServerOption = () =>
+  z.strictObject({
+    certFile: z.string().min(1, 'must not be empty').optional(),
+    keyFile: z.string().min(1, 'must not be empty').optional(),
+    cert: z.string().min(1, 'must not be empty').optional(),
+    key: z.string().min(1, 'must not be empty').optional(),
+  });
+
+/** The names errors give each setting (library options by default; the CLI passes its flags). */
+export interface TlsFieldNames {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** The option names of `tls` in a library's options. */
+export const TLS_OPTION_NAMES: TlsFieldNames = {
+  certFile: 'tls.certFile',
+  keyFile: 'tls.keyFile',
+  cert: 'tls.cert',
+  key: 'tls.key',
+};
+
+function readPem(path: string, field: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw invalid('INVALID_INPUT', field, 'must be a readable PEM file', `${path}: ${code}`);
+  }
+  if (bytes.length > TLS_MAX_FILE_BYTES)
+    throw invalid(
+      'INVALID_INPUT',
+      field,
+      `must be a PEM file of at most ${TLS_MAX_FILE_BYTES} bytes`,
+      path,
+    );
+  return bytes.toString('utf8');
+}
+
+/** The first certificate of PEM text, or INVALID_INPUT naming `field`. */
+function certificateOf(pem: string, field: string, where: string | undefined): X509Certificate {
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw invalid('INVALID_INPUT', field, 'must be a PEM certificate (BEGIN CERTIFICATE)', where);
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    throw invalid('INVALID_INPUT', field, 'must be a valid PEM certificate', where);
+  }
+}
+
+/**
+ * Reads and checks a listener's TLS settings: exactly one of `certFile`/`cert` and of
+ * `keyFile`/`key`; files readable; a PEM certificate that has not expired; an unencrypted PEM
+ * private key that belongs to that certificate. Every refusal is INVALID_INPUT naming the setting
+ * (and the path), so a gateway with bad TLS settings never starts.
+ */
+export function loadTlsServer(
+  input: TlsServerInput,
+  names: TlsFieldNames = TLS_OPTION_NAMES,
+  now: number = Date.now(),
+): TlsServerConfig {
+  const pick = (
+    file: string | undefined,
+    text: string | undefined,
+    fileField: string,
+    textField: string,
+  ) => {
+    if (file === undefined && text === undefined)
+      throw invalid(
+        'INVALID_INPUT',
+        fileField,
+        `is required with TLS: give ${fileField} (a path) or ${textField} (PEM text)`,
+      );
+    if (file !== undefined && text !== undefined)
+      throw invalid('INVALID_INPUT', fileField, `give ${fileField} or ${textField}, not both`);
+    return file === undefined
+      ? { pem: text as string, where: undefined, field: textField }
+      : { pem: readPem(file, fileField), where: file, field: fileField };
+  };
+  const cert = pick(input.certFile, input.cert, names.certFile, names.cert);
+  const key = pick(input.keyFile, input.key, names.keyFile, names.key);
+  const certificate = certificateOf(cert.pem, cert.field, cert.where);
+  if (Date.parse(certificate.validTo) < now)
+    throw invalid(
+      'INVALID_INPUT',
+      cert.field,
+      'must be a certificate that has not expired',
+      `${cert.where ?? 'PEM'}: valid to ${certificate.validTo}`,
+    );
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key.pem);
+  } catch {
+    throw invalid(
+      'INVALID_INPUT',
+      key.field,
+      'must be an unencrypted PEM private key',
+      key.where ?? 'PEM',
+    );
+  }
+  if (!certificate.checkPrivateKey(privateKey))
+    throw invalid(
+      'INVALID_INPUT',
+      key.field,
+      `must be the private key of the certificate in ${cert.field}`,
+      key.where,
+    );
+  try {
+    createSecureContext({ cert: cert.pem, key: key.pem, minVersion: TLS_MIN_VERSION });
+  } catch (error) {
+    throw invalid(
+      'INVALID_INPUT',
+      cert.field,
+      'must be usable for TLS with its key',
+      (error as Error).message,
+    );
+  }
+  return Object.freeze({ cert: cert.pem, key: key.pem });
+}
+
+/** A CA file for clients (PEM, one or more certificates), or INVALID_INPUT naming `field`. */
+export function loadTlsCa(path: string, field: string): string {
+  const pem = readPem(path, field);
+  certificateOf(pem, field, path);
+  return pem;
+}
+
+/** Checks CA PEM text given directly (library callers). */
+export function checkTlsCa(pem: string, field: string): string {
+  certificateOf(pem, field, undefined);
+  return pem;
+}
+
+/** Why a TLS client refused a server, in words, from Node's error code. */
+export function tlsFailureReason(code: string | undefined): string | undefined {
+  switch (code) {
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return "TLS: the server's certificate is not signed by a trusted CA";
+    case 'CERT_HAS_EXPIRED':
+      return "TLS: the server's certificate has expired";
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return "TLS: the server's certificate is not for this host name";
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+    case 'EPROTO':
+      return 'TLS: the server does not speak TLS';
+    default:
+      return undefined;
+  }
+}

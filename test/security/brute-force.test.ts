@@ -1,0 +1,179 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LoginGuard } from '../../src/connector/auth.js';
+import { buildConnector } from '../../src/connector/server.js';
+import { TransactionService } from '../../src/core/transaction-service.js';
+import { SemiDriver } from '../../src/drivers/semi.js';
+import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
+import { SemiSimulator } from '../../src/simulators/semi/simulator.js';
+import { tempDir, waitForAsync } from '../helpers.js';
+import { cleanups, letters, runCleanups, startGateway } from './support.js';
+
+afterEach(runCleanups);
+
+// Small allowances and a short window, so that "recovers after the window" is quick. The
+// defaults (5 per address and login, 50 per address, a minute) are the same code with other
+// numbers.
+const PER_LOGIN = 3;
+const PER_ADDRESS = 6;
+const WINDOW_MS = 2_000;
+const guard = () =>
+  new LoginGuard({ perLogin: PER_LOGIN, perAddress: PER_ADDRESS, windowMs: WINDOW_MS });
+/** How long recovery may take on a loaded machine: many windows. */
+const RECOVERY_MS = 30_000;
+
+const basic = (login: string, password: string) =>
+  `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`;
+
+/** A desktop connector (with its dashboard) over a SEMI simulator, on a real port. */
+async function connector() {
+  const simulator = await new SemiSimulator({ wsPort: null, tcpPort: 0, controlPort: 0 }).start();
+  cleanups.push(() => simulator.stop());
+  const journal = new SqliteJournal({
+    path: join(tempDir('security-brute-'), 'ecr-bridge.db'),
+  });
+  cleanups.push(() => journal.close());
+  const service = new TransactionService({ journal, maxQueue: 0 });
+  cleanups.push(() => service.close());
+  const driver = new SemiDriver({ url: simulator.tcpUrl as string });
+  service.addTerminal('connector', driver);
+  const app = await buildConnector({
+    flavour: 'desktop',
+    login: 'log',
+    password: 'pwd',
+    service,
+    terminalId: 'connector',
+    driver,
+    currency: 'USD',
+    journal,
+    journalId: () => undefined,
+    guard: guard(),
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  cleanups.push(() => app.close());
+  const address = app.server.address();
+  const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  const version = (login: string, password: string) =>
+    fetch(`${base}/version`, { headers: { authorization: basic(login, password) } });
+  return { base, version };
+}
+
+/** The dashboard's sign-in form (both services have it). */
+function dashboardLogin(base: string, login: string, password: string) {
+  return fetch(`${base}/ui/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ login, password }),
+  });
+}
+
+async function expectLimited(response: Response): Promise<void> {
+  expect(response.status).toBe(429);
+  expect(Number(response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  const body = (await response.json()) as Record<string, unknown>;
+  expect(JSON.stringify(body)).toContain('RATE_LIMITED');
+}
+
+describe('brute force: the connector (Basic Auth and its dashboard share one allowance)', () => {
+  it(`after ${PER_LOGIN} wrong passwords even the right one is refused (429, Retry-After), on the dashboard too; it works again after the window`, async () => {
+    const { base, version } = await connector();
+    for (let i = 0; i < PER_LOGIN; i++)
+      expect((await version('log', `guess${letters(6)}`)).status).toBe(401);
+    await expectLimited(await version('log', `guess${letters(6)}`));
+    await expectLimited(await version('log', 'pwd'));
+    await expectLimited(await dashboardLogin(base, 'log', 'pwd'));
+    await waitForAsync(
+      async () => (await version('log', 'pwd')).status === 200,
+      RECOVERY_MS,
+      'the right credentials accepted again',
+    );
+    expect((await dashboardLogin(base, 'log', 'pwd')).status).toBe(200);
+  });
+
+  it(`varying the login buys no more guesses: ${PER_ADDRESS} failures from one address refuse every login`, async () => {
+    const { version } = await connector();
+    for (let i = 0; i < PER_ADDRESS; i++)
+      expect((await version(`user${letters(6)}`, `guess${letters(6)}`)).status).toBe(401);
+    await expectLimited(await version(`user${letters(6)}`, 'pwd'));
+    await expectLimited(await version('log', 'pwd'));
+    await waitForAsync(
+      async () => (await version('log', 'pwd')).status === 200,
+      RECOVERY_MS,
+      'the right credentials accepted again',
+    );
+  });
+
+  it('a burst of parallel guesses gets no more than the allowance', async () => {
+    const { version } = await connector();
+    const statuses = await Promise.all(
+      Array.from({ length: 20 }, async () => (await version('log', `guess${letters(6)}`)).status),
+    );
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(PER_LOGIN);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(20 - PER_LOGIN);
+  });
+});
+
+describe('brute force: the gateway (runTransaction, /api/v1 and the dashboard share one allowance)', () => {
+  async function gateway() {
+    const started = await startGateway({ api: { guard: guard() } });
+    const base = `http://127.0.0.1:${started.gateway.httpPort}`;
+    const checkStatus = (key: string, password: string) =>
+      fetch(
+        `${base}/services/api.asmx/checkStatus?${new URLSearchParams({
+          key,
+          password,
+          refID: `INV-${letters(6)}`,
+        }).toString()}`,
+      );
+    return { ...started, base, checkStatus };
+  }
+
+  it(`after ${PER_LOGIN} wrong passwords for a key, the right one is refused everywhere (429); it works again after the window`, async () => {
+    const { base, merchant, checkStatus } = await gateway();
+    for (let i = 0; i < PER_LOGIN; i++) {
+      const wrong = await checkStatus(merchant.key, `guess${letters(8)}`);
+      expect(wrong.status).toBe(401);
+      expect(await wrong.json()).toMatchObject({ ErrorCode: 'UNAUTHORIZED' });
+    }
+    await expectLimited(await checkStatus(merchant.key, `guess${letters(8)}`));
+    await expectLimited(await checkStatus(merchant.key, merchant.password));
+    await expectLimited(
+      await fetch(`${base}/api/v1/terminals`, {
+        headers: { authorization: basic(merchant.key, merchant.password) },
+      }),
+    );
+    await expectLimited(await dashboardLogin(base, merchant.key, merchant.password));
+    // Once the window has passed the right pair gets through (NOT_FOUND: no such refID).
+    await waitForAsync(
+      async () => (await checkStatus(merchant.key, merchant.password)).status === 404,
+      RECOVERY_MS,
+      'the right key and password accepted again',
+    );
+  });
+
+  it('wrong sign-ins on the dashboard count against the POS API too', async () => {
+    const { base, merchant, checkStatus } = await gateway();
+    for (let i = 0; i < PER_LOGIN; i++)
+      expect((await dashboardLogin(base, merchant.key, `guess${letters(8)}`)).status).toBe(401);
+    await expectLimited(await checkStatus(merchant.key, merchant.password));
+  });
+
+  it(`guessing keys buys no more: ${PER_ADDRESS} failures from one address refuse every key`, async () => {
+    const { merchant, checkStatus } = await gateway();
+    for (let i = 0; i < PER_ADDRESS; i++)
+      expect((await checkStatus(`ek_${letters(24)}`, `guess${letters(8)}`)).status).toBe(401);
+    await expectLimited(await checkStatus(merchant.key, merchant.password));
+  });
+
+  it('a burst of parallel guesses gets no more than the allowance (checks under way count)', async () => {
+    const { merchant, checkStatus } = await gateway();
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 20 },
+        async () => (await checkStatus(merchant.key, `guess${letters(8)}`)).status,
+      ),
+    );
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(PER_LOGIN);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(20 - PER_LOGIN);
+  });
+});
