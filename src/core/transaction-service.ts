@@ -292,6 +292,10 @@ export class TransactionService {
         const latest = await unknownLatest();
         if (latest === undefined) return undefined;
         const log = this.logger.child({ terminalId, reference: latest.reference });
+        if (await this.settleIfNeverSent(latest, 'when the terminal came back', log)) {
+          const settled = await this.journal.get(latest.id);
+          return settled === undefined ? undefined : toResult(settled, true);
+        }
         const found = await this.provenNotCharged(
           await query.call(
             driver,
@@ -426,6 +430,9 @@ export class TransactionService {
       current.id,
     );
     if (latest?.state !== 'unknown') return;
+    // Settled without asking: the one before it may be unknown too.
+    if (await this.settleIfNeverSent(latest, 'before the next transaction', log))
+      return this.settleEarlier(driver, current, log);
     // `updatedAt` is when it became unknown: surely after it was sent.
     const found = await this.provenNotCharged(
       await driver.queryOutcome({
@@ -465,6 +472,27 @@ export class TransactionService {
         'status query before the next transaction',
         log,
       );
+  }
+
+  /**
+   * An `unknown` left by a process that stopped before journaling `sent` never reached the
+   * terminal: `sent` is committed before the first byte. Its timeline proves it (it starts with
+   * `received` and has no `sent`; a row older than the timeline proves nothing), so it is settled
+   * `failed` without asking the terminal — whose status answer could not prove it until the
+   * longest card step had passed, keeping the terminal from taking payments meanwhile (found by
+   * the invariant suite, test/faults/connector.test.ts). Returns true when it settled the row.
+   */
+  private async settleIfNeverSent(row: JournalRow, when: string, log: Logger): Promise<boolean> {
+    const events = await this.journal.eventsOf(row.id);
+    if (events[0]?.state !== 'received' || events.some((e) => e.state === 'sent')) return false;
+    const settled = await this.journal.resolveUnknown(row.id, {
+      outcome: 'failed',
+      errorCode: 'ABORTED',
+      message: `interrupted before the request was sent: the terminal was never contacted, nothing was charged (journal timeline, ${when})`,
+    });
+    if (settled !== undefined)
+      log.warn({ reference: row.reference }, 'unknown transaction never sent: settled as failed');
+    return true;
   }
 
   /**

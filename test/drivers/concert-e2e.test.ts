@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,7 +11,12 @@ import type { PaymentRequest } from '../../src/core/transaction.js';
 import { ConcertDriver, type ConcertDriverOptions } from '../../src/drivers/concert.js';
 import { ConcertSession } from '../../src/drivers/concert-session.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
-import { decodeRequest, encodeAnswer } from '../../src/protocols/concert/messages.js';
+import { CONCERT_CONTROL, encodeFrame } from '../../src/protocols/concert/frame.js';
+import {
+  decodeRequest,
+  encodeAnswer,
+  encodeRequest,
+} from '../../src/protocols/concert/messages.js';
 import {
   ConcertSimulator,
   type ConcertSimulatorOptions,
@@ -18,7 +25,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { openPtyPair } from '../../src/transports/pty.js';
 import { openSerial } from '../../src/transports/serial.js';
 import { files } from '../global-setup.js';
-import { closedPort, tempDir } from '../helpers.js';
+import { closedPort, tempDir, waitFor } from '../helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -250,6 +257,47 @@ describe('Concert: terminals that are off, silent or unplugged', () => {
       });
     },
   );
+
+  it('a POS whose EOT was lost sends its next request while the answer to the first still waits: that request is ignored, nothing charged, the simulator does not crash', async () => {
+    // Found by the fault suite (test/faults/concert.test.ts): the simulator tried to send a
+    // second answer while the first was still queued, and threw an unhandled rejection.
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown): void => void rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    cleanups.push(() => void process.off('unhandledRejection', onRejection));
+    const simulator = await new ConcertSimulator({ tcpPort: 0 }).start();
+    cleanups.push(() => simulator.stop());
+    const socket = connect(Number(new URL(simulator.tcpUrl as string).port), '127.0.0.1');
+    cleanups.push(() => void socket.destroy());
+    await once(socket, 'connect');
+    let received: number[] = [];
+    socket.on('data', (chunk: Buffer) => (received = [...received, ...chunk]));
+    const acks = () => received.filter((b) => b === CONCERT_CONTROL.ACK).length;
+    const request = (privateData: string) =>
+      encodeFrame(
+        encodeRequest({
+          posNumber: 1,
+          amountMinor: 1000,
+          answer: 'full',
+          paymentMode: 'card',
+          transactionType: 'debit',
+          currencyNumeric: '978',
+          privateData,
+          delay: 'end',
+          authorization: 'terminal',
+        }),
+      );
+    for (const [i, tag] of ['1', '2'].entries()) {
+      socket.write(Uint8Array.of(CONCERT_CONTROL.ENQ));
+      await waitFor(() => acks() === 2 * i + 1, 5_000, 'the ACK to ENQ');
+      socket.write(request(tag));
+      await waitFor(() => acks() === 2 * i + 2, 5_000, 'the ACK to the request');
+      // No EOT: it was lost on the line.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(simulator.ledger.all().map((c) => c.reference)).toEqual(['1']);
+    expect(rejections).toEqual([]);
+  });
 
   it('the clear card number from the report field appears nowhere: result, journal, logs', async () => {
     const { service, dir } = await setup('pty');

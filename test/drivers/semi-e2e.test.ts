@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/core/logger.js';
+import { makeOwner } from '../../src/core/owner.js';
 import { TransactionService } from '../../src/core/transaction-service.js';
 import type { MoneyKind, PaymentRequest } from '../../src/core/transaction.js';
 import { SemiDriver, type SemiDriverOptions } from '../../src/drivers/semi.js';
@@ -371,6 +373,43 @@ describe('SEMI cancel, restarts and unknown outcomes', () => {
     // Once UK-3 ran, UK-1 is no longer the latest: it is not asked about again.
     expect(await service.pay('t1', sale('UK-4', 1000))).toMatchObject({ outcome: 'approved' });
     expect(fresh.ledger.all().map((c) => c.reference)).toEqual(['UK-3', 'UK-4']);
+  });
+
+  it('a payment whose process died between the claim and `sent` is settled failed from the journal timeline: the next payment goes at once, nothing charged; one that was `sent` still waits for the card step', async () => {
+    const { simulator, service, journal, row } = await setup();
+    expect(await service.pay('t1', sale('NS-0', 1000))).toMatchObject({ outcome: 'approved' });
+    // An owner whose process has exited: its rows are recovered as `unknown`.
+    const gone = makeOwner(spawnSync(process.execPath, ['-e', '']).pid as number);
+    const claim = (reference: string) =>
+      journal.claim({
+        merchantId: 'default',
+        terminalId: 't1',
+        reference,
+        kind: 'sale',
+        amountMinor: 1200,
+        currency: 'USD',
+        method: 'card',
+        owner: gone,
+      });
+    expect(claim('NS-1').type).toBe('claimed');
+    await service.recover();
+    expect(row('NS-1')?.state).toBe('unknown');
+    // Found by the fault suite: this used to be TERMINAL_NOT_READY for the whole card step (3 min).
+    expect(await service.pay('t1', sale('NS-2', 1000))).toMatchObject({ outcome: 'approved' });
+    expect(row('NS-1')).toMatchObject({ state: 'failed', outcome: 'failed', errorCode: 'ABORTED' });
+    expect(row('NS-1')?.message).toMatch(/never contacted, nothing was charged/);
+
+    // `sent` was journaled: a byte may have left, so only the terminal's word settles it.
+    const sent = claim('NS-3');
+    if (sent.type !== 'claimed') throw new Error('NS-3 not claimed');
+    journal.markSent(sent.row.id, gone);
+    await service.recover();
+    expect(await service.pay('t1', sale('NS-4', 1000))).toMatchObject({
+      outcome: 'failed',
+      errorCode: 'TERMINAL_NOT_READY',
+    });
+    expect(row('NS-3')?.state).toBe('unknown');
+    expect(simulator.ledger.all().map((c) => c.reference)).toEqual(['NS-0', 'NS-2']);
   });
 
   it('an unknown left by a terminal that went away is settled as approved when the same terminal comes back and still knows it', async () => {

@@ -177,6 +177,12 @@ export class ConcertSimulator {
     fields: Partial<ConcertAnswerFields>,
   ): void {
     if (!session.isOpen || this.stopping) return;
+    // The link still holds an earlier answer (its exchange not over: an EOT or ACK lost on the
+    // line): one frame at a time, so this one cannot be sent; the POS sees no answer.
+    if (session.link.sending) {
+      this.logger.warn('an earlier answer is still being delivered: this answer is dropped');
+      return;
+    }
     session.send(
       encodeAnswer({
         posNumber: request.posNumber,
@@ -198,6 +204,13 @@ export class ConcertSimulator {
     } catch (error) {
       // A frame with a good LRC but a bad request: nothing to answer to (no POS number).
       this.logger.warn({ err: toEcrError(error).message }, 'unreadable request; ignored');
+      return;
+    }
+    if (session.link.sending) {
+      // Still delivering the previous answer (the POS's EOT after its request, or its ACK, was
+      // lost, and it went on to the next request): the terminal takes no new transaction it
+      // could not answer. Nothing is charged; the POS sees no answer.
+      this.logger.warn('request while an earlier answer is still being delivered; ignored');
       return;
     }
     const currency = this.options.currency ?? 'EUR';
