@@ -1,12 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type {
-  ClaimResult,
-  Journal,
-  JournalRow,
-  Owner,
-  TransactionKey,
+import {
+  RECOVERED_BEFORE_SENT,
+  type ClaimResult,
+  type Journal,
+  type JournalRow,
+  type Owner,
+  type TransactionKey,
 } from '../journal/journal.js';
 import {
   requireCapability,
@@ -476,15 +477,18 @@ export class TransactionService {
 
   /**
    * An `unknown` left by a process that stopped before journaling `sent` never reached the
-   * terminal: `sent` is committed before the first byte. Its timeline proves it (it starts with
-   * `received` and has no `sent`; a row older than the timeline proves nothing), so it is settled
-   * `failed` without asking the terminal — whose status answer could not prove it until the
-   * longest card step had passed, keeping the terminal from taking payments meanwhile (found by
-   * the invariant suite, test/faults/connector.test.ts). Returns true when it settled the row.
+   * terminal: `sent` is committed before the first byte. Recovery says so when it finds the row
+   * still `received` (RECOVERED_BEFORE_SENT, decided under the row's lock), and the timeline
+   * agrees (no `sent`); then it is settled `failed` without asking the terminal — whose status
+   * answer could not prove it until the longest card step had passed, keeping the terminal from
+   * taking payments meanwhile (found by the invariant suite, test/faults/connector.test.ts).
+   * Both are required: a timeline alone proves nothing for a row older than it (migration 6
+   * filled the timelines of earlier rows without their `sent`). Returns true when it settled.
    */
   private async settleIfNeverSent(row: JournalRow, when: string, log: Logger): Promise<boolean> {
+    if (row.message !== RECOVERED_BEFORE_SENT) return false;
     const events = await this.journal.eventsOf(row.id);
-    if (events[0]?.state !== 'received' || events.some((e) => e.state === 'sent')) return false;
+    if (events.some((e) => e.state === 'sent')) return false;
     const settled = await this.journal.resolveUnknown(row.id, {
       outcome: 'failed',
       errorCode: 'ABORTED',

@@ -272,3 +272,15 @@ export interface JournalRow extends TransactionKey {
   readonly updatedAt: number;
   readonly completedAt: number | undefined;
 }
+
+/**
+ * What recovery writes on a row whose owner died while it was `received`: `sent` is journaled
+ * before the first byte, so the terminal was certainly never contacted. Recovery decides it
+ * under the row's lock; `TransactionService` trusts this message (with the timeline) to settle
+ * such a row `failed` without asking the terminal.
+ */
+export const RECOVERED_BEFORE_SENT =
+  'interrupted before the request was sent: the terminal was never contacted';
+/** What recovery writes on a row whose owner died after `sent`: only the terminal can tell. */
+export const RECOVERED_AFTER_SENT =
+  'interrupted after the request was sent: the outcome was not seen; reconcile with the terminal';

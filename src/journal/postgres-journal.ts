@@ -6,6 +6,8 @@ import type { DriverOutcome, Outcome, TransactionState } from '../core/transacti
 import {
   MAX_NOTIFICATION_ERROR_LENGTH,
   NOTIFIED_STATES,
+  RECOVERED_AFTER_SENT,
+  RECOVERED_BEFORE_SENT,
   type ClaimInput,
   type ClaimResult,
   type HousekeepingResult,
@@ -394,10 +396,7 @@ export class PostgresJournal implements Journal {
        ),
        clock AS (SELECT ${DB_NOW_MS} AS now)
        UPDATE transactions t SET state = 'unknown', error_code = 'OUTCOME_UNKNOWN',
-         message = CASE t.state
-           WHEN 'received' THEN 'interrupted before the request was sent: the terminal was never contacted'
-           ELSE 'interrupted after the request was sent: the outcome was not seen; reconcile with the terminal'
-         END,
+         message = CASE t.state WHEN 'received' THEN $5::text ELSE $6::text END,
          owner_pid = NULL, owner_token = NULL, updated_at = clock.now, completed_at = clock.now
        FROM locked, judged j, clock
        WHERE t.id = locked.id AND j.id = t.id AND t.state = j.state
@@ -409,6 +408,8 @@ export class PostgresJournal implements Journal {
         dead.map((row) => row.state),
         dead.map((row) => row.owner_token),
         dead.map((row) => row.heartbeat_at),
+        RECOVERED_BEFORE_SENT,
+        RECOVERED_AFTER_SENT,
       ],
     );
     return result.rows.map(toJournalRow).sort((a, b) => a.id - b.id);

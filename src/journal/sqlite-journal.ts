@@ -6,6 +6,8 @@ import type { DriverOutcome, Outcome } from '../core/transaction.js';
 import {
   MAX_NOTIFICATION_ERROR_LENGTH,
   NOTIFIED_STATES,
+  RECOVERED_AFTER_SENT,
+  RECOVERED_BEFORE_SENT,
   type ClaimInput,
   type ClaimResult,
   type Journal,
@@ -419,10 +421,7 @@ export class SqliteJournal implements Journal {
                 ...(row.heartbeat_at === null ? {} : { heartbeatAt: row.heartbeat_at }),
               };
         if (owner !== undefined && isAlive(owner)) continue;
-        const message =
-          row.state === 'received'
-            ? 'interrupted before the request was sent: the terminal was never contacted'
-            : 'interrupted after the request was sent: the outcome was not seen; reconcile with the terminal';
+        const message = row.state === 'received' ? RECOVERED_BEFORE_SENT : RECOVERED_AFTER_SENT;
         this.statements.orphan.run({
           id: row.id,
           state: row.state,

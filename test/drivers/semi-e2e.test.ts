@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -81,7 +82,7 @@ async function setup(
   cleanups.push(() => service.close());
   const row = (reference: string) =>
     journal.find({ merchantId: 'default', terminalId: 't1', reference });
-  return { simulator, journal, driver, service, row, logPath };
+  return { simulator, journal, driver, service, row, logPath, dbPath: join(dir, 'ecr-bridge.db') };
 }
 
 const usd = (minor: number) => ({ minor, currency: 'USD' });
@@ -410,6 +411,41 @@ describe('SEMI cancel, restarts and unknown outcomes', () => {
     });
     expect(row('NS-3')?.state).toBe('unknown');
     expect(simulator.ledger.all().map((c) => c.reference)).toEqual(['NS-0', 'NS-2']);
+  });
+
+  it('a sent row whose timeline lacks `sent` (filled in by migration 6 for older rows) is never taken for one never sent', async () => {
+    const { service, journal, row, dbPath } = await setup();
+    expect(await service.pay('t1', sale('OT-0', 1000))).toMatchObject({ outcome: 'approved' });
+    const gone = makeOwner(spawnSync(process.execPath, ['-e', '']).pid as number);
+    const claimed = journal.claim({
+      merchantId: 'default',
+      terminalId: 't1',
+      reference: 'OT-1',
+      kind: 'sale',
+      amountMinor: 1200,
+      currency: 'USD',
+      method: 'card',
+      owner: gone,
+    });
+    if (claimed.type !== 'claimed') throw new Error('OT-1 not claimed');
+    journal.markSent(claimed.row.id, gone);
+    await service.recover();
+    // As migration 6 left a row that was sent before it: `received`, then its later state.
+    const db = new Database(dbPath);
+    db.prepare("DELETE FROM transaction_events WHERE transaction_id = ? AND state = 'sent'").run(
+      claimed.row.id,
+    );
+    db.close();
+    expect((await journal.eventsOf(claimed.row.id)).map((e) => e.state)).toEqual([
+      'received',
+      'unknown',
+    ]);
+    // A byte may have left: only the terminal's word settles it, never the timeline alone.
+    expect(await service.pay('t1', sale('OT-2', 1000))).toMatchObject({
+      outcome: 'failed',
+      errorCode: 'TERMINAL_NOT_READY',
+    });
+    expect(row('OT-1')?.state).toBe('unknown');
   });
 
   it('an unknown left by a terminal that went away is settled as approved when the same terminal comes back and still knows it', async () => {
