@@ -173,6 +173,8 @@ const RpcReply = z.union([
 type RpcReply = z.infer<typeof RpcReply>;
 
 const Release = z.strictObject({ node: z.string().max(32) });
+/** A liveness check; naming a request (its progress inbox) asks whether the holder is still on it. */
+const Ping = z.object({ request: PROGRESS });
 const Accepted = z.strictObject({ node: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/) });
 /** How often a node waiting on a long request checks that the holder that took it still lives. */
 export const HOLDER_WATCH_INTERVAL_MS = 1_000;
@@ -233,6 +235,15 @@ const NOT_SENT: readonly string[] = [
   ErrorCode.InvalidPayload,
 ];
 
+/** A holder's answer to a ping about a request: true when it says it is done with it. */
+function isDone(data: Uint8Array): boolean {
+  try {
+    return (JSON.parse(decoder.decode(data)) as { working?: unknown }).working === false;
+  } catch {
+    return false;
+  }
+}
+
 function isNatsError(error: unknown, code: string): boolean {
   return (error as Partial<NatsError> | undefined)?.code === code;
 }
@@ -256,6 +267,8 @@ export class ClusterNode {
   private readonly logger: Logger;
   private readonly held = new Map<string, { rpc: Subscription; release: Subscription }>();
   private readonly presenceListeners = new Set<(terminalId: string) => void>();
+  /** Long requests this node is serving now, by their progress inbox (what pings ask about). */
+  private readonly working = new Set<string>();
   private connected = true;
   private releaseHandler: (terminalId: string, by: string) => void = () => {};
   private reconnectHandler: (terminalIds: readonly string[]) => void = () => {};
@@ -276,7 +289,17 @@ export class ClusterNode {
     // Nodes waiting on a request this node took ask here whether it still lives.
     nc.subscribe(`${this.prefix}.node.${this.nodeId}.ping`, {
       callback: (error, msg) => {
-        if (error === null) msg.respond(encode({ ok: true }));
+        if (error !== null) return;
+        // Asked about a request: whether this node still works on it. Once it is done, its
+        // answer went out; a caller still waiting lost it (NATS was away meanwhile).
+        let working: boolean | undefined;
+        try {
+          const request = decode(Ping, msg.data, 'ping').request;
+          if (request !== undefined) working = this.working.has(request);
+        } catch {
+          // A ping that does not parse still learns that this node is alive.
+        }
+        msg.respond(encode(working === undefined ? { ok: true } : { ok: true, working }));
       },
     });
     nc.subscribe(`${this.prefix}.presence`, {
@@ -525,21 +548,52 @@ export class ClusterNode {
     let done = false;
     /** Checks in a row that found the holder gone (no responders). */
     let misses = 0;
+    /** Checks, while connected, that still knew of no node taking the request. */
+    let unclaimed = 0;
     const died = new Promise<never>((_, reject) => {
       const check = (): void => {
         if (done) return;
         timer = setTimeout(() => {
-          if (holder === undefined || !this.isConnected) {
+          if (!this.isConnected) {
             check();
             return;
           }
+          if (holder === undefined) {
+            // A node says it took the request as soon as it gets it. No word after a few
+            // checks: the node that got it died before its word went out (or it never left
+            // here): nobody will answer, and waiting for the request bound helps no one.
+            if (++unclaimed < HOLDER_MISSES) {
+              check();
+              return;
+            }
+            reject(
+              new EcrError(
+                'LINK_LOST',
+                'no gateway node said it took the request: none will answer',
+              ),
+            );
+            return;
+          }
           this.nc
-            .request(`${this.prefix}.node.${holder}.ping`, encode({}), {
-              timeout: this.controlTimeoutMs,
-            })
+            .request(
+              `${this.prefix}.node.${holder}.ping`,
+              encode({ request: progress.getSubject() }),
+              { timeout: this.controlTimeoutMs },
+            )
             .then(
-              () => {
-                misses = 0;
+              (pong) => {
+                // Alive but done with the request: its answer was sent and lost (NATS went
+                // away and came back meanwhile); waiting longer cannot bring it.
+                if (!isDone(pong.data)) misses = 0;
+                else if (++misses >= HOLDER_MISSES) {
+                  reject(
+                    new EcrError(
+                      'LINK_LOST',
+                      `node ${holder ?? '?'}, which held the terminal, finished the request but its answer never came`,
+                    ),
+                  );
+                  return;
+                }
                 check();
               },
               (error: unknown) => {
@@ -615,9 +669,11 @@ export class ClusterNode {
       return;
     }
     const { driver } = terminal;
-    if ('progress' in request && request.progress !== undefined) {
+    const progress = 'progress' in request ? request.progress : undefined;
+    if (progress !== undefined) {
+      this.working.add(progress);
       try {
-        this.nc.publish(request.progress, encode({ node: this.nodeId }));
+        this.nc.publish(progress, encode({ node: this.nodeId }));
       } catch {
         // The caller then only has the answer or its timeout to go by.
       }
@@ -676,6 +732,8 @@ export class ClusterNode {
     } catch (error) {
       const e = toEcrError(error);
       answer({ ok: false, code: e.code, message: e.message });
+    } finally {
+      if (progress !== undefined) this.working.delete(progress);
     }
   }
 

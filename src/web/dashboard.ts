@@ -561,10 +561,12 @@ export function registerDashboard(
     try {
       const events = await backend.journal.eventsAfter(lastEventId, FEED_BATCH);
       if (events.length === 0) return;
-      lastEventId = events[events.length - 1]?.id ?? lastEventId;
       const touched = new Set<Listener>();
       for (const event of events) {
         const row = await backend.journal.get(event.transactionId);
+        // Moved on event by event: when a read fails (the journal away for a moment), the next
+        // round starts with the event it failed on instead of skipping the rest of the batch.
+        lastEventId = event.id;
         if (row === undefined) continue;
         for (const listener of listeners) {
           if (!backend.owns(listener.session.who, row)) continue;

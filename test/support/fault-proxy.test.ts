@@ -104,6 +104,35 @@ describe('FaultProxy', () => {
     expect(Date.now() - sent).toBeGreaterThanOrEqual(280);
   });
 
+  it('injects a fault into an open connection only: cut inside the first message holding a text', async () => {
+    const t = await through([], EOT);
+    t.client.write('idle\x04\x04');
+    await waitFor(() => t.echoed() === 'idle\x04\x04', 5_000, 'the first echo');
+    t.proxy.injectFaults([{ direction: 'up', kind: 'cut', at: { contains: 'KEY', offset: 4 } }]);
+    t.client.write('plain\x04\x04ref=KEY;rest\x04\x04after\x04\x04');
+    await waitFor(() => t.serverClosed() && t.clientClosed(), 5_000, 'the cut');
+    expect(t.received()).toBe('idle\x04\x04plain\x04\x04ref=');
+    // A new connection does not get the injected fault.
+    const again = connect(t.proxy.port, '127.0.0.1');
+    again.on('error', () => {});
+    cleanups.push(() => void again.destroy());
+    const echoed: Buffer[] = [];
+    again.on('data', (chunk: Buffer) => echoed.push(chunk));
+    again.write('ref=KEY\x04\x04');
+    await waitFor(() => Buffer.concat(echoed).toString() === 'ref=KEY\x04\x04', 5_000, 'the echo');
+  });
+
+  it('drops every open connection and keeps accepting new ones', async () => {
+    const t = await through([]);
+    t.proxy.dropConnections();
+    await waitFor(() => t.clientClosed() && t.serverClosed(), 5_000, 'both ends closed');
+    const again = connect(t.proxy.port, '127.0.0.1');
+    again.on('error', () => {});
+    cleanups.push(() => void again.destroy());
+    await once(again, 'connect');
+    expect(t.proxy.stats.connections).toBe(2);
+  });
+
   it('fragments a message into pieces that arrive apart', async () => {
     const t = await through([{ direction: 'up', kind: 'fragment', bytes: 2, gapMs: 20 }]);
     t.client.write('abcdefgh');

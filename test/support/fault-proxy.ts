@@ -30,9 +30,16 @@ export type Fault = FaultKind & {
   readonly direction: Direction;
   /**
    * Where it starts: after `byte` bytes passed in this direction (cut and blackhole then split the
-   * message at exactly that byte), or at message number `message` (0-based). Default: at once.
+   * message at exactly that byte), or at message number `message` (0-based), or at the first
+   * message holding the text `contains` (cut and blackhole then let its first `offset` bytes
+   * through). Default: at once.
    */
-  readonly at?: { readonly byte?: number; readonly message?: number };
+  readonly at?: {
+    readonly byte?: number;
+    readonly message?: number;
+    readonly contains?: string;
+    readonly offset?: number;
+  };
   /** How many messages it applies to, once started (delay, fragment, duplicate, drop). @default all */
   readonly count?: number;
 };
@@ -113,6 +120,8 @@ export class FaultProxy {
   };
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** The open connections' directions, each taking faults injected while it is open. */
+  private readonly pipes = new Set<{ readonly direction: Direction; inject(fault: Fault): void }>();
   private faults: readonly Fault[];
   private readonly framing: Framing;
   port = 0;
@@ -128,6 +137,21 @@ export class FaultProxy {
   /** Faults for connections made from now on (each connection counts bytes and messages anew). */
   setFaults(faults: readonly Fault[]): void {
     this.faults = faults;
+  }
+
+  /**
+   * Faults for the connections open now only (new connections are not affected): their `byte`
+   * and `message` positions count from this moment. What a test uses to break a long-lived link
+   * (a terminal's connection to the gateway) once, at a point of its choosing.
+   */
+  injectFaults(faults: readonly Fault[]): void {
+    for (const pipe of this.pipes)
+      for (const fault of faults) if (fault.direction === pipe.direction) pipe.inject(fault);
+  }
+
+  /** Every open connection ends now (an RST-like end); new ones are still accepted. */
+  dropConnections(): void {
+    for (const socket of this.sockets) socket.destroy();
   }
 
   async start(port = 0): Promise<this> {
@@ -179,10 +203,21 @@ export class FaultProxy {
     const faults = this.faults;
     const pipe = (from: Socket, to: Socket, direction: Direction) => {
       const splitter = new Splitter(this.framing);
-      const mine = faults.filter((f) => f.direction === direction);
+      // Each fault with the position it counts from (0 unless injected into an open connection).
+      const mine: { fault: Fault; bytes: number; messages: number }[] = faults
+        .filter((f) => f.direction === direction)
+        .map((fault) => ({ fault, bytes: 0, messages: 0 }));
       const applied = new Map<Fault, number>();
+      /** Faults keyed on `contains` whose message came. */
+      const matched = new Set<Fault>();
       let bytes = 0;
       let messages = 0;
+      const live = {
+        direction,
+        inject: (fault: Fault) => void mine.push({ fault, bytes, messages }),
+      };
+      this.pipes.add(live);
+      from.on('close', () => this.pipes.delete(live));
       // Writes keep their order even when some are delayed.
       let queue: Promise<void> = Promise.resolve();
       const write = (data: Buffer, delayMs = 0) => {
@@ -204,17 +239,30 @@ export class FaultProxy {
           this.stats.messages[direction]++;
           let out: Buffer[] = [message];
           let delayMs = 0;
-          for (const fault of mine) {
+          for (const entry of mine) {
+            const { fault } = entry;
             const at = fault.at ?? {};
-            const byteStart = at.byte ?? 0;
-            const started = (at.message === undefined || index >= at.message) && bytes > byteStart;
+            const byteStart = entry.bytes + (at.byte ?? 0);
+            const started =
+              (at.message === undefined || index - entry.messages >= at.message) &&
+              bytes > byteStart;
             if (!started) continue;
+            let firstMatch = false;
+            if (at.contains !== undefined && !matched.has(fault)) {
+              if (!message.includes(at.contains)) continue;
+              matched.add(fault);
+              firstMatch = true;
+            }
             const used = applied.get(fault) ?? 0;
             if (fault.count !== undefined && used >= fault.count) continue;
             applied.set(fault, used + 1);
             this.stats.faultsApplied++;
             // How much of this message goes through before a cut or blackhole takes effect.
-            const keep = at.byte === undefined ? 0 : Math.max(0, byteStart - startByte);
+            const keep = firstMatch
+              ? Math.min(message.length, Math.max(0, at.offset ?? 0))
+              : at.byte === undefined
+                ? 0
+                : Math.max(0, byteStart - startByte);
             switch (fault.kind) {
               case 'cut':
                 if (keep > 0) write(message.subarray(0, keep));

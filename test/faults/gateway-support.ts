@@ -1,0 +1,374 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Charge, ChargeLedger } from '../../src/simulators/ledger.js';
+import type { Journal, JournalRow } from '../../src/journal/journal.js';
+import { waitForAsync } from '../helpers.js';
+import type { Rng, Violations } from './harness.js';
+
+/**
+ * What the gateway and cluster fault scenarios share: a POS that behaves as an eConduit client
+ * should (retry the same refID after an error or a lost answer, poll `checkStatus` until
+ * `ResultFinal`), the dashboard's live feed as a listener hears it, and the end-of-run checks of
+ * the four invariants against the terminal simulator's charge ledger and the journal.
+ */
+
+export interface Merchant {
+  readonly key: string;
+  readonly password: string;
+}
+
+export type Answer = Record<string, unknown>;
+
+/** One eConduit call; a network error (the gateway died, the socket was cut) is `undefined`. */
+export async function posCall(
+  base: string,
+  method: 'runTransaction' | 'checkStatus',
+  fields: Record<string, string>,
+): Promise<{ status: number; body: Answer } | undefined> {
+  try {
+    const response = await fetch(
+      `${base}/services/api.asmx/${method}?${new URLSearchParams(fields).toString()}`,
+      { signal: AbortSignal.timeout(240_000) },
+    );
+    return { status: response.status, body: (await response.json()) as Answer };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A payment a run makes: a refID of letters and an amount whose cents pick the scenario. */
+export interface Payment {
+  readonly reference: string;
+  readonly amount: string;
+}
+
+/**
+ * The simulators' scenario table by cents (src/simulators/scenarios.ts): approve, decline (51),
+ * cancel (52), busy (53), no answer (54), drop after the card (55), slow (56), invalid (57),
+ * partial (58). `withoutSlow` leaves out 54 and 56 for a gateway whose answer timeout cannot be
+ * set (the CLI's is 3 minutes).
+ */
+export function payment(rng: Rng, tag: string, withoutSlow = false): Payment {
+  const cents = withoutSlow
+    ? ['00', '10', '25', '51', '52', '53', '55', '57', '58', '99']
+    : ['00', '10', '25', '51', '52', '53', '54', '55', '56', '57', '58', '99'];
+  return { reference: `${tag}${rng.letters(10)}`, amount: `${rng.int(1, 40)}.${rng.pick(cents)}` };
+}
+
+/** How one payment ended for the POS. */
+export interface PosResult {
+  readonly payment: Payment;
+  /** The answer with ResultFinal true; undefined if none came before the deadline. */
+  readonly final: Answer | undefined;
+  /** Every answer the POS got, for the detail lines. */
+  readonly answers: string[];
+}
+
+/**
+ * Pays as a careful POS does: `runTransaction`; on a network error or an error answer (the
+ * gateway restarting, the terminal reconnecting, the cluster's servers away) the same refID
+ * again after a pause; on `ResultFinal: false`, `checkStatus` until it is true. `bases` are the
+ * gateway nodes to try, in turn (a POS behind a load balancer).
+ */
+export async function posPay(
+  bases: () => readonly string[],
+  merchant: Merchant,
+  terminalId: string,
+  pay: Payment,
+  timeoutMs: number,
+): Promise<PosResult> {
+  const deadline = Date.now() + timeoutMs;
+  const answers: string[] = [];
+  const fields = {
+    command: 'Sale',
+    key: merchant.key,
+    password: merchant.password,
+    amount: pay.amount,
+    refID: pay.reference,
+    terminalId,
+  };
+  let attempt = 0;
+  while (Date.now() < deadline) {
+    const list = bases();
+    const base = list[attempt++ % list.length] as string;
+    const answer = await posCall(base, 'runTransaction', fields);
+    answers.push(answer === undefined ? 'no answer' : `${answer.status} ${short(answer.body)}`);
+    if (answer === undefined || answer.status !== 200) {
+      await sleep(250);
+      continue;
+    }
+    if (answer.body.ResultFinal === true) return { payment: pay, final: answer.body, answers };
+    // Unknown: ask until the gateway knows.
+    while (Date.now() < deadline) {
+      await sleep(200);
+      const now = bases();
+      const status = await posCall(now[attempt++ % now.length] as string, 'checkStatus', {
+        key: merchant.key,
+        password: merchant.password,
+        refID: pay.reference,
+        terminalId,
+      });
+      if (status?.status === 200 && status.body.ResultFinal === true) {
+        answers.push(`checkStatus ${short(status.body)}`);
+        return { payment: pay, final: status.body, answers };
+      }
+    }
+  }
+  return { payment: pay, final: undefined, answers };
+}
+
+/** Whether a fault showed in the payment: a lost answer, an error, an unknown, a status query. */
+export function wasDisturbed(result: PosResult): boolean {
+  return (
+    result.answers.length > 1 ||
+    result.answers.some((a) => !a.startsWith('200 ') || a.includes('not final')) ||
+    /status query|came back|no answer seen|interrupted/.test(String(result.final?.Message ?? ''))
+  );
+}
+
+function short(body: Answer): string {
+  return `${String(body.ResultCode)}${body.ErrorCode === undefined || body.ErrorCode === '' ? '' : `/${String(body.ErrorCode)}`}${body.ResultFinal === true ? '' : ' (not final)'}`;
+}
+
+/** One `transaction` event of the dashboard's live stream. */
+export interface FeedEvent {
+  readonly id: number;
+  readonly reference: string;
+  readonly terminalId: string;
+  readonly state: string;
+}
+
+/**
+ * The dashboard's live stream (`/ui/api/events`) of one merchant, signed in as a person would:
+ * the notifications the gateway delivers. Collects every `transaction` event.
+ */
+export class LiveFeed {
+  readonly events: FeedEvent[] = [];
+  ended = false;
+  private readonly abort = new AbortController();
+
+  private constructor(readonly base: string) {}
+
+  static async open(base: string, merchant: Merchant): Promise<LiveFeed> {
+    const login = await fetch(`${base}/ui/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ login: merchant.key, password: merchant.password }),
+    });
+    if (login.status !== 200) throw new Error(`dashboard sign-in: HTTP ${login.status}`);
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const feed = new LiveFeed(base);
+    const stream = await fetch(`${base}/ui/api/events`, {
+      headers: { cookie },
+      signal: feed.abort.signal,
+    });
+    const reader = stream.body?.getReader();
+    if (stream.status !== 200 || reader === undefined)
+      throw new Error(`dashboard events: HTTP ${stream.status}`);
+    let gotFirst: () => void = () => {};
+    const first = new Promise<void>((resolve) => (gotFirst = resolve));
+    void (async () => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const event = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (event === 'terminals') gotFirst();
+            if (event === 'transaction' && data !== undefined)
+              feed.events.push(JSON.parse(data) as FeedEvent);
+          }
+        }
+      } catch {
+        // Closed by us, or the node went away.
+      } finally {
+        feed.ended = true;
+        gotFirst();
+      }
+    })();
+    // The stream follows the journal from the moment its first listing is sent.
+    await first;
+    return feed;
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+}
+
+/** A run's identity in the detail lines. */
+export interface RunContext {
+  readonly run: number;
+  readonly seed: number;
+  readonly violations: Violations;
+}
+
+function violation(
+  ctx: RunContext,
+  kind: 'lost' | 'duplicated' | 'unresolved',
+  reference: string,
+  what: string,
+): void {
+  ctx.violations[kind]++;
+  ctx.violations.details.push(
+    `run ${ctx.run} (seed ${ctx.seed}) ${reference}: ${kind}: ${what.slice(0, 600)}`,
+  );
+}
+
+const RESULT_CODES: Record<string, string> = {
+  approved: 'Approved',
+  declined: 'Declined',
+  cancelled: 'Cancelled',
+  failed: 'Error',
+};
+
+/** Rows in these states are settled; anything else at the end of a run is unresolved. */
+const FINAL = new Set(['approved', 'declined', 'cancelled', 'failed']);
+
+/**
+ * The end-of-run checks for a run's payments:
+ * (a) the ledger holds at most one charge per refID;
+ * (b) every charge is in the journal as approved (or unknown, then counted unresolved), and
+ *     nothing the journal calls approved is missing from the ledger; what the POS was finally
+ *     told agrees with the journal;
+ * (c) no row is left `unknown` or in flight (SEMI has a status query);
+ * (d) the journal's change feed ends in each row's state, and the live stream `feed` (when the
+ *     process serving it lived through the run) delivered it, and named nothing else.
+ * `journal` is read directly (not through the gateway under test).
+ */
+export async function checkRun(
+  ctx: RunContext,
+  input: {
+    readonly results: readonly PosResult[];
+    readonly ledger: ChargeLedger;
+    readonly journal: Journal;
+    readonly merchantId: string;
+    readonly terminalId: string;
+    readonly feed?: LiveFeed;
+    /** How long the live stream may take to deliver the last states. @default 10 s */
+    readonly feedWaitMs?: number;
+  },
+): Promise<void> {
+  const rows = new Map<string, JournalRow | undefined>();
+  for (const { payment: pay } of input.results)
+    rows.set(
+      pay.reference,
+      await input.journal.find({
+        merchantId: input.merchantId,
+        terminalId: input.terminalId,
+        reference: pay.reference,
+      }),
+    );
+  const chargesOf = (reference: string): Charge[] =>
+    input.ledger.forReference(reference).filter((c) => c.kind === undefined || c.kind === 'sale');
+  for (const { payment: pay, final, answers } of input.results) {
+    const ref = pay.reference;
+    const row = rows.get(ref);
+    const charges = chargesOf(ref);
+    const story = `POS saw [${answers.join(', ')}]; journal ${row === undefined ? 'none' : `${row.state} (${row.message ?? ''})`}; ledger ${charges.length} charge(s)`;
+    // (a)
+    if (charges.length > 1) violation(ctx, 'duplicated', ref, story);
+    // (c): checked first, so that an unknown row is not also counted lost.
+    if (final === undefined || (row !== undefined && !FINAL.has(row.state))) {
+      violation(ctx, 'unresolved', ref, story);
+      continue;
+    }
+    // (b)
+    if (charges.length > 0 && row?.state !== 'approved')
+      violation(ctx, 'lost', ref, `a charge the journal does not hold as approved: ${story}`);
+    if (row?.state === 'approved' && charges.length === 0)
+      violation(ctx, 'lost', ref, `approved in the journal, never charged: ${story}`);
+    if (row !== undefined && final.ResultCode !== RESULT_CODES[row.state])
+      violation(ctx, 'lost', ref, `the POS was finally told something else: ${story}`);
+    if (row === undefined && final.ResultCode !== 'Error')
+      violation(ctx, 'lost', ref, `an answer for a transaction never journaled: ${story}`);
+  }
+  // (d) The change feed in the journal (what every dashboard follows) ends in each row's state.
+  for (const [ref, row] of rows) {
+    if (row === undefined) continue;
+    const events = await input.journal.eventsOf(row.id);
+    if (events.at(-1)?.state !== row.state)
+      violation(
+        ctx,
+        'lost',
+        ref,
+        `change feed ends in ${events.at(-1)?.state ?? 'nothing'}, the row is ${row.state}`,
+      );
+  }
+  const feed = input.feed;
+  if (feed === undefined) return;
+  const delivered = (row: JournalRow) =>
+    feed.events.some((e) => e.id === row.id && e.state === row.state);
+  const settled = [...rows.values()].filter((r): r is JournalRow => r !== undefined);
+  await waitForAsync(
+    async () => settled.every(delivered),
+    input.feedWaitMs ?? 10_000,
+    'the live stream',
+  ).catch(() => {});
+  for (const row of settled)
+    if (!delivered(row))
+      violation(
+        ctx,
+        'lost',
+        row.reference,
+        `the live stream never delivered its ${row.state} (stream ${feed.ended ? 'ended' : 'open'})`,
+      );
+  const known = new Set(settled.map((r) => r.id));
+  const runRefs = new Set(rows.keys());
+  for (const event of feed.events)
+    if (runRefs.has(event.reference) && !known.has(event.id))
+      violation(ctx, 'lost', event.reference, `live event for a transaction not in the journal`);
+}
+
+/**
+ * A fault moment the Rng picks, relative to the terminal: while its card step runs, the instant
+ * it charges, just after it charged (the answer on its way), or `early` (a few ms after the POS
+ * call, perhaps before the request reached the terminal).
+ */
+export type FaultPoint = 'card-step' | 'charge' | 'after-charge' | 'early';
+
+/**
+ * Resolves at the chosen point of the payment `reference` (or after `fallbackMs` when the point
+ * never comes: a declined amount charges nothing). `busy` says whether the terminal is at its
+ * card step.
+ */
+export async function atPoint(
+  point: FaultPoint,
+  rng: Rng,
+  ledger: ChargeLedger,
+  reference: string,
+  busy: () => boolean,
+  cardDelayMs: number,
+  fallbackMs: number,
+): Promise<void> {
+  const deadline = Date.now() + fallbackMs;
+  if (point === 'early') {
+    await sleep(rng.int(0, 60));
+    return;
+  }
+  if (point === 'card-step') {
+    while (!busy() && Date.now() < deadline) await sleep(2);
+    await sleep(rng.int(0, Math.max(0, cardDelayMs - 20)));
+    return;
+  }
+  const extra = point === 'after-charge' ? rng.int(1, 40) : 0;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+    function done() {
+      clearTimeout(timer);
+      ledger.off('charge', onCharge);
+      resolve();
+    }
+    function onCharge(charge: Charge) {
+      if (charge.reference === reference) done();
+    }
+    ledger.on('charge', onCharge);
+  });
+  if (extra > 0) await sleep(extra);
+}
