@@ -64,6 +64,31 @@ export class FailedLoginLimiter {
   }
 }
 
+/**
+ * What failures are counted per: an IPv4 address (also written IPv4-mapped, `::ffff:a.b.c.d`),
+ * or an IPv6 address's /64 — one subscriber's network, which hands its hosts any of 2^64
+ * addresses, so rotating within it buys a guesser nothing. Anything else is taken as it is.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped !== null) return mapped[1] as string;
+  if (!address.includes(':')) return address;
+  const bare = address.split('%')[0] as string;
+  const [head = '', tail] = bare.split('::');
+  const headParts = head === '' ? [] : head.split(':');
+  const tailParts = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = [
+    ...headParts,
+    ...Array<string>(Math.max(0, 8 - headParts.length - tailParts.length)).fill('0'),
+    ...tailParts,
+  ];
+  const prefix = groups.slice(0, 4);
+  // Not an IPv6 address after all: counted as it is.
+  if (groups.length !== 8 || !prefix.every((group) => /^[0-9a-f]{1,4}$/i.test(group)))
+    return address;
+  return `${prefix.map((group) => Number.parseInt(group, 16).toString(16)).join(':')}::/64`;
+}
+
 /** Failed logins one address may make in the window, whatever the logins. */
 export const DEFAULT_FAILURES_PER_ADDRESS = 50;
 
@@ -107,7 +132,8 @@ export class LoginGuard {
   }
 
   /** Seconds `address` must wait before trying `login` again, or 0. */
-  retryAfter(address: string, login: string): number {
+  retryAfter(client: string, login: string): number {
+    const address = addressKey(client);
     return Math.max(
       this.perLogin.retryAfter(loginKey(address, login)),
       this.perAddress.retryAfter(`address|${address}`),
@@ -119,11 +145,12 @@ export class LoginGuard {
    * Resolves with what `verify` found; a miss (undefined) is recorded as a failure.
    */
   async attempt<T>(
-    address: string,
+    client: string,
     login: string,
     password: string,
     verify: () => Promise<T | undefined>,
   ): Promise<T | undefined> {
+    const address = addressKey(client);
     const keys = [loginKey(address, login), `address|${address}`];
     const digest = createHash('sha256').update(password, 'utf8').digest('hex');
     // Other passwords being checked for this client count as failures; this one does not.

@@ -357,7 +357,11 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
         : {
             // A connection that never finishes its handshake is bound like one that never
             // registers (slow-loris).
-            tls: { ...this.tls, handshakeTimeoutMs: this.options.registerTimeoutMs },
+            tls: {
+              ...this.tls,
+              handshakeTimeoutMs: this.options.registerTimeoutMs,
+              maxHandshakesPerAddress: this.options.maxUnregisteredPerAddress,
+            },
             onTlsError: (remote: string, reason: string) => {
               this.stats.tlsRefused++;
               // Debug only: a plain client retrying would flood the log; the metric counts them.

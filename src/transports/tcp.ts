@@ -1,5 +1,5 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, TLSSocket } from 'node:tls';
 import { EcrError } from '../core/errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -250,13 +250,82 @@ export interface TcpServerOptions {
    * that sends anything else (plain TCP) or does not finish the handshake within
    * `handshakeTimeoutMs` is closed and reported to `onTlsError`. @default plain TCP
    */
-  readonly tls?: TlsServerConfig & { readonly handshakeTimeoutMs?: number };
+  readonly tls?: TlsServerConfig & {
+    readonly handshakeTimeoutMs?: number;
+    /**
+     * Handshakes in progress from one address past which a new connection from it is closed at
+     * once: a client that opens connections and never says ClientHello cannot fill the
+     * listener. @default DEFAULT_TLS_HANDSHAKES_PER_ADDRESS
+     */
+    readonly maxHandshakesPerAddress?: number;
+  };
   /** A connection refused for its TLS handshake: its address and why (no bytes of it). */
   readonly onTlsError?: (remote: string, reason: string) => void;
 }
 
 /** Longest wait for a TLS handshake when none is given (Node's own default is 120 s). */
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** TLS handshakes in progress allowed from one address when no other bound is given. */
+export const DEFAULT_TLS_HANDSHAKES_PER_ADDRESS = 64;
+
+/**
+ * The TLS side of `listenTcp`: each connection is counted against its address from its first
+ * moment (not only once the handshake is done, as a `tls.Server` would), must finish its
+ * handshake within `handshakeTimeoutMs`, and only then reaches `accept`. A plain client, a
+ * failed or late handshake, or one address past its bound is closed and reported.
+ */
+function handshakeFirst(
+  tls: NonNullable<TcpServerOptions['tls']>,
+  options: TcpServerOptions,
+  accept: (socket: Socket) => void,
+): (raw: Socket) => void {
+  const secureContext = createSecureContext({
+    cert: tls.cert,
+    key: tls.key,
+    minVersion: TLS_MIN_VERSION,
+  });
+  const timeoutMs = tls.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+  const perAddress = tls.maxHandshakesPerAddress ?? DEFAULT_TLS_HANDSHAKES_PER_ADDRESS;
+  const pending = new Map<string, number>();
+  return (raw) => {
+    const address = raw.remoteAddress ?? '';
+    const remote = `${raw.remoteAddress}:${raw.remotePort}`;
+    const count = (pending.get(address) ?? 0) + 1;
+    if (count > perAddress) {
+      options.onTlsError?.(remote, 'too many TLS handshakes in progress from this address');
+      raw.destroy();
+      return;
+    }
+    pending.set(address, count);
+    let open = true;
+    const settle = (): void => {
+      if (!open) return;
+      open = false;
+      clearTimeout(timer);
+      const left = (pending.get(address) ?? 1) - 1;
+      if (left > 0) pending.set(address, left);
+      else pending.delete(address);
+    };
+    const secure = new TLSSocket(raw, { isServer: true, secureContext });
+    const refuse = (reason: string): void => {
+      if (!open) return;
+      settle();
+      options.onTlsError?.(remote, reason);
+      secure.destroy();
+      raw.destroy();
+    };
+    const timer = setTimeout(() => refuse('TLS handshake not done in time'), timeoutMs);
+    const failed = (error: NodeJS.ErrnoException): void => refuse(error.code ?? error.message);
+    secure.once('error', failed);
+    raw.once('close', () => refuse('closed during the TLS handshake'));
+    secure.once('secure', () => {
+      if (!open) return;
+      settle();
+      secure.off('error', failed);
+      accept(secure);
+    });
+  };
+}
 
 /** A TCP server whose connections are MessageLinks (simulators). */
 export async function listenTcp(options: TcpServerOptions): Promise<ListeningServer> {
@@ -273,27 +342,9 @@ export async function listenTcp(options: TcpServerOptions): Promise<ListeningSer
     );
   };
   const tls = options.tls;
-  let server: Server;
-  if (tls === undefined) server = createServer(accept);
-  else {
-    const secure = createTlsServer(
-      {
-        cert: tls.cert,
-        key: tls.key,
-        minVersion: TLS_MIN_VERSION,
-        handshakeTimeout: tls.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
-      },
-      accept,
-    );
-    secure.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
-      options.onTlsError?.(
-        `${socket.remoteAddress}:${socket.remotePort}`,
-        error.code ?? error.message,
-      );
-      socket.destroy();
-    });
-    server = secure;
-  }
+  const server: Server = createServer(
+    tls === undefined ? accept : handshakeFirst(tls, options, accept),
+  );
   if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
   return serve(server, { port: options.port, host });
 }

@@ -4,6 +4,8 @@ import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { invalid } from '../core/errors.js';
 
+/** How far in the future a certificate's start may be and still be taken (clocks apart). */
+export const CERTIFICATE_CLOCK_LEEWAY_MS = 5 * 60_000;
 /** Oldest TLS version spoken, both ways. */
 export const TLS_MIN_VERSION = 'TLSv1.2';
 /** Largest certificate, key or CA file read (a chain of a few certificates is a few KiB). */
@@ -126,6 +128,14 @@ export function loadTlsServer(
       cert.field,
       'must be a certificate that has not expired',
       `${cert.where ?? 'PEM'}: valid to ${certificate.validTo}`,
+    );
+  // Not yet valid: every client would refuse it. Five minutes of leeway for clocks a little apart.
+  if (Date.parse(certificate.validFrom) > now + CERTIFICATE_CLOCK_LEEWAY_MS)
+    throw invalid(
+      'INVALID_INPUT',
+      cert.field,
+      'must be a certificate that is already valid',
+      `${cert.where ?? 'PEM'}: valid from ${certificate.validFrom}`,
     );
   let privateKey: KeyObject;
   try {

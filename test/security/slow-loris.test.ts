@@ -9,7 +9,7 @@ import { SemiDriver } from '../../src/drivers/semi.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { encodeFrame } from '../../src/protocols/econduit/framer.js';
 import { SemiSimulator } from '../../src/simulators/semi/simulator.js';
-import { tempDir, waitFor } from '../helpers.js';
+import { tempDir, waitFor, waitForAsync } from '../helpers.js';
 import { makeCertificates, type TestCertificates } from './certificates.js';
 import {
   closedByServer,
@@ -239,6 +239,43 @@ describe('slow-loris: the gateway terminal listener', () => {
     const elapsed = await closedByServer(client, CEILING_MS);
     expect(elapsed).toBeGreaterThanOrEqual(REGISTER_MS * 0.8);
     expect(gateway.listener.stats.tlsRefused).toBe(1);
+  });
+
+  it('over TLS: one address past its bound of handshakes in progress is closed at once, counted from the first moment', async () => {
+    const { gateway } = await startGateway({
+      terminals: { ...terminals, registerTimeoutMs: 30_000, maxUnregisteredPerAddress: 3 },
+      tls: { certFile: certs.serverCert, keyFile: certs.serverKey },
+    });
+    // Three connections that never say ClientHello hold the address's three places…
+    const stalled = await Promise.all([1, 2, 3].map(() => rawClient(gateway.tcpPort)));
+    // …so the fourth is closed at once, long before the 30 s handshake bound.
+    const fourth = await rawClient(gateway.tcpPort);
+    const elapsed = await closedByServer(fourth, CEILING_MS);
+    expect(elapsed).toBeLessThan(CEILING_MS);
+    await waitFor(() => gateway.listener.stats.tlsRefused === 1, CEILING_MS, 'counted');
+    // Closing one of the three frees a place: a real TLS client gets through again.
+    stalled[0]?.socket.destroy();
+    await waitForAsync(
+      async () => {
+        const client = tlsConnect({
+          port: gateway.tcpPort,
+          host: '127.0.0.1',
+          ca: readFileSync(certs.caCert),
+        });
+        const admitted = await Promise.race([
+          once(client, 'secureConnect').then(
+            () => true,
+            () => false,
+          ),
+          once(client, 'close').then(() => false),
+        ]);
+        client.destroy();
+        return admitted;
+      },
+      CEILING_MS,
+      'a TLS client admitted once a place is free',
+    );
+    for (const client of stalled) client.socket.destroy();
   });
 
   it('a terminal that registers and heartbeats stays (the bounds cut only the stalled ones)', async () => {

@@ -244,6 +244,13 @@ describe('TLS on the gateway: terminals over TLS, POS programs over HTTPS', () =
       field: 'tls.certFile',
       rule: expect.stringMatching(/has not expired/) as unknown,
     });
+    // …and an hour before they were made, they are not valid yet (every client would refuse).
+    expect(
+      refusal(() => loadTlsServer(tlsFiles(), TLS_OPTION_NAMES, Date.now() - 3_600_000)),
+    ).toMatchObject({
+      field: 'tls.certFile',
+      rule: expect.stringMatching(/already valid/) as unknown,
+    });
     // PEM text works as well as files; the agent checks its CA too.
     expect(
       new Gateway({

@@ -57,6 +57,9 @@ export interface ConcertSimulatorInfo {
  * the shared scenario table; every approval is recorded in the charge ledger, keyed by the
  * request's private data (the driver puts its wire id there).
  */
+/** Answers that may wait for the line at once on one session (a terminal has one or two). */
+export const MAX_HELD_ANSWERS = 4;
+
 export class ConcertSimulator {
   readonly ledger = new ChargeLedger();
   private readonly options: ConcertSimulatorOptions;
@@ -69,6 +72,8 @@ export class ConcertSimulator {
   private tcp: ListeningServer | undefined;
   private control: ListeningServer | undefined;
   private readonly sessions = new Set<ConcertSession>();
+  /** Answers waiting for the line, per session (one frame at a time). */
+  private readonly held = new WeakMap<ConcertSession, string[]>();
   private stopping = false;
 
   constructor(options: ConcertSimulatorOptions = {}) {
@@ -150,6 +155,8 @@ export class ConcertSimulator {
           this.logger.info({ why: event.error.message }, 'frame refused (NAK)');
         else if (event.type === 'send-failed')
           this.logger.warn({ why: event.error.message }, 'answer not delivered');
+        if (event.type === 'delivered' || event.type === 'send-failed')
+          setImmediate(() => this.sendHeld(session));
       },
       corrupt: (bytes) => {
         // Line noise: one data byte of a frame flipped, at most twice in a row.
@@ -177,24 +184,40 @@ export class ConcertSimulator {
     fields: Partial<ConcertAnswerFields>,
   ): void {
     if (!session.isOpen || this.stopping) return;
-    // The link still holds an earlier answer (its exchange not over: an EOT or ACK lost on the
-    // line): one frame at a time, so this one cannot be sent; the POS sees no answer.
-    if (session.link.sending) {
-      this.logger.warn('an earlier answer is still being delivered: this answer is dropped');
+    const frame = encodeAnswer({
+      posNumber: request.posNumber,
+      status: 'refused',
+      amountMinor: request.amountMinor,
+      paymentMode: request.paymentMode,
+      size: request.answer,
+      currencyNumeric: request.currencyNumeric,
+      privateData: request.privateData,
+      ...fields,
+    });
+    // One frame at a time on the line: while an earlier answer is still being delivered (its
+    // exchange not over), this one waits its turn, as a terminal's answer does, and is sent
+    // once the line is free; a charged card's answer is never thrown away.
+    const held = this.held.get(session) ?? [];
+    if (session.link.sending || held.length > 0) {
+      if (held.length >= MAX_HELD_ANSWERS) {
+        this.logger.warn('too many answers waiting for the line: the oldest is dropped');
+        held.shift();
+      }
+      held.push(frame);
+      this.held.set(session, held);
+      this.logger.info('an earlier answer is still being delivered: this one waits its turn');
       return;
     }
-    session.send(
-      encodeAnswer({
-        posNumber: request.posNumber,
-        status: 'refused',
-        amountMinor: request.amountMinor,
-        paymentMode: request.paymentMode,
-        size: request.answer,
-        currencyNumeric: request.currencyNumeric,
-        privateData: request.privateData,
-        ...fields,
-      }),
-    );
+    session.send(frame);
+  }
+
+  /** Sends the next answer waiting for the line, once it is free. */
+  private sendHeld(session: ConcertSession): void {
+    const held = this.held.get(session);
+    if (held === undefined || !session.isOpen || this.stopping || session.link.sending) return;
+    const next = held.shift();
+    if (held.length === 0) this.held.delete(session);
+    if (next !== undefined) session.send(next);
   }
 
   private async handle(session: ConcertSession, data: string): Promise<void> {
