@@ -2,33 +2,35 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { connect as tcpConnect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { makeOwner } from '../../src/core/owner.js';
 import { ClusterNode } from '../../src/gateway/cluster.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { PostgresTenantStore } from '../../src/gateway/postgres-tenants.js';
 import { PostgresJournal } from '../../src/journal/postgres-journal.js';
-import {
-  EconduitSimulator,
-  type VirtualTerminal,
-} from '../../src/simulators/econduit/simulator.js';
-import { startCli } from '../cli/run-cli.js';
 import { letters, NATS_URL, PG_URL, requireClusterServers } from '../gateway/cluster-support.js';
 import { closedPort, tempDir, waitFor, waitForAsync } from '../helpers.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import {
-  atPoint,
-  checkRun,
-  LiveFeed,
+  atPickedPoint,
+  CARD_MS,
+  CliProcess,
+  checksOn,
+  cleanupsOf,
+  faultScenario,
+  killHard,
+  openFeed,
   payment,
   posPay,
-  wasDisturbed,
+  POS_PATIENCE_MS,
+  simulatorAt,
+  terminalsOnline,
+  warmUp,
+  type Answer,
+  type Cleanup,
   type FaultPoint,
-  type Merchant,
-  type Payment,
-  type PosResult,
 } from './gateway-support.js';
-import { noViolations, report, Rng, runs, seedFor } from './harness.js';
+import { runs, type Rng } from './harness.js';
 
 /**
  * Invariant suite, gateway cluster (issue 9): payments through a cluster of gateway nodes
@@ -39,20 +41,12 @@ import { noViolations, report, Rng, runs, seedFor } from './harness.js';
  * new ones. Each scenario has its own schema and subject prefix.
  */
 
-type Cleanup = () => Promise<void> | void;
-
-function cleanupsOf(context: TestContext): Cleanup[] {
-  const list: Cleanup[] = [];
-  context.onTestFinished(async () => {
-    for (const cleanup of list.splice(0).reverse()) await cleanup();
-  });
-  return list;
-}
-
 const TERMINAL = 'FAULTCL';
-const CARD_MS = 300;
-const POS_PATIENCE_MS = 90_000;
 const SCENARIO_TIMEOUT_MS = runs({ short: 90_000, long: 900_000 });
+/** The fault points of the cluster scenarios (the seeded pick depends on their order). */
+const POINTS: readonly FaultPoint[] = ['early', 'card-step', 'charge', 'after-charge'];
+/** The scenarios' simulated terminal. */
+const SIMULATOR = { cardDelayMs: CARD_MS, slowAnswerMs: 300, startMs: 20_000 } as const;
 
 /** A fresh schema on the shared PostgreSQL, the merchant and terminal in it; dropped after. */
 async function freshSchema(cleanups: Cleanup[]) {
@@ -106,78 +100,22 @@ async function inProcessNode(
   return { gateway, cluster, base: `http://127.0.0.1:${gateway.httpPort}` };
 }
 
-async function simulatorAt(cleanups: Cleanup[], ports: readonly number[]) {
-  const simulator = await new EconduitSimulator({
-    endpoints: ports.map((port) => ({ host: '127.0.0.1', port })),
-    terminalId: TERMINAL,
-    heartbeatIntervalMs: 1_000,
-    cardDelayMs: CARD_MS,
-    slowAnswerMs: 300,
-  }).start(20_000);
-  cleanups.push(() => simulator.stop());
-  return { simulator, virtual: simulator.terminal(TERMINAL) as VirtualTerminal };
+/** A fault proxy in front of the shared server at `url` (`defaultPort` when it names none). */
+async function proxyTo(cleanups: Cleanup[], url: string, defaultPort: number) {
+  const server = new URL(url);
+  const proxy = await new FaultProxy({
+    host: server.hostname,
+    port: Number(server.port || defaultPort),
+  }).start();
+  cleanups.push(() => proxy.stop());
+  return proxy;
 }
 
-async function warmUp(bases: () => readonly string[], merchant: Merchant): Promise<void> {
-  const first = await posPay(
-    bases,
-    merchant,
-    TERMINAL,
-    { reference: `WARM${new Rng(Date.now()).letters(8)}`, amount: '1.00' },
-    30_000,
-  );
-  if (first.final?.ResultCode !== 'Approved')
-    throw new Error(`warm-up payment: ${first.answers.join(', ')}`);
-}
-
-/** Runs of 1–3 payments, one of them faulted (sometimes retried by the POS while in flight). */
-async function scenario(
-  context: TestContext,
-  name: string,
-  count: { short: number; long: number },
-  body: {
-    before?: (rng: Rng) => Promise<void>;
-    pay: (rng: Rng, pay: Payment) => Promise<PosResult>;
-    fault: (rng: Rng, pay: Payment) => Promise<void>;
-    check: (run: number, seed: number, results: PosResult[]) => Promise<void>;
-  },
-  violations = noViolations(),
-): Promise<void> {
-  const total = runs(count);
-  let payments = 0;
-  let disturbed = 0;
-  for (let run = 0; run < total; run++) {
-    const seed = seedFor(name, run);
-    const rng = new Rng(seed);
-    await body.before?.(rng);
-    const n = rng.int(1, 3);
-    const faultAt = rng.int(0, n - 1);
-    const results: PosResult[] = [];
-    for (let i = 0; i < n; i++) {
-      const pay = payment(rng, 'CL');
-      payments++;
-      if (i !== faultAt) {
-        results.push(await body.pay(rng, pay));
-        continue;
-      }
-      const first = body.pay(rng, pay);
-      const again =
-        rng.next() < 0.3
-          ? sleep(rng.int(0, 400)).then(() => body.pay(rng, pay))
-          : Promise.resolve(undefined);
-      await body.fault(rng, pay);
-      const faulted = [await first];
-      const second = await again;
-      if (second !== undefined) faulted.push(second);
-      if (faulted.some(wasDisturbed)) disturbed++;
-      results.push(...faulted);
-    }
-    await body.check(run, seed, results);
-  }
-  report(context, { scenario: name, runs: total, payments }, violations);
-  expect(disturbed, `${name}: runs whose fault disturbed a payment`).toBeGreaterThan(
-    runs({ short: 0, long: total / 4 }),
-  );
+/** The shared PostgreSQL as seen through `proxy`. */
+function pgUrlThrough(proxy: FaultProxy): string {
+  const proxied = new URL(PG_URL);
+  proxied.port = String(proxy.port);
+  return proxied.toString();
 }
 
 /** A private NATS server this scenario may kill: never the machine's shared one. */
@@ -217,13 +155,19 @@ class PrivateNats {
     );
   }
 
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const closed = new Promise((resolve) => child.once('close', resolve));
-    child.kill('SIGKILL');
-    await closed;
+  kill(): Promise<void> {
+    return killHard(this.child);
   }
+}
+
+/** What an outage scenario takes away from the two nodes, and how. */
+interface Outage {
+  /** The PostgreSQL the nodes use. */
+  readonly pgUrl: string;
+  /** The NATS server the nodes use. */
+  readonly nats: string;
+  /** Takes the server away and brings it back, at the fault point. */
+  readonly fault: (rng: Rng) => Promise<void>;
 }
 
 describe.concurrent('invariant suite: gateway cluster', () => {
@@ -244,10 +188,8 @@ describe.concurrent('invariant suite: gateway cluster', () => {
       const [aTcp, aHttp] = [await closedPort(), await closedPort()];
       const aBase = `http://127.0.0.1:${aHttp}`;
       const dataDir = tempDir('faults-cluster-');
-      let child: ChildProcess | undefined;
-      let aUp = false;
-      const startA = async () => {
-        const run = startCli([
+      const nodeA = new CliProcess(
+        [
           'gateway',
           'start',
           '--cluster',
@@ -268,42 +210,27 @@ describe.concurrent('invariant suite: gateway cluster', () => {
           `${PG_URL}?schema=${schema}`,
           '--data-dir',
           dataDir,
-        ]);
-        child = run.child;
-        let out = '';
-        run.child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-        await waitFor(() => out.includes('\n') || run.child.exitCode !== null, 30_000, 'node a up');
-        if (!out.includes('\n'))
-          throw new Error(`node a did not start: ${(await run.done).stderr}`);
-        aUp = true;
-      };
-      const killA = async () => {
-        const running = child;
-        aUp = false;
-        if (running === undefined || running.exitCode !== null || running.signalCode !== null)
-          return;
-        const closed = new Promise((resolve) => running.once('close', resolve));
-        running.kill('SIGKILL');
-        await closed;
-      };
-      cleanups.push(killA);
-      await startA();
+        ],
+        'node a',
+      );
+      cleanups.push(() => nodeA.kill());
+      await nodeA.start();
       // The terminal's endpoints: node a first, node b as the secondary.
-      const { simulator, virtual } = await simulatorAt(cleanups, [aTcp, b.gateway.tcpPort]);
-      const onA = async () =>
-        aUp &&
-        ((await (await fetch(`${aBase}/healthz`)).json()) as { terminalsOnline: number })
-          .terminalsOnline === 1;
-      const feed = await LiveFeed.open(b.base, merchant);
-      cleanups.push(() => feed.close());
+      const { simulator, virtual } = await simulatorAt(
+        cleanups,
+        TERMINAL,
+        [aTcp, b.gateway.tcpPort],
+        SIMULATOR,
+      );
+      const onA = async () => nodeA.up && (await terminalsOnline(aBase)) === 1;
+      const feed = await openFeed(cleanups, b.base, merchant);
       await waitForAsync(onA, 20_000, 'the terminal on node a');
-      await warmUp(() => [b.base], merchant);
+      await warmUp(() => [b.base], merchant, TERMINAL);
       let entry: 'a' | 'b' = 'b';
       let restarting: Promise<void> = Promise.resolve();
       // A restart still under way when the scenario ends is waited for, then killed.
       cleanups.push(() => restarting.catch(() => {}));
-      const violations = noViolations();
-      await scenario(
+      await faultScenario(
         context,
         name,
         { short: 2, long: 30 },
@@ -319,26 +246,18 @@ describe.concurrent('invariant suite: gateway cluster', () => {
             // recover when a dies.
             entry = rng.next() < 0.3 ? 'a' : 'b';
           },
-          pay: (_rng, pay) =>
+          payment: (rng) => payment(rng, 'CL'),
+          pay: (pay) =>
             posPay(
-              () => (entry === 'a' && aUp ? [aBase, b.base] : [b.base]),
+              () => (entry === 'a' && nodeA.up ? [aBase, b.base] : [b.base]),
               merchant,
               TERMINAL,
               pay,
               POS_PATIENCE_MS,
             ),
           fault: async (rng, pay) => {
-            const point = rng.pick<FaultPoint>(['early', 'card-step', 'charge', 'after-charge']);
-            await atPoint(
-              point,
-              rng,
-              simulator.ledger,
-              pay.reference,
-              () => virtual.terminal.busy,
-              CARD_MS,
-              3_000,
-            );
-            await killA();
+            await atPickedPoint(rng, POINTS, simulator, virtual, pay.reference);
+            await nodeA.kill();
             // Node a comes back once its terminal has moved to node b (its operator restarts
             // it); meanwhile the POS goes on with node b.
             const pause = rng.int(0, 500);
@@ -349,225 +268,164 @@ describe.concurrent('invariant suite: gateway cluster', () => {
                 'the terminal on node b',
               );
               await sleep(pause);
-              await startA();
+              await nodeA.start();
             })();
             // Awaited by the next run (or the cleanup): a failure there fails the scenario.
             restarting.catch(() => {});
           },
-          check: async (run, seed, results) => {
-            await checkRun(
-              { run, seed, violations },
-              {
-                results,
-                ledger: simulator.ledger,
-                journal,
-                merchantId: 'shop',
-                terminalId: TERMINAL,
-                feed,
-              },
-            );
-          },
+          check: checksOn(simulator, journal, TERMINAL, feed),
         },
-        violations,
       );
     },
     SCENARIO_TIMEOUT_MS,
   );
 
-  it(
-    'cluster: NATS stopped and restarted mid-run',
-    async (context) => {
-      const name = 'cluster: NATS stopped and restarted mid-run';
-      const cleanups = cleanupsOf(context);
-      const { schema, journal, merchant, prefix } = await freshSchema(cleanups);
-      const nats = await PrivateNats.start(cleanups);
-      const node = (n: string) =>
-        inProcessNode(cleanups, { name: n, pgUrl: PG_URL, schema, nats: nats.url, prefix });
-      const a = await node('node-a');
-      const b = await node('node-b');
-      const { simulator, virtual } = await simulatorAt(cleanups, [a.gateway.tcpPort]);
-      await waitForAsync(() => b.gateway.isOnline(TERMINAL), 20_000, 'the terminal seen from b');
-      const feed = await LiveFeed.open(b.base, merchant);
-      cleanups.push(() => feed.close());
-      await warmUp(() => [b.base], merchant);
-      let bases: string[] = [b.base];
-      const violations = noViolations();
-      await scenario(
-        context,
-        name,
-        { short: 2, long: 35 },
-        {
-          before: async (rng) => {
-            await waitForAsync(
-              () => b.gateway.isOnline(TERMINAL),
-              30_000,
-              'the terminal seen from b',
-            );
-            bases = rng.pick([[b.base], [a.base], [b.base, a.base]]);
+  /**
+   * Two in-process nodes, the terminal on node a and the POS at either, while `outage` (set up
+   * once the schema is) takes a server they share away at the fault point and brings it back.
+   * `feedWaitMs`: how long the live stream may take to deliver the last states of a run.
+   */
+  const outageScenario = (
+    name: string,
+    outage: (cleanups: Cleanup[]) => Promise<Outage>,
+    feedWaitMs?: number,
+  ) =>
+    it(
+      name,
+      async (context) => {
+        const cleanups = cleanupsOf(context);
+        const { schema, journal, merchant, prefix } = await freshSchema(cleanups);
+        const { pgUrl, nats, fault } = await outage(cleanups);
+        const node = (n: string) =>
+          inProcessNode(cleanups, { name: n, pgUrl, schema, nats, prefix });
+        const a = await node('node-a');
+        const b = await node('node-b');
+        const { simulator, virtual } = await simulatorAt(
+          cleanups,
+          TERMINAL,
+          [a.gateway.tcpPort],
+          SIMULATOR,
+        );
+        const seenFromB = (timeoutMs: number) =>
+          waitForAsync(() => b.gateway.isOnline(TERMINAL), timeoutMs, 'the terminal seen from b');
+        await seenFromB(20_000);
+        const feed = await openFeed(cleanups, b.base, merchant);
+        await warmUp(() => [b.base], merchant, TERMINAL);
+        let bases: string[] = [b.base];
+        await faultScenario(
+          context,
+          name,
+          { short: 2, long: 35 },
+          {
+            before: async (rng) => {
+              await seenFromB(30_000);
+              bases = rng.pick([[b.base], [a.base], [b.base, a.base]]);
+            },
+            payment: (rng) => payment(rng, 'CL'),
+            pay: (pay) => posPay(() => bases, merchant, TERMINAL, pay, POS_PATIENCE_MS),
+            fault: async (rng, pay) => {
+              await atPickedPoint(rng, POINTS, simulator, virtual, pay.reference);
+              await fault(rng);
+            },
+            check: checksOn(simulator, journal, TERMINAL, feed, feedWaitMs),
           },
-          pay: (_rng, pay) => posPay(() => bases, merchant, TERMINAL, pay, POS_PATIENCE_MS),
-          fault: async (rng, pay) => {
-            const point = rng.pick<FaultPoint>(['early', 'card-step', 'charge', 'after-charge']);
-            await atPoint(
-              point,
-              rng,
-              simulator.ledger,
-              pay.reference,
-              () => virtual.terminal.busy,
-              CARD_MS,
-              3_000,
-            );
-            await nats.kill();
-            await sleep(rng.int(200, 1_500));
-            await nats.start();
-          },
-          check: async (run, seed, results) => {
-            await checkRun(
-              { run, seed, violations },
-              {
-                results,
-                ledger: simulator.ledger,
-                journal,
-                merchantId: 'shop',
-                terminalId: TERMINAL,
-                feed,
-              },
-            );
-          },
-        },
-        violations,
-      );
-    },
-    SCENARIO_TIMEOUT_MS,
-  );
+        );
+      },
+      SCENARIO_TIMEOUT_MS,
+    );
 
-  it(
+  outageScenario('cluster: NATS stopped and restarted mid-run', async (cleanups) => {
+    const nats = await PrivateNats.start(cleanups);
+    return {
+      pgUrl: PG_URL,
+      nats: nats.url,
+      fault: async (rng) => {
+        await nats.kill();
+        await sleep(rng.int(200, 1_500));
+        await nats.start();
+      },
+    };
+  });
+
+  outageScenario(
     'cluster: PostgreSQL outage mid-run',
-    async (context) => {
-      const name = 'cluster: PostgreSQL outage mid-run';
-      const cleanups = cleanupsOf(context);
-      const { schema, journal, merchant, prefix } = await freshSchema(cleanups);
+    async (cleanups) => {
       // What the nodes see of PostgreSQL: the shared server through a proxy that can cut every
       // connection and refuse new ones (an outage), and let them back.
-      const server = new URL(PG_URL);
-      const proxy = await new FaultProxy({
-        host: server.hostname,
-        port: Number(server.port || 5432),
-      }).start();
-      cleanups.push(() => proxy.stop());
-      const proxied = new URL(PG_URL);
-      proxied.port = String(proxy.port);
-      const node = (n: string) =>
-        inProcessNode(cleanups, {
-          name: n,
-          pgUrl: proxied.toString(),
-          schema,
-          nats: NATS_URL,
-          prefix,
-        });
-      const a = await node('node-a');
-      const b = await node('node-b');
-      const { simulator, virtual } = await simulatorAt(cleanups, [a.gateway.tcpPort]);
-      await waitForAsync(() => b.gateway.isOnline(TERMINAL), 20_000, 'the terminal seen from b');
-      const feed = await LiveFeed.open(b.base, merchant);
-      cleanups.push(() => feed.close());
-      await warmUp(() => [b.base], merchant);
-      let bases: string[] = [b.base];
-      const violations = noViolations();
-      await scenario(
-        context,
-        name,
-        { short: 2, long: 35 },
-        {
-          before: async (rng) => {
-            await waitForAsync(
-              () => b.gateway.isOnline(TERMINAL),
-              30_000,
-              'the terminal seen from b',
-            );
-            bases = rng.pick([[b.base], [a.base], [b.base, a.base]]);
-          },
-          pay: (_rng, pay) => posPay(() => bases, merchant, TERMINAL, pay, POS_PATIENCE_MS),
-          fault: async (rng, pay) => {
-            const point = rng.pick<FaultPoint>(['early', 'card-step', 'charge', 'after-charge']);
-            await atPoint(
-              point,
-              rng,
-              simulator.ledger,
-              pay.reference,
-              () => virtual.terminal.busy,
-              CARD_MS,
-              3_000,
-            );
-            await proxy.cut();
-            await sleep(rng.int(300, 2_500));
-            await proxy.resume();
-          },
-          check: async (run, seed, results) => {
-            await checkRun(
-              { run, seed, violations },
-              {
-                results,
-                ledger: simulator.ledger,
-                journal,
-                merchantId: 'shop',
-                terminalId: TERMINAL,
-                feed,
-                feedWaitMs: 20_000,
-              },
-            );
-          },
+      const proxy = await proxyTo(cleanups, PG_URL, 5432);
+      return {
+        pgUrl: pgUrlThrough(proxy),
+        nats: NATS_URL,
+        fault: async (rng) => {
+          await proxy.cut();
+          await sleep(rng.int(300, 2_500));
+          await proxy.resume();
         },
-        violations,
-      );
+      };
     },
-    SCENARIO_TIMEOUT_MS,
+    20_000,
   );
 });
 
+/**
+ * Nodes a and b on the shared servers, the one named `viaProxy` reaching NATS through a fault
+ * proxy; the terminal on node a, seen from node b.
+ */
+async function natsProxied(
+  cleanups: Cleanup[],
+  viaProxy: 'node-a' | 'node-b',
+  cardDelayMs: number,
+) {
+  const { schema, journal, merchant, prefix } = await freshSchema(cleanups);
+  const proxy = await proxyTo(cleanups, NATS_URL, 4222);
+  const node = (name: 'node-a' | 'node-b') =>
+    inProcessNode(cleanups, {
+      name,
+      pgUrl: PG_URL,
+      schema,
+      nats: name === viaProxy ? `nats://127.0.0.1:${proxy.port}` : NATS_URL,
+      prefix,
+    });
+  const a = await node('node-a');
+  const b = await node('node-b');
+  const { simulator, virtual } = await simulatorAt(cleanups, TERMINAL, [a.gateway.tcpPort], {
+    cardDelayMs,
+    startMs: 20_000,
+  });
+  await waitForAsync(() => b.gateway.isOnline(TERMINAL), 20_000, 'the terminal seen from b');
+  return { journal, merchant, proxy, b, simulator, virtual };
+}
+
+/**
+ * Starts a payment through node b, the POS patient; the function returned waits (a minute at
+ * most) for its answer and expects it approved, charged once and approved in the journal.
+ */
+function payThroughB(
+  { journal, merchant, b, simulator }: Awaited<ReturnType<typeof natsProxied>>,
+  reference: string,
+  amount: string,
+): () => Promise<void> {
+  let answer: Answer | undefined;
+  const paying = posPay(() => [b.base], merchant, TERMINAL, { reference, amount }, 170_000).then(
+    (result) => (answer = result.final),
+  );
+  return async () => {
+    await waitFor(() => answer !== undefined, 60_000, 'the POS answer');
+    await paying;
+    expect(answer).toMatchObject({ ResultCode: 'Approved', ResultFinal: true });
+    expect(simulator.ledger.forReference(reference)).toHaveLength(1);
+    expect(
+      await journal.find({ merchantId: 'shop', terminalId: TERMINAL, reference }),
+    ).toMatchObject({ state: 'approved' });
+  };
+}
+
 describe('gateway cluster: an answer lost while NATS was away (found by the invariant suite)', () => {
   it('the requesting node stops waiting within seconds once the living holder is done, and the status query settles it: charged once', async (context) => {
-    const cleanups = cleanupsOf(context);
-    const { schema, journal, merchant, prefix } = await freshSchema(cleanups);
     // Node b reaches NATS through a proxy: cut, it misses the holder's answer for good.
-    const server = new URL(NATS_URL);
-    const proxy = await new FaultProxy({
-      host: server.hostname,
-      port: Number(server.port || 4222),
-    }).start();
-    cleanups.push(() => proxy.stop());
-    const a = await inProcessNode(cleanups, {
-      name: 'node-a',
-      pgUrl: PG_URL,
-      schema,
-      nats: NATS_URL,
-      prefix,
-    });
-    const b = await inProcessNode(cleanups, {
-      name: 'node-b',
-      pgUrl: PG_URL,
-      schema,
-      nats: `nats://127.0.0.1:${proxy.port}`,
-      prefix,
-    });
-    const simulator = await new EconduitSimulator({
-      endpoints: [{ host: '127.0.0.1', port: a.gateway.tcpPort }],
-      terminalId: TERMINAL,
-      heartbeatIntervalMs: 1_000,
-      cardDelayMs: 1_500,
-    }).start(20_000);
-    cleanups.push(() => simulator.stop());
-    const virtual = simulator.terminal(TERMINAL) as VirtualTerminal;
-    await waitForAsync(() => b.gateway.isOnline(TERMINAL), 20_000, 'the terminal seen from b');
-
-    let answer: Record<string, unknown> | undefined;
-    const paying = posPay(
-      () => [b.base],
-      merchant,
-      TERMINAL,
-      { reference: 'LOSTANSWER', amount: '3.00' },
-      170_000,
-    ).then((result) => (answer = result.final));
+    const setup = await natsProxied(cleanupsOf(context), 'node-b', 1_500);
+    const { proxy, simulator, virtual } = setup;
+    const chargedOnce = payThroughB(setup, 'LOSTANSWER', '3.00');
     await waitFor(() => virtual.terminal.busy, 20_000, 'the card step');
     await proxy.cut();
     // The terminal charges and node a answers into NATS while node b is away: nobody gets it.
@@ -579,13 +437,7 @@ describe('gateway cluster: an answer lost while NATS was away (found by the inva
     await sleep(500);
     await proxy.resume();
     // Before the fix node b waited for the 3-minute request bound, the holder being alive.
-    await waitFor(() => answer !== undefined, 60_000, 'the POS answer');
-    await paying;
-    expect(answer).toMatchObject({ ResultCode: 'Approved', ResultFinal: true });
-    expect(simulator.ledger.forReference('LOSTANSWER')).toHaveLength(1);
-    expect(
-      await journal.find({ merchantId: 'shop', terminalId: TERMINAL, reference: 'LOSTANSWER' }),
-    ).toMatchObject({ state: 'approved' });
+    await chargedOnce();
   }, 120_000);
 });
 
@@ -594,15 +446,8 @@ describe('dashboard live stream: a journal read failing mid-batch (found by the 
     const cleanups = cleanupsOf(context);
     const { schema, journal: direct, merchant } = await freshSchema(cleanups);
     // The gateway reads PostgreSQL through a proxy; the rows are written directly.
-    const server = new URL(PG_URL);
-    const proxy = await new FaultProxy({
-      host: server.hostname,
-      port: Number(server.port || 5432),
-    }).start();
-    cleanups.push(() => proxy.stop());
-    const proxied = new URL(PG_URL);
-    proxied.port = String(proxy.port);
-    const journal = await PostgresJournal.open({ url: proxied.toString(), schema });
+    const proxy = await proxyTo(cleanups, PG_URL, 5432);
+    const journal = await PostgresJournal.open({ url: pgUrlThrough(proxy), schema });
     cleanups.push(() => journal.close());
     const gateway = await new Gateway({
       journal,
@@ -611,8 +456,7 @@ describe('dashboard live stream: a journal read failing mid-batch (found by the 
       httpPort: 0,
     }).start();
     cleanups.push(() => gateway.close());
-    const feed = await LiveFeed.open(`http://127.0.0.1:${gateway.httpPort}`, merchant);
-    cleanups.push(() => feed.close());
+    const feed = await openFeed(cleanups, `http://127.0.0.1:${gateway.httpPort}`, merchant);
     // The feed's next read of the change feed waits a moment, so that it finds all three rows
     // in one batch; the connection reading the second row's transaction is cut mid-answer.
     proxy.injectFaults([
@@ -644,50 +488,14 @@ describe('dashboard live stream: a journal read failing mid-batch (found by the 
 
 describe('gateway cluster: a holder gone before its word reached the requester (found by the invariant suite)', () => {
   it('the requesting node stops waiting within seconds, not after the 3-minute request bound; the status query settles it: charged once', async (context) => {
-    const cleanups = cleanupsOf(context);
-    const { schema, journal, merchant, prefix } = await freshSchema(cleanups);
     // Node a, the holder, reaches NATS through a proxy: its word "I took it" is swallowed, then
     // its NATS connection goes (as a dying process's would) and comes back.
-    const server = new URL(NATS_URL);
-    const proxy = await new FaultProxy({
-      host: server.hostname,
-      port: Number(server.port || 4222),
-    }).start();
-    cleanups.push(() => proxy.stop());
-    const a = await inProcessNode(cleanups, {
-      name: 'node-a',
-      pgUrl: PG_URL,
-      schema,
-      nats: `nats://127.0.0.1:${proxy.port}`,
-      prefix,
-    });
-    const b = await inProcessNode(cleanups, {
-      name: 'node-b',
-      pgUrl: PG_URL,
-      schema,
-      nats: NATS_URL,
-      prefix,
-    });
-    const simulator = await new EconduitSimulator({
-      endpoints: [{ host: '127.0.0.1', port: a.gateway.tcpPort }],
-      terminalId: TERMINAL,
-      heartbeatIntervalMs: 1_000,
-      cardDelayMs: 300,
-    }).start(20_000);
-    cleanups.push(() => simulator.stop());
-    await waitForAsync(() => b.gateway.isOnline(TERMINAL), 20_000, 'the terminal seen from b');
-
+    const setup = await natsProxied(cleanupsOf(context), 'node-a', 300);
+    const { proxy, simulator } = setup;
     proxy.injectFaults([
       { direction: 'up', kind: 'blackhole', at: { contains: '"node":"node-a"' } },
     ]);
-    let answer: Record<string, unknown> | undefined;
-    const paying = posPay(
-      () => [b.base],
-      merchant,
-      TERMINAL,
-      { reference: 'UNCLAIMED', amount: '4.00' },
-      170_000,
-    ).then((result) => (answer = result.final));
+    const chargedOnce = payThroughB(setup, 'UNCLAIMED', '4.00');
     await waitFor(
       () => simulator.ledger.forReference('UNCLAIMED').length === 1,
       20_000,
@@ -697,12 +505,6 @@ describe('gateway cluster: a holder gone before its word reached the requester (
     await sleep(1_000);
     await proxy.resume();
     // Before the fix node b, never told which node took the request, waited 3 minutes.
-    await waitFor(() => answer !== undefined, 60_000, 'the POS answer');
-    await paying;
-    expect(answer).toMatchObject({ ResultCode: 'Approved', ResultFinal: true });
-    expect(simulator.ledger.forReference('UNCLAIMED')).toHaveLength(1);
-    expect(
-      await journal.find({ merchantId: 'shop', terminalId: TERMINAL, reference: 'UNCLAIMED' }),
-    ).toMatchObject({ state: 'approved' });
+    await chargedOnce();
   }, 120_000);
 });

@@ -1,15 +1,39 @@
+import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { expect, type TestContext } from 'vitest';
+import {
+  EconduitSimulator,
+  type VirtualTerminal,
+} from '../../src/simulators/econduit/simulator.js';
 import type { Charge, ChargeLedger } from '../../src/simulators/ledger.js';
 import type { Journal, JournalRow } from '../../src/journal/journal.js';
-import { waitForAsync } from '../helpers.js';
-import type { Rng, Violations } from './harness.js';
+import { startCli } from '../cli/run-cli.js';
+import { waitFor, waitForAsync } from '../helpers.js';
+import { noViolations, report, Rng, runs, seedFor, type Violations } from './harness.js';
 
 /**
  * What the gateway and cluster fault scenarios share: a POS that behaves as an eConduit client
  * should (retry the same refID after an error or a lost answer, poll `checkStatus` until
  * `ResultFinal`), the dashboard's live feed as a listener hears it, and the end-of-run checks of
- * the four invariants against the terminal simulator's charge ledger and the journal.
+ * the four invariants against the terminal simulator's charge ledger and the journal; and the
+ * scenario loop, the processes and the set-up pieces both suites use.
  */
+
+/** The simulated cardholder's time at the card step. */
+export const CARD_MS = 300;
+/** A POS gives a payment this long to end final (generous: a loaded 2-core machine). */
+export const POS_PATIENCE_MS = 90_000;
+
+export type Cleanup = () => Promise<void> | void;
+
+/** Scenarios run concurrently (they share nothing): each keeps its own cleanups. */
+export function cleanupsOf(context: TestContext): Cleanup[] {
+  const list: Cleanup[] = [];
+  context.onTestFinished(async () => {
+    for (const cleanup of list.splice(0).reverse()) await cleanup();
+  });
+  return list;
+}
 
 export interface Merchant {
   readonly key: string;
@@ -231,6 +255,18 @@ const RESULT_CODES: Record<string, string> = {
 /** Rows in these states are settled; anything else at the end of a run is unresolved. */
 const FINAL = new Set(['approved', 'declined', 'cancelled', 'failed']);
 
+/** What `checkRun` checks a run's payments against. */
+export interface CheckInput {
+  readonly results: readonly PosResult[];
+  readonly ledger: ChargeLedger;
+  readonly journal: Journal;
+  readonly merchantId: string;
+  readonly terminalId: string;
+  readonly feed?: LiveFeed | undefined;
+  /** How long the live stream may take to deliver the last states. @default 10 s */
+  readonly feedWaitMs?: number | undefined;
+}
+
 /**
  * The end-of-run checks for a run's payments:
  * (a) the ledger holds at most one charge per refID;
@@ -242,19 +278,7 @@ const FINAL = new Set(['approved', 'declined', 'cancelled', 'failed']);
  *     process serving it lived through the run) delivered it, and named nothing else.
  * `journal` is read directly (not through the gateway under test).
  */
-export async function checkRun(
-  ctx: RunContext,
-  input: {
-    readonly results: readonly PosResult[];
-    readonly ledger: ChargeLedger;
-    readonly journal: Journal;
-    readonly merchantId: string;
-    readonly terminalId: string;
-    readonly feed?: LiveFeed;
-    /** How long the live stream may take to deliver the last states. @default 10 s */
-    readonly feedWaitMs?: number;
-  },
-): Promise<void> {
+export async function checkRun(ctx: RunContext, input: CheckInput): Promise<void> {
   const rows = new Map<string, JournalRow | undefined>();
   for (const { payment: pay } of input.results)
     rows.set(
@@ -371,4 +395,220 @@ export async function atPoint(
     ledger.on('charge', onCharge);
   });
   if (extra > 0) await sleep(extra);
+}
+
+/**
+ * Resolves at a point the Rng picks from `points` (the order of `points` is part of the seeded
+ * run: the pick depends on it) of the payment `reference` on the simulated terminal, or after 3 s.
+ */
+export function atPickedPoint(
+  rng: Rng,
+  points: readonly FaultPoint[],
+  simulator: EconduitSimulator,
+  virtual: VirtualTerminal,
+  reference: string,
+): Promise<void> {
+  const point = rng.pick(points);
+  return atPoint(
+    point,
+    rng,
+    simulator.ledger,
+    reference,
+    () => virtual.terminal.busy,
+    CARD_MS,
+    3_000,
+  );
+}
+
+/**
+ * What a run on the terminal `terminalId` of the merchant `shop` is checked against: the
+ * simulator's ledger, the journal (read directly) and, when given, the live stream.
+ */
+export function checksOn(
+  simulator: EconduitSimulator,
+  journal: Journal,
+  terminalId: string,
+  feed?: LiveFeed,
+  feedWaitMs?: number,
+): Omit<CheckInput, 'results'> {
+  return { ledger: simulator.ledger, journal, merchantId: 'shop', terminalId, feed, feedWaitMs };
+}
+
+/** The dashboard's live stream of `merchant` at `base`, closed at cleanup. */
+export async function openFeed(
+  cleanups: Cleanup[],
+  base: string,
+  merchant: Merchant,
+): Promise<LiveFeed> {
+  const feed = await LiveFeed.open(base, merchant);
+  cleanups.push(() => feed.close());
+  return feed;
+}
+
+/** One approved payment before the runs: the terminal gets a history, the gateway is warm. */
+export async function warmUp(
+  bases: () => readonly string[],
+  merchant: Merchant,
+  terminalId: string,
+): Promise<void> {
+  const first = await posPay(
+    bases,
+    merchant,
+    terminalId,
+    { reference: `WARM${new Rng(Date.now()).letters(8)}`, amount: '1.00' },
+    30_000,
+  );
+  if (first.final?.ResultCode !== 'Approved')
+    throw new Error(`warm-up payment: ${first.answers.join(', ')}`);
+}
+
+/** The simulated terminal `terminalId`, reaching the gateway at `ports` (in turn); stopped at cleanup. */
+export async function simulatorAt(
+  cleanups: Cleanup[],
+  terminalId: string,
+  ports: readonly number[],
+  options: {
+    readonly cardDelayMs: number;
+    readonly slowAnswerMs?: number;
+    readonly startMs: number;
+  },
+): Promise<{ simulator: EconduitSimulator; virtual: VirtualTerminal }> {
+  const simulator = await new EconduitSimulator({
+    endpoints: ports.map((port) => ({ host: '127.0.0.1', port })),
+    terminalId,
+    heartbeatIntervalMs: 1_000,
+    cardDelayMs: options.cardDelayMs,
+    slowAnswerMs: options.slowAnswerMs,
+  }).start(options.startMs);
+  cleanups.push(() => simulator.stop());
+  return { simulator, virtual: simulator.terminal(terminalId) as VirtualTerminal };
+}
+
+/** How many terminals the gateway at `base` has online (its `/healthz`). */
+export async function terminalsOnline(base: string): Promise<number> {
+  return ((await (await fetch(`${base}/healthz`)).json()) as { terminalsOnline: number })
+    .terminalsOnline;
+}
+
+/** SIGKILLs `child` and waits until it is gone; nothing when it is not running. */
+export async function killHard(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const closed = new Promise((resolve) => child.once('close', resolve));
+  child.kill('SIGKILL');
+  await closed;
+}
+
+/** A real CLI process (`ecr-bridge …`) a scenario starts, SIGKILLs and starts again. */
+export class CliProcess {
+  /** Whether it is started and not killed since. */
+  up = false;
+  private child: ChildProcess | undefined;
+
+  /** `label` names it in the waits and errors ("node a", "the gateway"). */
+  constructor(
+    private readonly args: readonly string[],
+    private readonly label: string,
+  ) {}
+
+  /** Starts it and waits for its first line (`--json` prints one once it listens). */
+  async start(): Promise<void> {
+    const run = startCli(this.args);
+    this.child = run.child;
+    let out = '';
+    run.child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    await waitFor(
+      () => out.includes('\n') || run.child.exitCode !== null,
+      30_000,
+      `${this.label} up`,
+    );
+    if (!out.includes('\n'))
+      throw new Error(`${this.label} did not start: ${(await run.done).stderr}`);
+    this.up = true;
+  }
+
+  async kill(): Promise<void> {
+    const running = this.child;
+    this.up = false;
+    await killHard(running);
+  }
+}
+
+/** The POS pays, and with probability 0.3 sends the same refID again while it is in flight. */
+async function payWithRetry(
+  rng: Rng,
+  pay: () => Promise<PosResult>,
+  during: () => Promise<void>,
+): Promise<PosResult[]> {
+  const first = pay();
+  const again = rng.next() < 0.3 ? sleep(rng.int(0, 400)).then(pay) : Promise.resolve(undefined);
+  await during();
+  const results = [await first];
+  const second = await again;
+  if (second !== undefined) results.push(second);
+  return results;
+}
+
+/** What a fault scenario does in each run. */
+export interface ScenarioBody {
+  /** At the start of each run, before the run's own draws. */
+  readonly before?: (rng: Rng) => Promise<void>;
+  /** Draws one of the run's payments. */
+  readonly payment: (rng: Rng) => Payment;
+  /** The POS pays it. */
+  readonly pay: (pay: Payment) => Promise<PosResult>;
+  /** The fault, while the run's faulted payment is in flight. */
+  readonly fault: (rng: Rng, pay: Payment) => Promise<void>;
+  /** What the invariants are checked against after each run (`checkRun`). */
+  readonly check: Omit<CheckInput, 'results'>;
+  /** After each run, before its checks. */
+  readonly beforeCheck?: () => Promise<void>;
+  /** After each run's checks. */
+  readonly afterCheck?: () => Promise<void>;
+}
+
+/**
+ * Runs `runs(count)` runs of 1–3 payments each; one payment per run (picked by the Rng) is
+ * faulted, and sometimes the POS sends the same refID again while it is in flight. The
+ * invariants are checked after each run. Reports the row.
+ */
+export async function faultScenario(
+  context: TestContext,
+  name: string,
+  count: { short: number; long: number },
+  body: ScenarioBody,
+): Promise<void> {
+  const violations = noViolations();
+  const total = runs(count);
+  let payments = 0;
+  /** Runs whose fault really disturbed the payment (a lost answer, a retry, a status query). */
+  let disturbed = 0;
+  for (let run = 0; run < total; run++) {
+    const seed = seedFor(name, run);
+    const rng = new Rng(seed);
+    await body.before?.(rng);
+    const n = rng.int(1, 3);
+    const faultAt = rng.int(0, n - 1);
+    const results: PosResult[] = [];
+    for (let i = 0; i < n; i++) {
+      const pay = body.payment(rng);
+      payments++;
+      if (i === faultAt) {
+        const faulted = await payWithRetry(
+          rng,
+          () => body.pay(pay),
+          () => body.fault(rng, pay),
+        );
+        if (faulted.some(wasDisturbed)) disturbed++;
+        results.push(...faulted);
+      } else results.push(await body.pay(pay));
+    }
+    await body.beforeCheck?.();
+    await checkRun({ run, seed, violations }, { ...body.check, results });
+    await body.afterCheck?.();
+  }
+  report(context, { scenario: name, runs: total, payments }, violations);
+  // A fault scenario whose faults never landed would prove nothing.
+  expect(disturbed, `${name}: runs whose fault disturbed a payment`).toBeGreaterThan(
+    runs({ short: 0, long: total / 4 }),
+  );
 }
