@@ -1,8 +1,34 @@
 import { EcrError } from '../core/errors.js';
 
+/** Deepest nesting of objects and arrays a message may have (no real message comes close). */
+export const MAX_JSON_DEPTH = 32;
+
 /**
- * Parses one JSON message that must be an object, within `maxBytes` (FRAME_TOO_LARGE past it,
- * PROTOCOL_ERROR on field `message` otherwise). Shared by the JSON protocols (PAYable, SEMI).
+ * How deep `text` nests objects and arrays, stopping as soon as it passes `limit` (brackets inside
+ * strings do not count). JSON.parse takes nesting that JSON.stringify, and every walk of the value
+ * after it, cannot: a message is refused before it is parsed.
+ */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // a backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Parses one JSON message that must be an object, within `maxBytes` (FRAME_TOO_LARGE past it)
+ * and MAX_JSON_DEPTH levels of nesting (PROTOCOL_ERROR on field `message`, as for anything else
+ * wrong with it). Shared by the JSON protocols (PAYable, SEMI).
  */
 export function parseJsonObject(
   text: string,
@@ -13,6 +39,12 @@ export function parseJsonObject(
     throw new EcrError('FRAME_TOO_LARGE', `${who} message is over ${maxBytes} bytes`, {
       field: 'message',
       rule: `at most ${maxBytes} bytes`,
+    });
+  }
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new EcrError('PROTOCOL_ERROR', `the ${who} sent JSON nested too deep`, {
+      field: 'message',
+      rule: `at most ${MAX_JSON_DEPTH} levels of objects and arrays`,
     });
   }
   let value: unknown;

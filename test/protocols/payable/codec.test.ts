@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EcrError, type ErrorCode } from '../../../src/core/errors.js';
 import { containsPan } from '../../../src/core/pan.js';
+import { MAX_JSON_DEPTH } from '../../../src/protocols/json-object.js';
 import {
   decodePosMessage,
   decodeTerminalMessage,
@@ -541,6 +542,22 @@ describe('decodePosMessage (simulator side)', () => {
       code: 'FRAME_TOO_LARGE',
       field: 'message',
     });
+  });
+
+  it(`nesting past ${MAX_JSON_DEPTH} levels → PROTOCOL_ERROR before parsing (the simulator echoes requests: JSON.stringify would overflow); brackets in strings do not count`, () => {
+    const nested = (levels: number) =>
+      `{"endpoint":"PAYMENT","amount":1,"id":1,"x":${'['.repeat(levels - 1)}${']'.repeat(levels - 1)}}`;
+    expect(decodePosMessage(nested(MAX_JSON_DEPTH))).toMatchObject({ type: 'payment' });
+    expect(refusal(() => decodePosMessage(nested(MAX_JSON_DEPTH + 1)))).toMatchObject({
+      code: 'PROTOCOL_ERROR',
+      field: 'message',
+      rule: `at most ${MAX_JSON_DEPTH} levels of objects and arrays`,
+    });
+    expect(refusal(() => decodePosMessage(nested(20_000)))).toMatchObject({
+      code: 'PROTOCOL_ERROR',
+    });
+    const inText = `{"endpoint":"PAYMENT","amount":1,"id":1,"note":"${'[{'.repeat(100)}\\\\"}`;
+    expect(decodePosMessage(inText)).toMatchObject({ type: 'payment' });
   });
 
   it('an unknown endpoint holding a PAN → refused without the PAN in the message', () => {
