@@ -158,6 +158,70 @@ export async function describeChildren(): Promise<void> {
   }
 }
 
+export interface BenchMainOptions {
+  /** Longest the whole bench may run; past it, or on SIGINT/SIGTERM, every child is killed. */
+  readonly timeoutMs: number;
+  /** Stops what is left and removes what the bench made: run on every ordinary way out. */
+  readonly cleanUp: () => Promise<void>;
+  /** On the hard way out (timeout, signal), after SIGKILL to the children: what must not stay. */
+  readonly abandon: () => Promise<void> | void;
+  /** The logs whose last lines say why a failed bench failed. */
+  readonly logs?: () => readonly { readonly label: string; readonly path: string }[];
+}
+
+/** How much of each log a failed bench prints. */
+const LOG_TAIL = 3_000;
+
+/**
+ * Runs a bench that drives child processes, and exits: 0 when `body` and the clean-up went
+ * well, 1 otherwise. On a failure it says which children had exited, their stderr and the tail of
+ * each log; on a timeout or a signal it kills every child, runs `abandon` (at most 5 s) and
+ * exits 1.
+ */
+export async function benchMain(
+  name: string,
+  body: () => Promise<void>,
+  options: BenchMainOptions,
+): Promise<never> {
+  const giveUp = (why: string): void => {
+    console.error(`${name} bench: ${why}`);
+    killAll();
+    void Promise.race([Promise.resolve().then(options.abandon), sleep(5_000)])
+      .catch((error: unknown) => console.error(`${name} bench: ${(error as Error).message}`))
+      .finally(() => process.exit(1));
+  };
+  const watchdog = setTimeout(
+    () => giveUp(`gave up after ${options.timeoutMs / 60_000} min`),
+    options.timeoutMs,
+  );
+  watchdog.unref();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => giveUp(`${signal}, stopping`));
+  let exitCode = 0;
+  try {
+    await body();
+  } catch (error) {
+    exitCode = 1;
+    console.error(`\n${name} bench failed: ${(error as Error).message}`);
+    await describeChildren();
+    for (const log of options.logs?.() ?? []) {
+      try {
+        const text = readFileSync(log.path, 'utf8');
+        if (text.trim() !== '')
+          console.error(`${log.label} log (last lines):\n${text.slice(-LOG_TAIL)}`);
+      } catch {
+        // No log written.
+      }
+    }
+  } finally {
+    await options.cleanUp().catch((error: unknown) => {
+      console.error(`${name} bench: clean-up failed: ${(error as Error).message}`);
+      exitCode = 1;
+    });
+  }
+  process.exit(exitCode);
+}
+
 // ---------------------------------------------------------------------------------------------
 // /proc
 

@@ -29,7 +29,7 @@
  * schema and NATS subject prefix of its own, dropped / forgotten at the end.
  */
 import { randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,8 +48,7 @@ import {
 } from '../src/simulators/econduit/simulator.js';
 import {
   cpuSecondsOf,
-  describeChildren,
-  killAll as killChildren,
+  benchMain,
   memoryOf,
   running,
   startChild,
@@ -732,7 +731,6 @@ const started = performance.now();
 const dir = mkdtempSync(join(tmpdir(), 'ecr-bridge-bench-cluster-'));
 let nodes: ClusterNodeChild[] = [];
 let schemaCreated = false;
-let exitCode = 0;
 
 /** Kills what is left and drops the schema; used on every path out. */
 async function cleanUp(): Promise<void> {
@@ -748,203 +746,188 @@ async function cleanUp(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** The way out when the bench is interrupted or runs too long: SIGKILL, drop the schema, exit 1. */
-function killAll(why: string): void {
-  console.error(`cluster bench: ${why}`);
-  killChildren();
-  rmSync(dir, { recursive: true, force: true });
-  const drop = schemaCreated ? dropSchema() : Promise.resolve();
-  void Promise.race([drop, sleep(5_000)])
-    .catch(() => console.error(`cluster bench: drop schema ${SCHEMA} by hand`))
-    .finally(() => process.exit(1));
-}
-
-const watchdog = setTimeout(
-  () => killAll(`gave up after ${BENCH_TIMEOUT_MS / 60_000} min`),
-  BENCH_TIMEOUT_MS,
-);
-watchdog.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const)
-  process.once(signal, () => killAll(`${signal}, stopping`));
-
-try {
-  await requireServers();
-  console.log(
-    `\ncluster bench: 3 nodes (PostgreSQL schema ${SCHEMA}, NATS prefix ${PREFIX}); ` +
-      `${TX} sales (+${WARMUP} warm-up), ${CONCURRENCY} in flight; then ${TERMINALS} terminals ` +
-      `in ${NODES.length * SIMULATORS_PER_NODE} simulator processes, heartbeat every ${HEARTBEAT_MS} ms`,
-  );
-  schemaCreated = true;
-  const tenants = await provision();
-  log(
-    `provisioned ${TERMINALS + CONCURRENCY} terminals in ${tenants.seconds.toFixed(1)} s ` +
-      `(${PROVISION_CONCURRENCY} at a time)`,
-  );
-  const startingNodes = performance.now();
-  nodes = await Promise.all(NODES.map((letter) => startNode(letter, dir)));
-  for (const node of nodes) {
-    if (node.info.terminals !== TERMINALS + CONCURRENCY)
-      throw new Error(`${node.nodeId}: ${String(node.info.terminals)} terminals provisioned`);
-  }
-  log(`3 nodes up in ${((performance.now() - startingNodes) / 1000).toFixed(1)} s`);
-
-  const latency = await latencyRun(nodes, tenants.shop);
-  // Node a has let the latency terminals go before the capacity run's "before" reading.
-  await until(
-    async () => (await onlineOn(nodes[0] as ClusterNodeChild)) === 0,
-    30_000,
-    'node a: the latency terminals gone',
-  );
-  await sleep(SETTLE_MS);
-  const capacity = await capacityRun(nodes, tenants.probe);
-
-  const exitCodes: Record<string, number | string | null> = {};
-  for (const node of nodes) node.agent.destroy();
-  for (const node of nodes) exitCodes[node.nodeId] = await stop(node);
-
-  const names = ['(a) terminal on the node called', '(b) terminal on another node'] as const;
-  console.log(
-    `\n${TX} sales of ${AMOUNT} (${latency.samples.same} via node a, ${latency.samples.cross} ` +
-      `via node b, interleaved), ${CONCURRENCY} in flight, each on a terminal of its own; all ` +
-      'terminals on node a; POS→terminal→POS latency\n',
-  );
-  printTable([
-    [names[0], latency.same],
-    [names[1], latency.cross],
-  ]);
-  const row = (name: string, ...values: string[]) =>
-    console.log(`${name.padEnd(40)} ${values.map((v) => v.padStart(10)).join('')}`);
-  console.log('');
-  row('sales/s, both paths together', latency.salesPerSecond.toFixed(0));
-  row(
-    'CPU in the timed sales, % of a core',
-    ...nodes.map((n) => `${n.nodeId} ${(latency.cpuPercent[n.nodeId] ?? 0).toFixed(0)}`),
-  );
-  console.log('');
-  row(`${TERMINALS} terminals`, ...capacity.nodes.map((n) => n.node), 'total');
-  row('terminals online', ...capacity.nodes.map((n) => String(n.online)), String(capacity.online));
-  row(
-    'VmRSS before (MiB)',
-    ...capacity.nodes.map((n) => (n.rssBeforeKiB / 1024).toFixed(1)),
-    (capacity.nodes.reduce((s, n) => s + n.rssBeforeKiB, 0) / 1024).toFixed(1),
-  );
-  row(
-    'VmRSS with the terminals (MiB)',
-    ...capacity.nodes.map((n) => (n.rssWithTerminalsKiB / 1024).toFixed(1)),
-    (capacity.nodes.reduce((s, n) => s + n.rssWithTerminalsKiB, 0) / 1024).toFixed(1),
-  );
-  row('VmRSS per terminal (KiB)', ...capacity.nodes.map((n) => n.rssPerTerminalKiB.toFixed(2)));
-  row(
-    `heartbeats/s (expected ${Math.round((TERMINALS * 1000) / HEARTBEAT_MS)})`,
-    ...capacity.nodes.map((n) => n.heartbeatsPerSecond.toFixed(0)),
-    capacity.heartbeatsPerSecond.toFixed(0),
-  );
-  row(
-    'registrations',
-    ...capacity.nodes.map((n) => String(n.registrationsOk)),
-    String(capacity.nodes.reduce((s, n) => s + n.registrationsOk, 0)),
-  );
-  row(
-    'simulator processes (VmRSS MiB)',
-    ...capacity.nodes.map(
-      (n) => `${n.simulatorProcesses} (${(n.simulatorRssKiB / 1024).toFixed(0)})`,
-    ),
-  );
-  row('time to connect all (s)', '', '', '', capacity.connectSeconds.toFixed(1));
-  row('  simulator process starts left out', '', '', '', capacity.connectingSeconds.toFixed(1));
-  row(
-    'reachable through NATS (held)',
-    ...capacity.nodes.map((n) => String(n.reachable)),
-    String(capacity.reachable),
-  );
-  row('  holder did not answer', ...capacity.nodes.map((n) => String(n.unanswered)));
-  row(
-    'online after one heartbeat interval',
-    ...capacity.nodes.map((n) => String(n.onlineAfterHeartbeatWindow)),
-  );
-  row(
-    `node a's first ${PROBE_IDS.length}: online in each list`,
-    ...nodes.map((n) => String(capacity.probe.onlineAsSeenBy[n.nodeId])),
-  );
-  row('node exit codes', ...nodes.map((n) => String(exitCodes[n.nodeId])));
-  const unheld = capacity.online - capacity.reachable;
-  const unanswered = capacity.nodes.reduce((sum, n) => sum + n.unanswered, 0);
-  const dropped = capacity.nodes.reduce((s, n) => s + n.online - n.onlineAfterHeartbeatWindow, 0);
-  // A wrong answer, not a slow one: a terminal online on its node must be reachable from all.
-  if (unheld !== 0)
-    throw new Error(
-      `${unheld} of the terminals counted online by their node's /healthz are not ` +
-        `reachable through the cluster (${unanswered} of them: no answer from a holder in time; ` +
-        'the others held on no NATS subject, so a POS sale on them is TERMINAL_OFFLINE from ' +
-        'every node)',
+await benchMain(
+  'cluster',
+  async () => {
+    await requireServers();
+    console.log(
+      `\ncluster bench: 3 nodes (PostgreSQL schema ${SCHEMA}, NATS prefix ${PREFIX}); ` +
+        `${TX} sales (+${WARMUP} warm-up), ${CONCURRENCY} in flight; then ${TERMINALS} terminals ` +
+        `in ${NODES.length * SIMULATORS_PER_NODE} simulator processes, heartbeat every ${HEARTBEAT_MS} ms`,
     );
-  if (dropped !== 0)
-    console.log(`WARNING: ${dropped} terminals went offline in the idle heartbeat interval`);
-  const seconds = (performance.now() - started) / 1000;
-  console.log(`bench took ${seconds.toFixed(1)} s`);
-
-  const same = 'terminal on the node called';
-  const cross = 'terminal on another node (via NATS)';
-  writeResult({
-    bench: 'cluster',
-    title: `Gateway cluster: 3 nodes, ${TX} sales; ${TERMINALS} terminals held`,
-    seconds,
-    parameters: {
-      nodes: NODES.length,
-      sales: TX,
-      warmup: WARMUP,
-      concurrency: CONCURRENCY,
-      terminals: TERMINALS,
-      heartbeatIntervalMs: HEARTBEAT_MS,
-      simulatorProcessesPerNode: SIMULATORS_PER_NODE,
-    },
-    figures: [
-      figure('cluster: latency p50, same node', latency.same.p50, 'ms'),
-      figure('cluster: latency p50, cross node', latency.cross.p50, 'ms'),
-      figure('cluster: throughput, both paths', latency.salesPerSecond, 'sales/s'),
-      figure('cluster: terminals connected', capacity.online, 'terminals'),
-      figure('cluster: terminals reachable through NATS', capacity.reachable, 'terminals'),
-      figure('cluster: time to connect', capacity.connectSeconds, 's'),
-      figure('cluster: heartbeats/s', capacity.heartbeatsPerSecond, 'heartbeats/s'),
-      figure('cluster: heartbeats/s expected', (TERMINALS * 1000) / HEARTBEAT_MS, 'heartbeats/s'),
-      ...capacity.nodes.map((n) =>
-        figure(`cluster: memory per connection, ${n.node}`, n.rssPerTerminalKiB, 'KiB'),
-      ),
-    ],
-    ratios: [
-      compare('latency p50', 'ms', 'lower', [cross, latency.cross.p50], [same, latency.same.p50]),
-      compare('latency p99', 'ms', 'lower', [cross, latency.cross.p99], [same, latency.same.p99]),
-    ],
-    details: {
-      latency: {
-        samples: latency.samples,
-        latencyMs: { sameNode: latency.same, crossNode: latency.cross },
-        ratio: ratio(latency.cross, latency.same),
-        salesPerSecond: latency.salesPerSecond,
-        cpuPercent: latency.cpuPercent,
-        charges: latency.charges,
-      },
-      capacity: { provisionSeconds: tenants.seconds, ...capacity },
-      exitCodes,
-    },
-  });
-} catch (error) {
-  exitCode = 1;
-  console.error(`\ncluster bench failed: ${(error as Error).message}`);
-  await describeChildren();
-  for (const node of nodes) {
-    try {
-      const text = readFileSync(join(dir, node.nodeId, 'logs', 'ecr-bridge.log'), 'utf8');
-      if (text.trim() !== '')
-        console.error(`${node.nodeId} log (last lines):\n${text.slice(-2_000)}`);
-    } catch {
-      // No log written.
+    schemaCreated = true;
+    const tenants = await provision();
+    log(
+      `provisioned ${TERMINALS + CONCURRENCY} terminals in ${tenants.seconds.toFixed(1)} s ` +
+        `(${PROVISION_CONCURRENCY} at a time)`,
+    );
+    const startingNodes = performance.now();
+    nodes = await Promise.all(NODES.map((letter) => startNode(letter, dir)));
+    for (const node of nodes) {
+      if (node.info.terminals !== TERMINALS + CONCURRENCY)
+        throw new Error(`${node.nodeId}: ${String(node.info.terminals)} terminals provisioned`);
     }
-  }
-} finally {
-  await cleanUp().catch((error: unknown) => {
-    console.error(`cluster bench: clean-up failed: ${(error as Error).message}`);
-    exitCode = 1;
-  });
-}
-process.exit(exitCode);
+    log(`3 nodes up in ${((performance.now() - startingNodes) / 1000).toFixed(1)} s`);
+
+    const latency = await latencyRun(nodes, tenants.shop);
+    // Node a has let the latency terminals go before the capacity run's "before" reading.
+    await until(
+      async () => (await onlineOn(nodes[0] as ClusterNodeChild)) === 0,
+      30_000,
+      'node a: the latency terminals gone',
+    );
+    await sleep(SETTLE_MS);
+    const capacity = await capacityRun(nodes, tenants.probe);
+
+    const exitCodes: Record<string, number | string | null> = {};
+    for (const node of nodes) node.agent.destroy();
+    for (const node of nodes) exitCodes[node.nodeId] = await stop(node);
+
+    const names = ['(a) terminal on the node called', '(b) terminal on another node'] as const;
+    console.log(
+      `\n${TX} sales of ${AMOUNT} (${latency.samples.same} via node a, ${latency.samples.cross} ` +
+        `via node b, interleaved), ${CONCURRENCY} in flight, each on a terminal of its own; all ` +
+        'terminals on node a; POS→terminal→POS latency\n',
+    );
+    printTable([
+      [names[0], latency.same],
+      [names[1], latency.cross],
+    ]);
+    const row = (name: string, ...values: string[]) =>
+      console.log(`${name.padEnd(40)} ${values.map((v) => v.padStart(10)).join('')}`);
+    console.log('');
+    row('sales/s, both paths together', latency.salesPerSecond.toFixed(0));
+    row(
+      'CPU in the timed sales, % of a core',
+      ...nodes.map((n) => `${n.nodeId} ${(latency.cpuPercent[n.nodeId] ?? 0).toFixed(0)}`),
+    );
+    console.log('');
+    row(`${TERMINALS} terminals`, ...capacity.nodes.map((n) => n.node), 'total');
+    row(
+      'terminals online',
+      ...capacity.nodes.map((n) => String(n.online)),
+      String(capacity.online),
+    );
+    row(
+      'VmRSS before (MiB)',
+      ...capacity.nodes.map((n) => (n.rssBeforeKiB / 1024).toFixed(1)),
+      (capacity.nodes.reduce((s, n) => s + n.rssBeforeKiB, 0) / 1024).toFixed(1),
+    );
+    row(
+      'VmRSS with the terminals (MiB)',
+      ...capacity.nodes.map((n) => (n.rssWithTerminalsKiB / 1024).toFixed(1)),
+      (capacity.nodes.reduce((s, n) => s + n.rssWithTerminalsKiB, 0) / 1024).toFixed(1),
+    );
+    row('VmRSS per terminal (KiB)', ...capacity.nodes.map((n) => n.rssPerTerminalKiB.toFixed(2)));
+    row(
+      `heartbeats/s (expected ${Math.round((TERMINALS * 1000) / HEARTBEAT_MS)})`,
+      ...capacity.nodes.map((n) => n.heartbeatsPerSecond.toFixed(0)),
+      capacity.heartbeatsPerSecond.toFixed(0),
+    );
+    row(
+      'registrations',
+      ...capacity.nodes.map((n) => String(n.registrationsOk)),
+      String(capacity.nodes.reduce((s, n) => s + n.registrationsOk, 0)),
+    );
+    row(
+      'simulator processes (VmRSS MiB)',
+      ...capacity.nodes.map(
+        (n) => `${n.simulatorProcesses} (${(n.simulatorRssKiB / 1024).toFixed(0)})`,
+      ),
+    );
+    row('time to connect all (s)', '', '', '', capacity.connectSeconds.toFixed(1));
+    row('  simulator process starts left out', '', '', '', capacity.connectingSeconds.toFixed(1));
+    row(
+      'reachable through NATS (held)',
+      ...capacity.nodes.map((n) => String(n.reachable)),
+      String(capacity.reachable),
+    );
+    row('  holder did not answer', ...capacity.nodes.map((n) => String(n.unanswered)));
+    row(
+      'online after one heartbeat interval',
+      ...capacity.nodes.map((n) => String(n.onlineAfterHeartbeatWindow)),
+    );
+    row(
+      `node a's first ${PROBE_IDS.length}: online in each list`,
+      ...nodes.map((n) => String(capacity.probe.onlineAsSeenBy[n.nodeId])),
+    );
+    row('node exit codes', ...nodes.map((n) => String(exitCodes[n.nodeId])));
+    const unheld = capacity.online - capacity.reachable;
+    const unanswered = capacity.nodes.reduce((sum, n) => sum + n.unanswered, 0);
+    const dropped = capacity.nodes.reduce((s, n) => s + n.online - n.onlineAfterHeartbeatWindow, 0);
+    // A wrong answer, not a slow one: a terminal online on its node must be reachable from all.
+    if (unheld !== 0)
+      throw new Error(
+        `${unheld} of the terminals counted online by their node's /healthz are not ` +
+          `reachable through the cluster (${unanswered} of them: no answer from a holder in time; ` +
+          'the others held on no NATS subject, so a POS sale on them is TERMINAL_OFFLINE from ' +
+          'every node)',
+      );
+    if (dropped !== 0)
+      console.log(`WARNING: ${dropped} terminals went offline in the idle heartbeat interval`);
+    const seconds = (performance.now() - started) / 1000;
+    console.log(`bench took ${seconds.toFixed(1)} s`);
+
+    const same = 'terminal on the node called';
+    const cross = 'terminal on another node (via NATS)';
+    writeResult({
+      bench: 'cluster',
+      title: `Gateway cluster: 3 nodes, ${TX} sales; ${TERMINALS} terminals held`,
+      seconds,
+      parameters: {
+        nodes: NODES.length,
+        sales: TX,
+        warmup: WARMUP,
+        concurrency: CONCURRENCY,
+        terminals: TERMINALS,
+        heartbeatIntervalMs: HEARTBEAT_MS,
+        simulatorProcessesPerNode: SIMULATORS_PER_NODE,
+      },
+      figures: [
+        figure('cluster: latency p50, same node', latency.same.p50, 'ms'),
+        figure('cluster: latency p50, cross node', latency.cross.p50, 'ms'),
+        figure('cluster: throughput, both paths', latency.salesPerSecond, 'sales/s'),
+        figure('cluster: terminals connected', capacity.online, 'terminals'),
+        figure('cluster: terminals reachable through NATS', capacity.reachable, 'terminals'),
+        figure('cluster: time to connect', capacity.connectSeconds, 's'),
+        figure('cluster: heartbeats/s', capacity.heartbeatsPerSecond, 'heartbeats/s'),
+        figure('cluster: heartbeats/s expected', (TERMINALS * 1000) / HEARTBEAT_MS, 'heartbeats/s'),
+        ...capacity.nodes.map((n) =>
+          figure(`cluster: memory per connection, ${n.node}`, n.rssPerTerminalKiB, 'KiB'),
+        ),
+      ],
+      ratios: [
+        compare('latency p50', 'ms', 'lower', [cross, latency.cross.p50], [same, latency.same.p50]),
+        compare('latency p99', 'ms', 'lower', [cross, latency.cross.p99], [same, latency.same.p99]),
+      ],
+      details: {
+        latency: {
+          samples: latency.samples,
+          latencyMs: { sameNode: latency.same, crossNode: latency.cross },
+          ratio: ratio(latency.cross, latency.same),
+          salesPerSecond: latency.salesPerSecond,
+          cpuPercent: latency.cpuPercent,
+          charges: latency.charges,
+        },
+        capacity: { provisionSeconds: tenants.seconds, ...capacity },
+        exitCodes,
+      },
+    });
+  },
+  {
+    timeoutMs: BENCH_TIMEOUT_MS,
+    cleanUp,
+    abandon: async () => {
+      rmSync(dir, { recursive: true, force: true });
+      if (schemaCreated)
+        await dropSchema().catch(() =>
+          console.error(`cluster bench: drop schema ${SCHEMA} by hand`),
+        );
+    },
+    logs: () =>
+      nodes.map((node) => ({
+        label: node.nodeId,
+        path: join(dir, node.nodeId, 'logs', 'ecr-bridge.log'),
+      })),
+  },
+);

@@ -20,7 +20,7 @@
  * (bench/results.ts). Never a timed assertion: the bench fails only on a wrong answer (not
  * Approved, or charges on the terminals ≠ sales sent).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -36,8 +36,7 @@ import {
   EconduitSimulator,
 } from '../src/simulators/econduit/simulator.js';
 import {
-  describeChildren,
-  killAll,
+  benchMain,
   memoryOf,
   openFileLimitOf,
   running,
@@ -368,36 +367,12 @@ async function relayRun(): Promise<RunResult & RelayExtras> {
     await sleep(HEARTBEAT_MS);
     const idleTo = await stats();
     log(`relay: ${perSecond(idleFrom, idleTo).toFixed(0)} heartbeats/s, idle`);
-    const sale: PosCall = async (w, seq, terminalId, refId) => {
-      // The bytes the gateway's SEMI driver writes for the same sale (its REQ_TXN_ID is the
-      // journal's row id, a number of the same few digits).
-      const semi = encodeRequest({
-        code: 'sale',
-        mode: 'credit',
-        amountMinor: AMOUNT_MINOR,
-        merTxnId: refId,
-        reqTxnId: String(seq + 1),
-      });
-      const bytes = Buffer.from(`${terminalId}\n${semi}\x04\x04`, 'utf8');
-      const started = performance.now();
-      const frame = await (connections[w] as RelayConnection)
-        .request(bytes)
-        .catch((error: unknown) => {
-          throw new Error(`relay: ${refId} on terminal ${terminalId}: ${(error as Error).message}`);
-        });
-      const ms = performance.now() - started;
-      const text = frame.toString('utf8');
-      let approved = false;
-      try {
-        const response = decodeResponse(text, 'sale');
-        approved = response.state === '0' && response.merTxnId === refId;
-      } catch {
-        approved = false;
-      }
-      if (!approved)
-        throw new Error(`relay: ${refId} on terminal ${terminalId}: ${text.slice(0, 300)}`);
-      return ms;
-    };
+    // The bytes the gateway's SEMI driver writes for the same sale, behind the terminal's id.
+    const sale = baselineSale('relay', (w, terminalId, semi) =>
+      (connections[w] as RelayConnection).request(
+        Buffer.from(`${terminalId}\n${semi}\x04\x04`, 'utf8'),
+      ),
+    );
     const drive = posDriver(terminalIdsOf(sim), CONCURRENCY);
     const loadFrom = await stats();
     await drive(WARMUP, 'RLW', sale);
@@ -433,6 +408,42 @@ async function relayRun(): Promise<RunResult & RelayExtras> {
     for (const c of connections) c.close();
     statsConnection.close();
   }
+}
+
+/**
+ * One sale through a baseline (the relay, MQTT): the SEMI request the gateway's driver would
+ * write (its REQ_TXN_ID the journal's row id, a number of the same few digits), carried by
+ * `send`, timed, and its answer checked to be the approval of that sale.
+ */
+function baselineSale(
+  name: string,
+  send: (worker: number, terminalId: string, semi: string, refId: string) => Promise<Buffer>,
+): PosCall {
+  return async (w, seq, terminalId, refId) => {
+    const semi = encodeRequest({
+      code: 'sale',
+      mode: 'credit',
+      amountMinor: AMOUNT_MINOR,
+      merTxnId: refId,
+      reqTxnId: String(seq + 1),
+    });
+    const started = performance.now();
+    const answer = await send(w, terminalId, semi, refId).catch((error: unknown) => {
+      throw new Error(`${name}: ${refId} on terminal ${terminalId}: ${(error as Error).message}`);
+    });
+    const ms = performance.now() - started;
+    const text = answer.toString('utf8');
+    let approved = false;
+    try {
+      const response = decodeResponse(text, 'sale');
+      approved = response.state === '0' && response.merTxnId === refId;
+    } catch {
+      approved = false;
+    }
+    if (!approved)
+      throw new Error(`${name}: ${refId} on terminal ${terminalId}: ${text.slice(0, 300)}`);
+    return ms;
+  };
 }
 
 interface MqttExtras {
@@ -483,33 +494,9 @@ async function mqttRun(dir: string): Promise<RunResult & MqttExtras> {
 
   const requester = await MqttRequester.open(broker, CONCURRENCY, MQTT_QOS);
   try {
-    const sale: PosCall = async (w, seq, terminalId, refId) => {
-      const semi = encodeRequest({
-        code: 'sale',
-        mode: 'credit',
-        amountMinor: AMOUNT_MINOR,
-        merTxnId: refId,
-        reqTxnId: String(seq + 1),
-      });
-      const started = performance.now();
-      const answer = await requester
-        .request(w, terminalId, semi, refId, CALL_TIMEOUT_MS)
-        .catch((error: unknown) => {
-          throw new Error(`mqtt: ${refId} on terminal ${terminalId}: ${(error as Error).message}`);
-        });
-      const ms = performance.now() - started;
-      const text = answer.toString('utf8');
-      let approved = false;
-      try {
-        const response = decodeResponse(text, 'sale');
-        approved = response.state === '0' && response.merTxnId === refId;
-      } catch {
-        approved = false;
-      }
-      if (!approved)
-        throw new Error(`mqtt: ${refId} on terminal ${terminalId}: ${text.slice(0, 300)}`);
-      return ms;
-    };
+    const sale = baselineSale('mqtt', (w, terminalId, semi, refId) =>
+      requester.request(w, terminalId, semi, refId, CALL_TIMEOUT_MS),
+    );
     const drive = posDriver(ids, CONCURRENCY);
     const loadFrom = pings();
     await drive(WARMUP, 'MQW', sale);
@@ -560,7 +547,6 @@ async function mqttRun(dir: string): Promise<RunResult & MqttExtras> {
 
 const started = performance.now();
 const dir = mkdtempSync(join(tmpdir(), 'ecr-bridge-bench-gateway-'));
-let exitCode = 0;
 
 /** Kills what is left; used on every path out. */
 async function cleanUp(): Promise<void> {
@@ -576,242 +562,224 @@ async function cleanUp(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-function giveUp(why: string): void {
-  console.error(`gateway bench: ${why}`);
-  killAll();
-  rmSync(dir, { recursive: true, force: true });
-  process.exit(1);
-}
+await benchMain(
+  'gateway',
+  async () => {
+    console.log(
+      `\ngateway bench: ${TERMINALS} simulated terminals, heartbeat every ${HEARTBEAT_MS} ms; ` +
+        `${TX} sales (+${WARMUP} warm-up), ${CONCURRENCY} in flight; MQTT QoS ${MQTT_QOS}`,
+    );
+    const b = await gatewayRun(dir);
+    const a = await relayRun();
+    const c = await mqttRun(dir);
 
-const watchdog = setTimeout(
-  () => giveUp(`gave up after ${BENCH_TIMEOUT_MS / 60_000} min`),
-  BENCH_TIMEOUT_MS,
+    const names = [
+      '(a) bare TCP relay (node:net)',
+      '(b) gateway, HTTP runTransaction',
+      `(c) MQTT via ${c.version ?? 'mosquitto'}, QoS ${c.qos}`,
+    ] as const;
+    console.log(
+      `\n${TX} sales of ${AMOUNT} each, ${CONCURRENCY} in flight (each on a terminal of its own), ` +
+        `${TERMINALS} terminals connected (MQTT: ${c.terminals}) and heartbeating every ` +
+        `${HEARTBEAT_MS / 1000} s; POS→terminal→POS latency\n`,
+    );
+    printTable([
+      [names[0], a.latency],
+      [names[1], b.latency],
+    ]);
+    printTable([
+      [names[2], c.latency],
+      [names[1], b.latency],
+    ]);
+    const row = (name: string, ...values: string[]) =>
+      console.log(`${name.padEnd(40)} ${values.map((v) => v.padStart(13)).join('')}`);
+    const both = (x: number, base: number, digits = 2) => (x / base).toFixed(digits);
+    console.log('');
+    row('', '(a) relay', '(b) gateway', '(c) MQTT', 'ratio b/a', 'ratio b/c');
+    row(
+      `sales/s, ${CONCURRENCY} in flight`,
+      a.perSecond.toFixed(0),
+      b.perSecond.toFixed(0),
+      c.perSecond.toFixed(0),
+      both(b.perSecond, a.perSecond),
+      both(b.perSecond, c.perSecond),
+    );
+    row(
+      'terminals online',
+      String(a.terminalsOnline),
+      String(b.terminalsOnline),
+      String(c.terminalsOnline),
+    );
+    row(
+      `time to connect all, ${BATCH} at a time (s)`,
+      a.connectSeconds.toFixed(1),
+      b.connectSeconds.toFixed(1),
+      c.connectSeconds.toFixed(1),
+      both(b.connectSeconds, a.connectSeconds),
+      both(b.connectSeconds, c.connectSeconds),
+    );
+    row(
+      'VmRSS, no terminal (MiB)',
+      (a.rssBeforeKiB / 1024).toFixed(1),
+      (b.rssBeforeKiB / 1024).toFixed(1),
+      (c.rssBeforeKiB / 1024).toFixed(1),
+    );
+    row(
+      'VmRSS, all terminals (MiB)',
+      (a.rssWithTerminalsKiB / 1024).toFixed(1),
+      (b.rssWithTerminalsKiB / 1024).toFixed(1),
+      (c.rssWithTerminalsKiB / 1024).toFixed(1),
+    );
+    row(
+      'VmRSS per connected terminal (KiB)',
+      a.rssPerTerminalKiB.toFixed(2),
+      b.rssPerTerminalKiB.toFixed(2),
+      c.rssPerTerminalKiB.toFixed(2),
+      both(b.rssPerTerminalKiB, a.rssPerTerminalKiB),
+      both(b.rssPerTerminalKiB, c.rssPerTerminalKiB),
+    );
+    row(
+      `heartbeats/s, idle (expected ${Math.round((TERMINALS * 1000) / HEARTBEAT_MS)})`,
+      a.heartbeatsPerSecondIdle.toFixed(0),
+      b.heartbeatsPerSecondIdle.toFixed(0),
+      c.heartbeatsPerSecondIdle.toFixed(0),
+      both(b.heartbeatsPerSecondIdle, a.heartbeatsPerSecondIdle),
+      both(b.heartbeatsPerSecondIdle, c.heartbeatsPerSecondIdle),
+    );
+    row(
+      'heartbeats/s, during the sales',
+      a.heartbeatsPerSecondUnderLoad.toFixed(0),
+      b.heartbeatsPerSecondUnderLoad.toFixed(0),
+      c.heartbeatsPerSecondUnderLoad.toFixed(0),
+    );
+    row('  (MQTT: keepalive PINGRESPs the terminals got)');
+    row(
+      'registrations / online at the end',
+      '',
+      `${b.registrationsOk} / ${b.terminalsOnlineAtEnd}`,
+    );
+    row('HTTP connections opened', '', String(b.httpConnections));
+    row(
+      'CPU in the timed sales, % of a core',
+      a.cpu.childPercent.toFixed(0),
+      b.cpu.childPercent.toFixed(0),
+      c.cpu.childPercent.toFixed(0),
+    );
+    row(
+      '  bench process (terminals and POS)',
+      a.cpu.benchPercent.toFixed(0),
+      b.cpu.benchPercent.toFixed(0),
+      c.cpu.benchPercent.toFixed(0),
+    );
+    row(
+      'VmRSS after the sales (MiB)',
+      (a.rssAtEndKiB / 1024).toFixed(1),
+      (b.rssAtEndKiB / 1024).toFixed(1),
+      (c.rssAtEndKiB / 1024).toFixed(1),
+    );
+    row(
+      'VmHWM (MiB)',
+      (a.hwmKiB / 1024).toFixed(1),
+      (b.hwmKiB / 1024).toFixed(1),
+      (c.hwmKiB / 1024).toFixed(1),
+    );
+    row('charges on the terminals', String(a.charges), String(b.charges), String(c.charges));
+    row('child exit code', String(a.exitCode), String(b.exitCode), String(c.exitCode));
+    row(
+      'MQTT: bench process VmRSS with its clients',
+      '',
+      '',
+      `${(c.clientProcessRssKiB / 1024).toFixed(0)} MiB`,
+    );
+    const seconds = (performance.now() - started) / 1000;
+    console.log(`bench took ${seconds.toFixed(1)} s`);
+
+    const gw = 'gateway';
+    const against = (
+      measure: string,
+      unit: string,
+      better: 'lower' | 'higher',
+      pick: (r: RunResult) => number,
+    ): Ratio[] => [
+      compare(measure, unit, better, [gw, pick(b)], ['bare TCP relay', pick(a)]),
+      compare(measure, unit, better, [gw, pick(b)], [`MQTT (mosquitto, QoS ${c.qos})`, pick(c)]),
+    ];
+    const ratios: Ratio[] = [
+      ...against('latency p50', 'ms', 'lower', (r) => r.latency.p50),
+      ...against('latency p99', 'ms', 'lower', (r) => r.latency.p99),
+      ...against('throughput', 'sales/s', 'higher', (r) => r.perSecond),
+      ...against('memory per connection', 'KiB', 'lower', (r) => r.rssPerTerminalKiB),
+      ...against('time to connect', 's', 'lower', (r) => r.connectSeconds),
+      compare(
+        'heartbeats/s answered',
+        'heartbeats/s',
+        'higher',
+        [gw, b.heartbeatsPerSecondIdle],
+        ['bare TCP relay', a.heartbeatsPerSecondIdle],
+      ),
+      compare(
+        'heartbeats/s answered',
+        'heartbeats/s',
+        'higher',
+        [gw, b.heartbeatsPerSecondIdle],
+        [`MQTT keepalive pings (QoS ${c.qos})`, c.heartbeatsPerSecondIdle],
+      ),
+    ];
+    const sides = [
+      ['relay', a],
+      ['gateway', b],
+      ['mqtt', c],
+    ] as const;
+    const figures: Figure[] = [
+      ...sides.flatMap(([side, r]) => [
+        figure(`${side}: terminals connected`, r.terminalsOnline, 'terminals'),
+        figure(`${side}: latency p50`, r.latency.p50, 'ms'),
+        figure(`${side}: latency p99`, r.latency.p99, 'ms'),
+        figure(`${side}: latency mean`, r.latency.mean, 'ms'),
+        figure(`${side}: throughput`, r.perSecond, 'sales/s'),
+        figure(`${side}: memory per connection`, r.rssPerTerminalKiB, 'KiB'),
+        figure(`${side}: VmRSS with all connected`, r.rssWithTerminalsKiB / 1024, 'MiB'),
+        figure(`${side}: time to connect`, r.connectSeconds, 's'),
+        figure(`${side}: CPU during the sales`, r.cpu.childPercent, '% of a core'),
+      ]),
+      figure('relay: heartbeats/s idle', a.heartbeatsPerSecondIdle, 'heartbeats/s'),
+      figure('gateway: heartbeats/s idle', b.heartbeatsPerSecondIdle, 'heartbeats/s'),
+      figure(
+        'gateway: heartbeats/s during the sales',
+        b.heartbeatsPerSecondUnderLoad,
+        'heartbeats/s',
+      ),
+      figure('mqtt: keepalive pings/s idle', c.heartbeatsPerSecondIdle, 'heartbeats/s'),
+      figure(
+        'mqtt: keepalive pings/s during the sales',
+        c.heartbeatsPerSecondUnderLoad,
+        'heartbeats/s',
+      ),
+    ];
+    writeResult({
+      bench: 'gateway',
+      title: `Gateway: ${TERMINALS} terminals, ${TX} sales, ${CONCURRENCY} in flight`,
+      seconds,
+      parameters: {
+        terminals: TERMINALS,
+        mqttTerminals: c.terminals,
+        heartbeatIntervalMs: HEARTBEAT_MS,
+        sales: TX,
+        warmup: WARMUP,
+        concurrency: CONCURRENCY,
+        amount: AMOUNT,
+        mqttQos: c.qos,
+        mqttBroker: `${c.broker}${c.version === undefined ? '' : `, ${c.version}`}`,
+      },
+      figures,
+      ratios,
+      details: { relay: a, gateway: b, mqtt: c },
+    });
+  },
+  {
+    timeoutMs: BENCH_TIMEOUT_MS,
+    cleanUp,
+    abandon: () => rmSync(dir, { recursive: true, force: true }),
+    logs: () => [{ label: 'gateway', path: join(dir, 'gateway', 'logs', 'ecr-bridge.log') }],
+  },
 );
-watchdog.unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const)
-  process.once(signal, () => giveUp(`${signal}, stopping`));
-
-try {
-  console.log(
-    `\ngateway bench: ${TERMINALS} simulated terminals, heartbeat every ${HEARTBEAT_MS} ms; ` +
-      `${TX} sales (+${WARMUP} warm-up), ${CONCURRENCY} in flight; MQTT QoS ${MQTT_QOS}`,
-  );
-  const b = await gatewayRun(dir);
-  const a = await relayRun();
-  const c = await mqttRun(dir);
-
-  const names = [
-    '(a) bare TCP relay (node:net)',
-    '(b) gateway, HTTP runTransaction',
-    `(c) MQTT via ${c.version ?? 'mosquitto'}, QoS ${c.qos}`,
-  ] as const;
-  console.log(
-    `\n${TX} sales of ${AMOUNT} each, ${CONCURRENCY} in flight (each on a terminal of its own), ` +
-      `${TERMINALS} terminals connected (MQTT: ${c.terminals}) and heartbeating every ` +
-      `${HEARTBEAT_MS / 1000} s; POS→terminal→POS latency\n`,
-  );
-  printTable([
-    [names[0], a.latency],
-    [names[1], b.latency],
-  ]);
-  printTable([
-    [names[2], c.latency],
-    [names[1], b.latency],
-  ]);
-  const row = (name: string, ...values: string[]) =>
-    console.log(`${name.padEnd(40)} ${values.map((v) => v.padStart(13)).join('')}`);
-  const both = (x: number, base: number, digits = 2) => (x / base).toFixed(digits);
-  console.log('');
-  row('', '(a) relay', '(b) gateway', '(c) MQTT', 'ratio b/a', 'ratio b/c');
-  row(
-    `sales/s, ${CONCURRENCY} in flight`,
-    a.perSecond.toFixed(0),
-    b.perSecond.toFixed(0),
-    c.perSecond.toFixed(0),
-    both(b.perSecond, a.perSecond),
-    both(b.perSecond, c.perSecond),
-  );
-  row(
-    'terminals online',
-    String(a.terminalsOnline),
-    String(b.terminalsOnline),
-    String(c.terminalsOnline),
-  );
-  row(
-    `time to connect all, ${BATCH} at a time (s)`,
-    a.connectSeconds.toFixed(1),
-    b.connectSeconds.toFixed(1),
-    c.connectSeconds.toFixed(1),
-    both(b.connectSeconds, a.connectSeconds),
-    both(b.connectSeconds, c.connectSeconds),
-  );
-  row(
-    'VmRSS, no terminal (MiB)',
-    (a.rssBeforeKiB / 1024).toFixed(1),
-    (b.rssBeforeKiB / 1024).toFixed(1),
-    (c.rssBeforeKiB / 1024).toFixed(1),
-  );
-  row(
-    'VmRSS, all terminals (MiB)',
-    (a.rssWithTerminalsKiB / 1024).toFixed(1),
-    (b.rssWithTerminalsKiB / 1024).toFixed(1),
-    (c.rssWithTerminalsKiB / 1024).toFixed(1),
-  );
-  row(
-    'VmRSS per connected terminal (KiB)',
-    a.rssPerTerminalKiB.toFixed(2),
-    b.rssPerTerminalKiB.toFixed(2),
-    c.rssPerTerminalKiB.toFixed(2),
-    both(b.rssPerTerminalKiB, a.rssPerTerminalKiB),
-    both(b.rssPerTerminalKiB, c.rssPerTerminalKiB),
-  );
-  row(
-    `heartbeats/s, idle (expected ${Math.round((TERMINALS * 1000) / HEARTBEAT_MS)})`,
-    a.heartbeatsPerSecondIdle.toFixed(0),
-    b.heartbeatsPerSecondIdle.toFixed(0),
-    c.heartbeatsPerSecondIdle.toFixed(0),
-    both(b.heartbeatsPerSecondIdle, a.heartbeatsPerSecondIdle),
-    both(b.heartbeatsPerSecondIdle, c.heartbeatsPerSecondIdle),
-  );
-  row(
-    'heartbeats/s, during the sales',
-    a.heartbeatsPerSecondUnderLoad.toFixed(0),
-    b.heartbeatsPerSecondUnderLoad.toFixed(0),
-    c.heartbeatsPerSecondUnderLoad.toFixed(0),
-  );
-  row('  (MQTT: keepalive PINGRESPs the terminals got)');
-  row('registrations / online at the end', '', `${b.registrationsOk} / ${b.terminalsOnlineAtEnd}`);
-  row('HTTP connections opened', '', String(b.httpConnections));
-  row(
-    'CPU in the timed sales, % of a core',
-    a.cpu.childPercent.toFixed(0),
-    b.cpu.childPercent.toFixed(0),
-    c.cpu.childPercent.toFixed(0),
-  );
-  row(
-    '  bench process (terminals and POS)',
-    a.cpu.benchPercent.toFixed(0),
-    b.cpu.benchPercent.toFixed(0),
-    c.cpu.benchPercent.toFixed(0),
-  );
-  row(
-    'VmRSS after the sales (MiB)',
-    (a.rssAtEndKiB / 1024).toFixed(1),
-    (b.rssAtEndKiB / 1024).toFixed(1),
-    (c.rssAtEndKiB / 1024).toFixed(1),
-  );
-  row(
-    'VmHWM (MiB)',
-    (a.hwmKiB / 1024).toFixed(1),
-    (b.hwmKiB / 1024).toFixed(1),
-    (c.hwmKiB / 1024).toFixed(1),
-  );
-  row('charges on the terminals', String(a.charges), String(b.charges), String(c.charges));
-  row('child exit code', String(a.exitCode), String(b.exitCode), String(c.exitCode));
-  row(
-    'MQTT: bench process VmRSS with its clients',
-    '',
-    '',
-    `${(c.clientProcessRssKiB / 1024).toFixed(0)} MiB`,
-  );
-  const seconds = (performance.now() - started) / 1000;
-  console.log(`bench took ${seconds.toFixed(1)} s`);
-
-  const gw = 'gateway';
-  const against = (
-    measure: string,
-    unit: string,
-    better: 'lower' | 'higher',
-    pick: (r: RunResult) => number,
-  ): Ratio[] => [
-    compare(measure, unit, better, [gw, pick(b)], ['bare TCP relay', pick(a)]),
-    compare(measure, unit, better, [gw, pick(b)], [`MQTT (mosquitto, QoS ${c.qos})`, pick(c)]),
-  ];
-  const ratios: Ratio[] = [
-    ...against('latency p50', 'ms', 'lower', (r) => r.latency.p50),
-    ...against('latency p99', 'ms', 'lower', (r) => r.latency.p99),
-    ...against('throughput', 'sales/s', 'higher', (r) => r.perSecond),
-    ...against('memory per connection', 'KiB', 'lower', (r) => r.rssPerTerminalKiB),
-    ...against('time to connect', 's', 'lower', (r) => r.connectSeconds),
-    compare(
-      'heartbeats/s answered',
-      'heartbeats/s',
-      'higher',
-      [gw, b.heartbeatsPerSecondIdle],
-      ['bare TCP relay', a.heartbeatsPerSecondIdle],
-    ),
-    compare(
-      'heartbeats/s answered',
-      'heartbeats/s',
-      'higher',
-      [gw, b.heartbeatsPerSecondIdle],
-      [`MQTT keepalive pings (QoS ${c.qos})`, c.heartbeatsPerSecondIdle],
-    ),
-  ];
-  const sides = [
-    ['relay', a],
-    ['gateway', b],
-    ['mqtt', c],
-  ] as const;
-  const figures: Figure[] = [
-    ...sides.flatMap(([side, r]) => [
-      figure(`${side}: terminals connected`, r.terminalsOnline, 'terminals'),
-      figure(`${side}: latency p50`, r.latency.p50, 'ms'),
-      figure(`${side}: latency p99`, r.latency.p99, 'ms'),
-      figure(`${side}: latency mean`, r.latency.mean, 'ms'),
-      figure(`${side}: throughput`, r.perSecond, 'sales/s'),
-      figure(`${side}: memory per connection`, r.rssPerTerminalKiB, 'KiB'),
-      figure(`${side}: VmRSS with all connected`, r.rssWithTerminalsKiB / 1024, 'MiB'),
-      figure(`${side}: time to connect`, r.connectSeconds, 's'),
-      figure(`${side}: CPU during the sales`, r.cpu.childPercent, '% of a core'),
-    ]),
-    figure('relay: heartbeats/s idle', a.heartbeatsPerSecondIdle, 'heartbeats/s'),
-    figure('gateway: heartbeats/s idle', b.heartbeatsPerSecondIdle, 'heartbeats/s'),
-    figure(
-      'gateway: heartbeats/s during the sales',
-      b.heartbeatsPerSecondUnderLoad,
-      'heartbeats/s',
-    ),
-    figure('mqtt: keepalive pings/s idle', c.heartbeatsPerSecondIdle, 'heartbeats/s'),
-    figure(
-      'mqtt: keepalive pings/s during the sales',
-      c.heartbeatsPerSecondUnderLoad,
-      'heartbeats/s',
-    ),
-  ];
-  writeResult({
-    bench: 'gateway',
-    title: `Gateway: ${TERMINALS} terminals, ${TX} sales, ${CONCURRENCY} in flight`,
-    seconds,
-    parameters: {
-      terminals: TERMINALS,
-      mqttTerminals: c.terminals,
-      heartbeatIntervalMs: HEARTBEAT_MS,
-      sales: TX,
-      warmup: WARMUP,
-      concurrency: CONCURRENCY,
-      amount: AMOUNT,
-      mqttQos: c.qos,
-      mqttBroker: `${c.broker}${c.version === undefined ? '' : `, ${c.version}`}`,
-    },
-    figures,
-    ratios,
-    details: { relay: a, gateway: b, mqtt: c },
-  });
-} catch (error) {
-  exitCode = 1;
-  console.error(`\ngateway bench failed: ${(error as Error).message}`);
-  await describeChildren();
-  try {
-    const logText = readFileSync(join(dir, 'gateway', 'logs', 'ecr-bridge.log'), 'utf8');
-    if (logText.trim() !== '') console.error(`gateway log (last lines):\n${logText.slice(-3_000)}`);
-  } catch {
-    // No log written.
-  }
-} finally {
-  await cleanUp().catch((error: unknown) => {
-    console.error(`gateway bench: clean-up failed: ${(error as Error).message}`);
-    exitCode = 1;
-  });
-}
-process.exit(exitCode);
