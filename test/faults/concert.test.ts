@@ -8,7 +8,7 @@ import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import type { Charge } from '../../src/simulators/ledger.js';
 import { ConcertSimulator } from '../../src/simulators/concert/simulator.js';
 import { tempDir } from '../helpers.js';
-import { noViolations, report, Rng, runs, seedFor, type Violations } from './harness.js';
+import { noViolations, report, Rng, runs, seedFor, trace, type Violations } from './harness.js';
 import { CHARGING_SCENARIOS, checkRun, randomAmount, referenceFor } from './invariants.js';
 import { SerialRelay } from './serial-relay.js';
 
@@ -187,8 +187,7 @@ async function oneRun(
     }
     try {
       const result = await pay(reference, minor);
-      if (process.env.ECR_BRIDGE_FAULT_TRACE === '1')
-        console.log(run, seed, fault, minor, result.outcome, result.message);
+      trace(run, seed, fault, minor, result.outcome, result.message);
     } finally {
       simulator.ledger.off('charge', pull);
       simulator.ledger.off('charge', restart);

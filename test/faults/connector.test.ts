@@ -12,7 +12,7 @@ import { startCli } from '../cli/run-cli.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { closedPort, tempDir } from '../helpers.js';
 import { BackOffice, connectorConfig, posPay, type PosAnswer } from './back-office.js';
-import { noViolations, report, Rng, runs, seedFor, type Violations } from './harness.js';
+import { noViolations, report, Rng, runs, seedFor, trace, type Violations } from './harness.js';
 import { checkNotifications, checkRun, randomAmount, referenceFor } from './invariants.js';
 
 /**
@@ -343,8 +343,7 @@ describe('fault runs: connector process (SIGKILL)', () => {
           // has passed (SEMI_CARD_STEP_MS, 3 minutes). The POS comes back after that: the
           // journal's clock is moved on instead of sleeping, and the product settles the row.
           waited++;
-          if (process.env.ECR_BRIDGE_FAULT_TRACE === '1')
-            console.log(`run ${run} (seed ${seed}): settled after the card-step window`);
+          trace(run, seed, 'settled after the card-step window');
           first.child.kill('SIGTERM');
           await first.done;
           await afterCardStep(journalPath, simulator.tcpUrl as string);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { JournalRow } from '../../src/journal/journal.js';
-import { noViolations, report, Rng, runs, seedFor, type Violations } from './harness.js';
+import { noViolations, report, Rng, runs, seedFor, trace, type Violations } from './harness.js';
 import { CHARGING_SCENARIOS, checkRun, randomAmount, referenceFor } from './invariants.js';
 import {
   CARD_DELAY_MS,
@@ -168,8 +168,7 @@ async function oneRun(
       const settle = arm(rig, fault, rng, bytes);
       try {
         const result = await pay(reference, minor);
-        if (process.env.ECR_BRIDGE_FAULT_TRACE === '1')
-          console.log(run, seed, fault, minor, result.outcome, result.message);
+        trace(run, seed, fault, minor, result.outcome, result.message);
       } finally {
         fired = await settle();
       }

@@ -1,4 +1,5 @@
 import { expect, type TestContext } from 'vitest';
+import { redactPans } from '../../src/core/pan.js';
 
 /**
  * The invariant suite's shared pieces: a seeded random source, how many runs a scenario makes,
@@ -58,6 +59,16 @@ export function seedFor(scenario: string, index: number): number {
   for (let i = 0; i < scenario.length; i++)
     hash = Math.imul(hash ^ scenario.charCodeAt(i), 0x01000193);
   return (hash + Math.imul(index, 0x9e3779b1)) >>> 0;
+}
+
+/**
+ * With `ECR_BRIDGE_FAULT_TRACE=1`, one line on stdout about a run (a faulted payment's outcome,
+ * a step taken): card numbers masked, as in every log of the project.
+ */
+export function trace(run: number, seed: number, ...parts: readonly unknown[]): void {
+  if (process.env.ECR_BRIDGE_FAULT_TRACE !== '1') return;
+  const text = parts.map((part) => String(part)).join(' ');
+  process.stdout.write(`run ${run} (seed ${seed}): ${redactPans(text)}\n`);
 }
 
 /** A small seeded generator (mulberry32): the same seed, the same faults. */

@@ -1,13 +1,6 @@
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addressKey, LoginGuard } from '../../src/connector/auth.js';
-import { buildConnector } from '../../src/connector/server.js';
-import { TransactionService } from '../../src/core/transaction-service.js';
-import { SemiDriver } from '../../src/drivers/semi.js';
-import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
-import { SemiSimulator } from '../../src/simulators/semi/simulator.js';
-import { tempDir } from '../helpers.js';
-import { cleanups, letters, runCleanups, startGateway } from './support.js';
+import { letters, runCleanups, startConnector, startGateway } from './support.js';
 
 afterEach(runCleanups);
 
@@ -32,34 +25,9 @@ const afterTheWindow = () => {
 const basic = (login: string, password: string) =>
   `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`;
 
-/** A desktop connector (with its dashboard) over a SEMI simulator, on a real port. */
+/** A desktop connector (with its dashboard) with the test's guard, and a call to `/version`. */
 async function connector() {
-  const simulator = await new SemiSimulator({ wsPort: null, tcpPort: 0, controlPort: 0 }).start();
-  cleanups.push(() => simulator.stop());
-  const journal = new SqliteJournal({
-    path: join(tempDir('security-brute-'), 'ecr-bridge.db'),
-  });
-  cleanups.push(() => journal.close());
-  const service = new TransactionService({ journal, maxQueue: 0 });
-  cleanups.push(() => service.close());
-  const driver = new SemiDriver({ url: simulator.tcpUrl as string });
-  service.addTerminal('connector', driver);
-  const app = await buildConnector({
-    flavour: 'desktop',
-    login: 'log',
-    password: 'pwd',
-    service,
-    terminalId: 'connector',
-    driver,
-    currency: 'USD',
-    journal,
-    journalId: () => undefined,
-    guard: guard(),
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  cleanups.push(() => app.close());
-  const address = app.server.address();
-  const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  const { base } = await startConnector({ guard: guard() });
   const version = (login: string, password: string) =>
     fetch(`${base}/version`, { headers: { authorization: basic(login, password) } });
   return { base, version };

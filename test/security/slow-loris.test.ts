@@ -1,14 +1,8 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildConnector } from '../../src/connector/server.js';
-import { TransactionService } from '../../src/core/transaction-service.js';
-import { SemiDriver } from '../../src/drivers/semi.js';
-import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { encodeFrame } from '../../src/protocols/econduit/framer.js';
-import { SemiSimulator } from '../../src/simulators/semi/simulator.js';
 import { tempDir, waitFor, waitForAsync } from '../helpers.js';
 import { makeCertificates, type TestCertificates } from './certificates.js';
 import {
@@ -17,6 +11,7 @@ import {
   forTheBlock,
   rawClient,
   runCleanups,
+  startConnector,
   startGateway,
 } from './support.js';
 
@@ -78,34 +73,11 @@ function httpSlowLoris(
 describe('slow-loris: the connector HTTP server', () => {
   let port = 0;
   beforeAll(async () => {
-    const simulator = await new SemiSimulator({ wsPort: null, tcpPort: 0, controlPort: 0 }).start();
-    const journal = new SqliteJournal({
-      path: join(tempDir('security-connector-'), 'ecr-bridge.db'),
-    });
-    const service = new TransactionService({ journal, maxQueue: 0 });
-    const driver = new SemiDriver({ url: simulator.tcpUrl as string });
-    service.addTerminal('connector', driver);
-    const app = await buildConnector({
-      flavour: 'desktop',
-      login: 'log',
-      password: 'pwd',
-      service,
-      terminalId: 'connector',
-      driver,
-      currency: 'USD',
-      journalId: () => undefined,
-      headersTimeoutMs: HEADERS_MS,
-      requestTimeoutMs: REQUEST_MS,
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    port = typeof address === 'object' && address !== null ? address.port : 0;
-    return async () => {
-      await app.close();
-      await service.close();
-      journal.close();
-      await simulator.stop();
-    };
+    const { value, teardown } = await forTheBlock(() =>
+      startConnector({ headersTimeoutMs: HEADERS_MS, requestTimeoutMs: REQUEST_MS }),
+    );
+    port = value.port;
+    return teardown;
   });
   httpSlowLoris(
     () => port,

@@ -3,9 +3,13 @@ import { once } from 'node:events';
 import { request, type RequestOptions } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { buildConnector, type ConnectorServerOptions } from '../../src/connector/server.js';
+import { TransactionService } from '../../src/core/transaction-service.js';
+import { SemiDriver } from '../../src/drivers/semi.js';
 import { Gateway, type GatewayOptions } from '../../src/gateway/gateway.js';
 import { SqliteTenantStore } from '../../src/gateway/tenants.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
+import { SemiSimulator } from '../../src/simulators/semi/simulator.js';
 import { tempDir } from '../helpers.js';
 
 /** Letters only: the suite's card-number scan flags long digit runs. */
@@ -61,6 +65,40 @@ export async function startGateway(options: Partial<GatewayOptions> = {}) {
   }).start();
   cleanups.push(() => gateway.close());
   return { dir, journal, tenants, gateway, merchant, terminalId };
+}
+
+/**
+ * A desktop connector (login `log`, password `pwd`, with its dashboard) over a SEMI simulator,
+ * on a free port, with `options` on top.
+ */
+export async function startConnector(options: Partial<ConnectorServerOptions> = {}) {
+  const simulator = await new SemiSimulator({ wsPort: null, tcpPort: 0, controlPort: 0 }).start();
+  cleanups.push(() => simulator.stop());
+  const journal = new SqliteJournal({
+    path: join(tempDir('security-connector-'), 'ecr-bridge.db'),
+  });
+  cleanups.push(() => journal.close());
+  const service = new TransactionService({ journal, maxQueue: 0 });
+  cleanups.push(() => service.close());
+  const driver = new SemiDriver({ url: simulator.tcpUrl as string });
+  service.addTerminal('connector', driver);
+  const app = await buildConnector({
+    flavour: 'desktop',
+    login: 'log',
+    password: 'pwd',
+    service,
+    terminalId: 'connector',
+    driver,
+    currency: 'USD',
+    journal,
+    journalId: () => undefined,
+    ...options,
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  cleanups.push(() => app.close());
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return { port, base: `http://127.0.0.1:${port}` };
 }
 
 /** One HTTPS request with Node's own client (not ours), trusting only `ca`. */
