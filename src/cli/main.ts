@@ -230,7 +230,7 @@ export function buildProgram(): Command {
       )
       .option(
         '--control-port <port>',
-        'semi: status page, /ledger and /batch port (default 8081); concert: /ledger port (default off)',
+        'control port: /next (queue the next scenario), /ledger and more (semi: default 8081; payable, concert, econduit: default off)',
         port('--control-port'),
       )
       .option('--fragment', 'semi: cut every TCP write into random small pieces')
@@ -242,6 +242,10 @@ export function buildProgram(): Command {
         '--line-noise [chance]',
         'concert: corrupt a byte of a frame now and then (chance 0–1, default 0.2)',
         chance('--line-noise'),
+      )
+      .option(
+        '--echo-private',
+        "concert: answer with the request's private data (the default puts the terminal's own transaction number there)",
       )
       .option(
         '--currency <code>',

@@ -34,6 +34,8 @@ export interface SimulateOptions extends CommonOptions {
   readonly pty?: boolean;
   /** `true` for the default chance, or a chance from 0 to 1. */
   readonly lineNoise?: boolean | number;
+  /** concert: answer with the request's private data instead of the terminal's own number. */
+  readonly echoPrivate?: boolean;
   readonly currency?: string;
   /** econduit: the gateway's primary endpoint, `host:port`. */
   readonly gateway?: string;
@@ -75,6 +77,7 @@ export async function startPayableSimulator(options: StartOptions) {
     host: options.host,
     port: options.port ?? d.port,
     statusPort: options.statusPort ?? d.statusPort,
+    controlPort: options.controlPort ?? null,
     currency: requireCurrency(options.currency ?? d.currency).code,
     cardDelayMs: options.cardDelay,
     slowAnswerMs: options.slowAnswer,
@@ -88,10 +91,12 @@ export async function startPayableSimulator(options: StartOptions) {
     statusUrl: `http://${options.host}:${simulator.statusPort}/`,
     ledgerUrl: `http://${options.host}:${simulator.statusPort}/ledger`,
     statusPort: simulator.statusPort,
+    controlPort: simulator.controlPort === 0 ? null : simulator.controlPort,
+    nextUrl: controlUrl(options.host, simulator.controlPort, '/next'),
     serial: simulator.serial,
     token: options.token ?? null,
   };
-  const text = `PAYable simulator ${info.serial} on ${info.url}${info.token === null ? ' (old firmware: no token)' : ` (token ${info.token})`}\nstatus page ${info.statusUrl}   ledger ${info.ledgerUrl}`;
+  const text = `PAYable simulator ${info.serial} on ${info.url}${info.token === null ? ' (old firmware: no token)' : ` (token ${info.token})`}\nstatus page ${info.statusUrl}   ledger ${info.ledgerUrl}${info.nextUrl === null ? '' : `\nnext scenario ${info.nextUrl}`}`;
   return { simulator, info, text };
 }
 
@@ -123,6 +128,7 @@ export async function startSemiSimulator(options: StartOptions) {
     statusUrl: `${control}/`,
     ledgerUrl: `${control}/ledger`,
     batchUrl: `${control}/batch`,
+    nextUrl: `${control}/next`,
     controlPort: simulator.controlPort,
     serial: simulator.serial,
     fragment: options.fragment === true,
@@ -130,7 +136,7 @@ export async function startSemiSimulator(options: StartOptions) {
   const text = [
     SEMI_WAITING_TEXT,
     `SEMI simulator ${info.serial}: WebSocket ${info.wsUrl ?? 'off'}, TCP ${info.tcpUrl ?? 'off'}${info.fragment ? ' (TCP writes fragmented)' : ''}`,
-    `status page ${info.statusUrl}   ledger ${info.ledgerUrl}   batch ${info.batchUrl}`,
+    `status page ${info.statusUrl}   ledger ${info.ledgerUrl}   batch ${info.batchUrl}   next scenario ${info.nextUrl}`,
   ].join('\n');
   return { simulator, info, text };
 }
@@ -155,23 +161,32 @@ export async function startConcertSimulator(options: StartOptions) {
     cardDelayMs: options.cardDelay,
     slowAnswerMs: options.slowAnswer,
     lineNoise,
+    echoPrivate: options.echoPrivate === true,
     logger: simulatorLogger(options),
   }).start();
   const info = {
     device: simulator.device ?? null,
     protocol: 'concert',
     tcpUrl: simulator.tcpUrl ?? null,
-    ledgerUrl:
-      simulator.controlPort === 0 ? null : `http://${options.host}:${simulator.controlPort}/ledger`,
+    ledgerUrl: controlUrl(options.host, simulator.controlPort, '/ledger'),
+    nextUrl: controlUrl(options.host, simulator.controlPort, '/next'),
     lineNoise,
+    echoPrivate: options.echoPrivate === true,
   };
   // The device comes first, alone on its line: scripts read it with `head -1`.
   const text = [
     ...(info.device === null ? [] : [info.device]),
-    `Concert simulator: ${info.device === null ? '' : `POS side of the pty ${info.device}`}${info.device !== null && info.tcpUrl !== null ? ', ' : ''}${info.tcpUrl === null ? '' : `TCP ${info.tcpUrl}`}${lineNoise > 0 ? ` (line noise ${lineNoise})` : ''}`,
-    ...(info.ledgerUrl === null ? [] : [`ledger ${info.ledgerUrl}`]),
+    `Concert simulator: ${info.device === null ? '' : `POS side of the pty ${info.device}`}${info.device !== null && info.tcpUrl !== null ? ', ' : ''}${info.tcpUrl === null ? '' : `TCP ${info.tcpUrl}`}${lineNoise > 0 ? ` (line noise ${lineNoise})` : ''}${info.echoPrivate ? ' (echoes the private data)' : ''}`,
+    ...(info.ledgerUrl === null
+      ? []
+      : [`ledger ${info.ledgerUrl}   next scenario ${info.nextUrl}`]),
   ].join('\n');
   return { simulator, info, text };
+}
+
+/** A page of a control port, or null when the port is off (0). */
+function controlUrl(host: string, port: number, path: string): string | null {
+  return port === 0 ? null : `http://${host}:${port}${path}`;
 }
 
 /** `host:port` as an endpoint, or INVALID_INPUT naming the flag. */
@@ -212,6 +227,8 @@ export async function startEconduitSimulator(options: StartOptions) {
     currency: requireCurrency(options.currency ?? SIMULATOR_DEFAULTS.econduit.currency).code,
     cardDelayMs: options.cardDelay,
     slowAnswerMs: options.slowAnswer,
+    host: options.host,
+    controlPort: options.controlPort ?? null,
     logger: simulatorLogger(options),
   });
   await simulator.start();
@@ -223,8 +240,11 @@ export async function startEconduitSimulator(options: StartOptions) {
     terminals: ids.length,
     first: ids[0],
     last: ids[ids.length - 1],
+    controlPort: simulator.controlPort === 0 ? null : simulator.controlPort,
+    ledgerUrl: controlUrl(options.host, simulator.controlPort, '/ledger'),
+    nextUrl: controlUrl(options.host, simulator.controlPort, '/next'),
   };
-  const text = `eConduit terminal${ids.length > 1 ? `s ${info.first} … ${info.last} (${ids.length})` : ` ${info.first}`} connecting to ${info.endpoints.join(', then ')}; each shows "POS Online" once registered`;
+  const text = `eConduit terminal${ids.length > 1 ? `s ${info.first} … ${info.last} (${ids.length})` : ` ${info.first}`} connecting to ${info.endpoints.join(', then ')}; each shows "POS Online" once registered${info.nextUrl === null ? '' : `\nledger ${info.ledgerUrl}   next scenario ${info.nextUrl}`}`;
   return { simulator, info, text };
 }
 
@@ -237,10 +257,10 @@ const ONLY_FOR: Readonly<
   token: { protocols: ['payable'], flag: '--token' },
   ws: { protocols: ['semi'], flag: '--ws' },
   tcp: { protocols: ['semi', 'concert'], flag: '--tcp' },
-  controlPort: { protocols: ['semi', 'concert'], flag: '--control-port' },
   fragment: { protocols: ['semi'], flag: '--fragment' },
   pty: { protocols: ['concert'], flag: '--pty' },
   lineNoise: { protocols: ['concert'], flag: '--line-noise' },
+  echoPrivate: { protocols: ['concert'], flag: '--echo-private' },
   gateway: { protocols: ['econduit'], flag: '--gateway' },
   secondary: { protocols: ['econduit'], flag: '--secondary' },
   id: { protocols: ['econduit'], flag: '--id' },

@@ -70,12 +70,15 @@ export class ConcertSession {
     if (this.stream.isOpen && this.link.state !== 'idle') {
       await new Promise<void>((resolve) => {
         const bound = setTimeout(resolve, this.options.eotTimeoutMs ?? CONCERT_EOT_TIMEOUT_MS);
-        this.onStep = () => {
-          if (this.link.state !== 'idle') return;
+        const done = (): void => {
           clearTimeout(bound);
           resolve();
         };
-        void this.stream.closed.then(() => this.onStep?.());
+        this.onStep = () => {
+          if (this.link.state === 'idle') done();
+        };
+        // A peer that hangs up instead of sending EOT ends the exchange too: nothing to wait for.
+        void this.stream.closed.then(done);
       });
       this.onStep = undefined;
     }

@@ -22,12 +22,16 @@ import {
   type ConcertAnswer,
   type ConcertRequest,
 } from '../protocols/concert/messages.js';
+import type { ConcertAnswerSize } from '../protocols/concert/codes.js';
 import { CONCERT_ACK_TIMEOUT_MS } from '../protocols/concert/link.js';
 import { connectWithRetries } from '../transports/backoff.js';
 import type { ByteStream } from '../transports/byte-stream.js';
 import { openSerial, SERIAL_DEFAULT_BAUD_RATE } from '../transports/serial.js';
 import { connectTcpStream } from '../transports/tcp-stream.js';
+import { notOurs, toOutcome, type ConcertExpected } from './concert-answer.js';
 import { ConcertSession } from './concert-session.js';
+
+export { toOutcome } from './concert-answer.js';
 
 /** Concert over IP's usual port (protocols.md). */
 export const CONCERT_DEFAULT_PORT = 8888;
@@ -37,6 +41,12 @@ export const CONCERT_DEFAULT_CURRENCY = 'EUR';
 export const CONCERT_CONNECT_TIMEOUT_MS = 5_000;
 /** Bound on the card step: the result can take up to about 120 s (protocols.md), plus margin. */
 export const CONCERT_ANSWER_TIMEOUT_MS = 150_000;
+/**
+ * Bound on the answer when the request asks for it at once (A011): it comes as soon as the
+ * terminal has the request, before the card step (OCA/pos `hw_telium_payment_terminal` waits 3 s
+ * for its ENQ), so waiting the whole card step for it is pointless. Ten seconds leave margin.
+ */
+export const CONCERT_IMMEDIATE_ANSWER_TIMEOUT_MS = 10_000;
 /** Opening attempts before TERMINAL_UNREACHABLE (safe: nothing has been sent yet). */
 export const CONCERT_CONNECT_ATTEMPTS = 2;
 /** This POS's number on the terminal when the configuration names none. */
@@ -49,8 +59,19 @@ export interface ConcertDriverOptions {
   readonly currency?: string;
   /** 1–99, as set up on the terminal. @default CONCERT_DEFAULT_POS_NUMBER */
   readonly posNumber?: number;
-  /** `end`: the terminal answers at the end of the transaction (A010); `immediate` (A011). @default 'end' */
+  /**
+   * `end`: the terminal answers at the end of the transaction (A010), with its outcome.
+   * `immediate` (A011): it answers as soon as it has the request, before the card step, and that
+   * answer does not say whether the card was charged: every payment ends `unknown`, to be settled
+   * by a person (`concert-answer.ts`). @default 'end'
+   */
   readonly answerDelay?: 'end' | 'immediate';
+  /**
+   * The answer flag: `full` (80 characters, with the report field, usually the card number,
+   * masked at once) or `short` (25 characters, no card data). The driver reads either size,
+   * whatever it asked for. @default 'full'
+   */
+  readonly answerSize?: ConcertAnswerSize;
   /**
    * Force an online authorisation (B011) on every request; a request's own
    * `forceAuthorization` wins. @default false
@@ -76,6 +97,7 @@ const OPTIONS = z.strictObject({
   }),
   posNumber: wholeNumber(1, 99).default(CONCERT_DEFAULT_POS_NUMBER),
   answerDelay: z.enum(['end', 'immediate'], { error: 'must be end or immediate' }).default('end'),
+  answerSize: z.enum(['full', 'short'], { error: 'must be full or short' }).default('full'),
   forceAuthorization: z.boolean({ error: 'must be true or false' }).default(false),
   ackTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(CONCERT_ACK_TIMEOUT_MS),
 });
@@ -184,17 +206,27 @@ export class ConcertDriver implements TerminalDriver {
   async close(): Promise<void> {}
 
   private async pay(request: DriverRequest, options: ExecuteOptions): Promise<DriverOutcome> {
-    const frame = encodeRequest({
+    const expected: ConcertExpected = {
       posNumber: this.options.posNumber,
       amountMinor: request.amount.minor,
-      answer: 'full',
+      currencyNumeric: requireCurrency(this.currency).numeric,
+      sentPrivateData: wireTag(request.wireId),
+      delay: this.options.answerDelay,
+    };
+    const frame = encodeRequest({
+      posNumber: expected.posNumber,
+      amountMinor: expected.amountMinor,
+      answer: this.options.answerSize,
       paymentMode: 'card',
       transactionType: TYPE_OF_KIND[request.kind] ?? 'debit',
-      currencyNumeric: requireCurrency(this.currency).numeric,
-      // The wire id, which terminals echo in the answer (*assumed*): ties the answer to this very
-      // request, beyond the POS number.
-      privateData: wireTag(request.wireId),
-      delay: this.options.answerDelay,
+      currencyNumeric: expected.currencyNumeric,
+      // The private field is the POS's to fill; the public implementations send blanks. We send
+      // the wire id: it ties what the terminal received to the journal's attempt (the simulator's
+      // ledger and the fault suite key charges by it; a terminal that echoes it leaves the same
+      // trail). Answers are NOT matched on it: terminals put their own data there
+      // (`concert-answer.ts`), and an answer is ours whatever its private field holds.
+      privateData: expected.sentPrivateData,
+      delay: expected.delay,
       authorization:
         (request.forceAuthorization ?? this.options.forceAuthorization) ? 'force' : 'terminal',
     });
@@ -219,16 +251,7 @@ export class ConcertDriver implements TerminalDriver {
       };
     }
     try {
-      return await this.exchange(
-        stream,
-        frame,
-        {
-          tag: wireTag(request.wireId),
-          amountMinor: request.amount.minor,
-          currencyNumeric: requireCurrency(this.currency).numeric,
-        },
-        options,
-      );
+      return await this.exchange(stream, frame, expected, options);
     } finally {
       await stream.close().catch(() => {});
     }
@@ -238,10 +261,14 @@ export class ConcertDriver implements TerminalDriver {
   private exchange(
     stream: ByteStream,
     frame: string,
-    expected: Expected,
+    expected: ConcertExpected,
     options: ExecuteOptions,
   ): Promise<DriverOutcome> {
-    const { tag, amountMinor, currencyNumeric } = expected;
+    // An answer asked for at once (A011) comes before the card step: no need to wait for it.
+    const answerTimeoutMs =
+      expected.delay === 'immediate'
+        ? Math.min(this.options.answerTimeoutMs, CONCERT_IMMEDIATE_ANSWER_TIMEOUT_MS)
+        : this.options.answerTimeoutMs;
     return new Promise<DriverOutcome>((resolve) => {
       let delivered = false;
       let settled = false;
@@ -288,9 +315,9 @@ export class ConcertDriver implements TerminalDriver {
                   finish({
                     outcome: 'unknown',
                     errorCode: 'OUTCOME_UNKNOWN',
-                    message: `no answer within ${this.options.answerTimeoutMs} ms after the terminal took the request`,
+                    message: `no answer within ${answerTimeoutMs} ms after the terminal took the request`,
                   }),
-                this.options.answerTimeoutMs,
+                answerTimeoutMs,
               );
               return;
             case 'message':
@@ -300,7 +327,7 @@ export class ConcertDriver implements TerminalDriver {
                 this.logger.warn('an answer arrived before the terminal took our request; ignored');
                 return;
               }
-              this.receive(event.data, { tag, amountMinor, currencyNumeric }, finish);
+              this.receive(event.data, expected, finish);
               return;
             case 'rejected':
               this.logger.warn({ err: event.error.message }, 'refused a frame from the terminal');
@@ -336,12 +363,14 @@ export class ConcertDriver implements TerminalDriver {
   }
 
   /**
-   * An answer frame: ours (same POS number, and our private data when echoed) settles the
-   * payment; another POS's or another request's is ignored.
+   * An answer frame the link ACKed after the terminal took our request: ours (POS number,
+   * currency and amount, whatever its private field holds: `concert-answer.ts`) settles the
+   * payment, and nothing after it (a closed line, no EOT) changes that; another POS's or another
+   * amount's is ignored.
    */
   private receive(
     data: string,
-    expected: Expected,
+    expected: ConcertExpected,
     finish: (outcome: DriverOutcome) => void,
   ): void {
     let answer: ConcertAnswer;
@@ -358,20 +387,15 @@ export class ConcertDriver implements TerminalDriver {
       });
       return;
     }
-    const echoed = answer.privateData.trim();
-    if (
-      answer.posNumber !== this.options.posNumber ||
-      (echoed !== '' && echoed !== expected.tag) ||
-      answer.currencyNumeric !== expected.currencyNumeric ||
-      // A refusal may carry no amount; an approval must be for what was asked.
-      (answer.status === 'approved' && answer.amountMinor !== expected.amountMinor)
-    ) {
+    const why = notOurs(answer, expected);
+    if (why !== undefined) {
       this.logger.warn(
         {
+          why,
           posNumber: answer.posNumber,
-          ours: this.options.posNumber,
-          echoed,
-          tag: expected.tag,
+          ours: expected.posNumber,
+          currencyNumeric: answer.currencyNumeric,
+          status: answer.status,
           amountMinor: answer.amountMinor,
           expected: expected.amountMinor,
         },
@@ -379,7 +403,7 @@ export class ConcertDriver implements TerminalDriver {
       );
       return;
     }
-    finish(toOutcome(answer));
+    finish(toOutcome(answer, expected));
   }
 
   private open(signal?: AbortSignal): Promise<ByteStream> {
@@ -402,43 +426,7 @@ export class ConcertDriver implements TerminalDriver {
   }
 }
 
-/** What the answer to a request must match. */
-interface Expected {
-  /** The request's private data (its wire id), when the terminal echoes it. */
-  readonly tag: string;
-  readonly amountMinor: number;
-  readonly currencyNumeric: string;
-}
-
 /** The request's private data: the wire id, at most 10 digits. */
 function wireTag(wireId: number): string {
   return String(wireId).slice(-10);
-}
-
-/**
- * A Concert answer as a driver outcome (the PAN was masked inside the decoder). Status "9"
- * ("not verified or timed out") does not say whether the card was charged: `unknown`.
- */
-export function toOutcome(answer: ConcertAnswer): DriverOutcome {
-  const details: Record<string, string | number> = {
-    status: answer.status,
-    answerSize: answer.size,
-    currencyNumeric: answer.currencyNumeric,
-    amountMinor: answer.amountMinor,
-  };
-  const card = answer.maskedPan === undefined ? {} : { maskedPan: answer.maskedPan };
-  switch (answer.status) {
-    case 'approved':
-      return { outcome: 'approved', ...card, details };
-    case 'refused':
-      return { outcome: 'declined', message: 'refused by the terminal', ...card, details };
-    default:
-      return {
-        outcome: 'unknown',
-        errorCode: 'OUTCOME_UNKNOWN',
-        message: 'the terminal answered "not verified or timed out" (status 9): reconcile',
-        ...card,
-        details,
-      };
-  }
 }

@@ -69,13 +69,36 @@ export function createDriver(
       address.transport === 'serial'
         ? `serial://${address.path ?? ''}${address.params.baud === undefined ? '' : `?baud=${encodeURIComponent(address.params.baud)}`}`
         : `tcp://${address.host}:${address.port}`;
-    return new ConcertDriver({ url, ...(pos === undefined ? {} : { posNumber: pos }), ...common });
+    const answerSize = choiceParam('answer', address.params.answer, ['full', 'short'] as const);
+    const answerDelay = choiceParam('delay', address.params.delay, ['end', 'immediate'] as const);
+    return new ConcertDriver({
+      url,
+      ...(pos === undefined ? {} : { posNumber: pos }),
+      ...(answerSize === undefined ? {} : { answerSize }),
+      ...(answerDelay === undefined ? {} : { answerDelay }),
+      ...common,
+    });
   }
   throw new EcrError(
     'UNSUPPORTED_OPERATION',
     `${address.protocol} terminals over ${address.transport} are not available in this release of ecr-bridge (payable over ws, semi over ws or tcp, concert over serial or tcp are)`,
     { field: 'terminal', rule: 'protocol and transport must have a driver' },
   );
+}
+
+/** `?answer=short`, `?delay=immediate`: one of a few words; anything else is refused by name. */
+function choiceParam<T extends string>(
+  field: string,
+  value: string | undefined,
+  choices: readonly T[],
+): T | undefined {
+  if (value === undefined) return undefined;
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  const rule = `must be ${choices.join(' or ')}`;
+  throw new EcrError('INVALID_TERMINAL_ADDRESS', `${field}: ${rule} (got ${value.slice(0, 12)})`, {
+    field,
+    rule,
+  });
 }
 
 /** `?pos=07`: a Concert POS number; anything else is refused by name. */

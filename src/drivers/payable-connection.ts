@@ -164,6 +164,7 @@ export function toOutcome(answer: PaymentAnswer): DriverOutcome {
     ['cardName', answer.cardName],
     ['transactionType', answer.transactionType],
     ['serverTime', answer.serverTime],
+    ['terminalTime', answer.terminalTime],
     ['terminalSerial', answer.origin],
   ] as const) {
     if (value !== undefined) details[key] = value;

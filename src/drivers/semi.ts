@@ -430,6 +430,7 @@ export function toOutcome(response: SemiResponse, requestedMinor?: number): Driv
   for (const key of [
     'STATE',
     'TRAN_TYPE',
+    'TRAN_METHOD',
     'ENTRY_MODE',
     'RRN',
     'BATCH_NO',

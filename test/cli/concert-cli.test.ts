@@ -55,6 +55,9 @@ describe('ecr-bridge simulate concert and pay over serial://', () => {
       outcome: 'approved',
       currency: 'EUR',
       maskedPan: '476173******0010',
+      // The simulator, like the terminals public implementations describe, puts its own
+      // transaction number in the answer's private field: the payment's terminal tx id.
+      terminalTxId: expect.stringMatching(/^\d{10}$/) as unknown,
     });
     expect(json(await runCli(args))).toMatchObject({ outcome: 'approved', replayed: true });
     const declined = await runCli([
@@ -67,6 +70,48 @@ describe('ecr-bridge simulate concert and pay over serial://', () => {
       '--json',
     ]);
     expect([declined.code, json(declined).outcome]).toEqual([2, 'declined']);
+  });
+
+  it('--echo-private: the answer echoes our private data (no terminal tx id); ?answer=short&delay=… reach the terminal', async () => {
+    const echo = startCli(['simulate', 'concert', '--pty', '--echo-private', '--json']).child;
+    try {
+      const info = JSON.parse(await firstLine(echo)) as { device: string; echoPrivate: boolean };
+      expect(info.echoPrivate).toBe(true);
+      const pay = (query: string, reference: string) =>
+        runCli([
+          'pay',
+          '--terminal',
+          `serial://${info.device}${query}`,
+          '--amount',
+          '7.00',
+          '--reference',
+          reference,
+          '--data-dir',
+          tempDir('concert-cli-'),
+          '--json',
+        ]);
+      const short = json(await pay('?answer=short', 'CC-ECHO'));
+      expect(short).toMatchObject({ outcome: 'approved', details: { answerSize: 'short' } });
+      expect(short.terminalTxId).toBeUndefined();
+      expect(short.maskedPan).toBeUndefined();
+      // A011: the answer comes before the card step and says nothing of the card.
+      expect(json(await pay('?delay=immediate', 'CC-A011'))).toMatchObject({
+        outcome: 'unknown',
+        details: { delay: 'immediate' },
+      });
+      const bad = await pay('?delay=later', 'CC-BAD');
+      expect(bad.stdout + bad.stderr).toMatch(/delay: must be end or immediate/);
+    } finally {
+      echo.kill('SIGTERM');
+    }
+  });
+
+  it('--echo-private belongs to the concert simulator: refused for another, naming the flag', async () => {
+    const run = await runCli(['simulate', 'semi', '--echo-private']);
+    expect(run.code).toBe(64);
+    expect(run.stderr + run.stdout).toMatch(
+      /INVALID_INPUT: --echo-private: is an option of the concert simulator, not semi/,
+    );
   });
 
   it('without --json the first line is the device path alone', async () => {

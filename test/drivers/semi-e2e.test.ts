@@ -115,7 +115,12 @@ describe.each<Transport>(['tcp', 'ws'])(
         replayed: false,
         cardBrand: 'VISA',
         maskedPan: MASKED_PAN,
-        details: { STATE: '0', TRAN_TYPE: 'SALE', SERIAL_NO: simulator.serial },
+        details: {
+          STATE: '0',
+          TRAN_TYPE: 'CREDIT',
+          TRAN_METHOD: 'SALE',
+          SERIAL_NO: simulator.serial,
+        },
       });
       expect(result.approvalCode).toMatch(/^\d{6}$/);
       const [charge] = simulator.ledger.forReference('A-1');
@@ -223,23 +228,23 @@ describe('SEMI follow-ups and batch close', () => {
     expect(auth.terminalTxId).toBeDefined();
     expect(await service.pay('t1', request('capture', 'CAP-1', 1500, 'AUTH-1'))).toMatchObject({
       ...approved,
-      details: { TRAN_TYPE: 'CAPTURE' },
+      details: { TRAN_METHOD: 'CAPTURE' },
     });
 
     expect(await service.pay('t1', sale('SALE-V', 3000))).toMatchObject(approved);
     expect(await service.pay('t1', request('void', 'VOID-1', 3000, 'SALE-V'))).toMatchObject({
       ...approved,
-      details: { TRAN_TYPE: 'VOID' },
+      details: { TRAN_METHOD: 'VOID' },
     });
 
     expect(await service.pay('t1', sale('SALE-T', 4000))).toMatchObject(approved);
     expect(await service.pay('t1', request('tip-adjust', 'TIP-1', 500, 'SALE-T'))).toMatchObject({
       ...approved,
-      details: { TRAN_TYPE: 'TIP ADJUST' },
+      details: { TRAN_METHOD: 'TIP ADJUST' },
     });
     expect(await service.pay('t1', request('refund', 'REF-1', 1000, 'SALE-T'))).toMatchObject({
       ...approved,
-      details: { TRAN_TYPE: 'REFUND' },
+      details: { TRAN_METHOD: 'REFUND' },
     });
 
     const rows = journal.list().length;

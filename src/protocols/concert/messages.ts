@@ -60,7 +60,11 @@ export interface ConcertRequest {
   readonly transactionType: ConcertTransactionType;
   /** ISO 4217 numeric code, three digits (`978`). */
   readonly currencyNumeric: string;
-  /** At most 10 printable ASCII characters, echoed in the answer; trailing spaces are padding. */
+  /**
+   * At most 10 printable ASCII characters, the POS's own; trailing spaces are padding. Public
+   * implementations send blanks; a terminal may echo it, but most put their own data in the
+   * answer's field instead (docs/protocols/concert.md).
+   */
   readonly privateData: string;
   readonly delay: ConcertDelay;
   readonly authorization: ConcertAuthorization;
@@ -78,7 +82,10 @@ export interface ConcertAnswer {
   /** Report text that is not just a card number, card numbers masked (full answers only). */
   readonly report?: string;
   readonly currencyNumeric: string;
-  /** Trailing spaces (padding) removed. */
+  /**
+   * Trailing spaces (padding) removed. Terminal data, usually its transaction id
+   * (pyTeliumManager's `transaction_id`), sometimes an echo of the request's: never matched on.
+   */
   readonly privateData: string;
 }
 

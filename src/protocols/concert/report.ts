@@ -1,4 +1,4 @@
-import { containsPan, maskPan, redactPans } from '../../core/pan.js';
+import { containsPan, luhnValid, maskPan, redactPans } from '../../core/pan.js';
 
 /**
  * The report field of a full Concert answer: 55 characters, "usually the PAN" (protocols.md),
@@ -10,6 +10,12 @@ import { containsPan, maskPan, redactPans } from '../../core/pan.js';
 export const CONCERT_PAN_MIN_DIGITS = 12;
 /** Most digits of a card number (ISO/IEC 7812). */
 export const CONCERT_PAN_MAX_DIGITS = 19;
+/**
+ * Card number lengths tried, in order, on a report that is a card number followed by zeros
+ * (`4711690463168807000…`, the iCT250 output shown in Ousret/pyTeliumManager's README): 16
+ * first, the common length, then the others from the longest.
+ */
+const ZERO_PADDED_LENGTHS = [16, 19, 18, 17, 15, 14, 13, 12] as const;
 /** Digits of a card number a masked PAN may show at its start, and at its end (PCI DSS 3.4). */
 const SHOWN_FIRST = 6;
 const SHOWN_LAST = 4;
@@ -31,6 +37,17 @@ const LONG_DIGIT_RUN = new RegExp(`\\d{${CONCERT_PAN_MIN_DIGITS},}`, 'g');
 
 function isPanLength(digits: string): boolean {
   return digits.length >= CONCERT_PAN_MIN_DIGITS && digits.length <= CONCERT_PAN_MAX_DIGITS;
+}
+
+/** The card number at the start of a digits-only report padded with zeros, masked. */
+function zeroPaddedPan(digits: string): string | undefined {
+  // A card number never starts with 0 (ISO/IEC 7812): an all-zero report holds none.
+  if (!/^[1-9]\d*$/.test(digits) || digits.length <= CONCERT_PAN_MAX_DIGITS) return undefined;
+  for (const length of ZERO_PADDED_LENGTHS) {
+    const pan = digits.slice(0, length);
+    if (/^0*$/.test(digits.slice(length)) && luhnValid(pan)) return maskPan(pan);
+  }
+  return undefined;
 }
 
 /** Re-masks a PAN the terminal masked itself, showing at most the first 6 and last 4 digits. */
@@ -59,7 +76,8 @@ function panInText(text: string): string | undefined {
 /**
  * Reads a report field (any length; the caller cuts it out of the answer). Rules, in order:
  * blank → nothing; 12–19 digits, maybe grouped → `maskedPan` = `maskPan` of them, Luhn or not
- * (erring towards masking); a PAN the terminal masked itself → `maskedPan`, re-masked to at most
+ * (erring towards masking); more digits than a card number has, a Luhn-valid card number then
+ * only zeros → `maskedPan` of that card number; a PAN the terminal masked itself → `maskedPan`, re-masked to at most
  * 6 + 4 digits; anything else → `text`, through `redactPans` and with every remaining run of 12+
  * digits masked too (a stricter net than `redactPans`), plus `maskedPan` when a card number was
  * in it.
@@ -69,6 +87,8 @@ export function readReport(report: string): ConcertReport {
   if (trimmed === '') return {};
   const compact = trimmed.replace(/[ -]/g, '');
   if (GROUPED_DIGITS.test(trimmed) && isPanLength(compact)) return { maskedPan: maskPan(compact) };
+  const padded = zeroPaddedPan(compact);
+  if (padded !== undefined) return { maskedPan: padded };
   const masked = TERMINAL_MASKED.exec(compact);
   if (masked !== null && isPanLength(compact)) {
     const [, lead = '', hidden = '', trail = ''] = masked;

@@ -75,7 +75,10 @@ export interface PaymentAnswer {
   readonly txid?: number;
   readonly mid?: string;
   readonly tid?: string;
+  /** `server_time` as the terminal sent it (masked, bounded), whatever its form. */
   readonly serverTime?: string;
+  /** `server_time` read as the terminal's local time, `YYYY-MM-DDTHH:MM:SS`, when it parses. */
+  readonly terminalTime?: string;
   readonly origin?: string;
   readonly orderTracking?: string;
 }
@@ -165,7 +168,7 @@ export function decodeTerminalMessage(frame: string): TerminalMessage {
     ...optional('txid', integer(obj, 'txid', 'txid')),
     ...optional('mid', text(obj, 'mid')),
     ...optional('tid', text(obj, 'tid')),
-    ...optional('serverTime', text(obj, 'server_time')),
+    ...serverTimeFields(text(obj, 'server_time')),
     ...optional('origin', text(obj, 'origin')),
     ...optional('orderTracking', text(echoed, 'order_tracking', 'request.order_tracking')),
   };
@@ -174,6 +177,73 @@ export function decodeTerminalMessage(frame: string): TerminalMessage {
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+// ---------------------------------------------------------------- server_time
+
+/**
+ * The vendor's `server_time`: the terminal's local time on a 12-hour clock, hour 01–12, with
+ * AM/PM and no zone — `2020-09-29 01:42:22 PM` (seed 000 line 71; the vendor's public README,
+ * payable/ecr-sdks README.md, shows `2020-12-12 01:30:55 AM` and `2021-02-24 09:47:43 AM`).
+ */
+const VENDOR_SERVER_TIME = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) ([AP]M)$/;
+/** A 24-hour `YYYY-MM-DD HH:MM:SS`, what our own simulator sent before it followed the vendor. */
+const PLAIN_SERVER_TIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/;
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/** `date` as the vendor writes `server_time`, in the local time of the process (the terminal). */
+export function formatServerTime(date: Date): string {
+  const hours = date.getHours();
+  const hour12 = hours % 12 === 0 ? 12 : hours % 12;
+  return (
+    `${date.getFullYear()}-${pad2(date.getMonth() + 1)}-${pad2(date.getDate())} ` +
+    `${pad2(hour12)}:${pad2(date.getMinutes())}:${pad2(date.getSeconds())} ${hours < 12 ? 'AM' : 'PM'}`
+  );
+}
+
+/**
+ * Reads a `server_time` in the vendor's form (or a 24-hour one) as local time,
+ * `YYYY-MM-DDTHH:MM:SS`; undefined when it is neither or out of range. Never throws: a clock
+ * text the driver cannot read must not turn an approved payment into a protocol error.
+ */
+export function parseServerTime(value: string): string | undefined {
+  const vendor = VENDOR_SERVER_TIME.exec(value);
+  const plain = vendor === null ? PLAIN_SERVER_TIME.exec(value) : null;
+  const match = vendor ?? plain;
+  if (match === null) return undefined;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  let hours = hour;
+  if (vendor !== null) {
+    if (hour < 1 || hour > 12) return undefined;
+    // 12:xx AM is just after midnight, 12:xx PM just after noon.
+    hours = (hour % 12) + (vendor[7] === 'PM' ? 12 : 0);
+  }
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return undefined;
+  if (hours > 23 || minute > 59 || second > 59) return undefined;
+  return `${year}-${pad2(month)}-${pad2(day)}T${pad2(hours)}:${pad2(minute)}:${pad2(second)}`;
+}
+
+function daysIn(year: number, month: number): number {
+  if (month !== 2) return [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] as number;
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return leap ? 29 : 28;
+}
+
+function serverTimeFields(value: string | undefined): {
+  serverTime?: string;
+  terminalTime?: string;
+} {
+  if (value === undefined) return {};
+  const terminalTime = parseServerTime(value);
+  return terminalTime === undefined ? { serverTime: value } : { serverTime: value, terminalTime };
 }
 
 // ---------------------------------------------------------------- POS → terminal (simulator side)

@@ -98,7 +98,16 @@ function protocolError(field: string, rule: string): EcrError {
   return new EcrError('PROTOCOL_ERROR', `terminal message ${field}: ${rule}`, { field, rule });
 }
 
-function parseFlatObject(text: string, who: string): Record<string, string> {
+/**
+ * What to do with a value that is an object, an array or null. A terminal's answer may nest
+ * objects: the vendor's published approved answer carries `"TAXES":{"STATE_TAX":{…},…}`
+ * (valorapi.readme.io, "Valor Connect API Sample Responses"); refusing it would turn an approved
+ * payment into an unknown one. Such values are skipped — never kept, so no card data hides in
+ * them — and a POS request stays flat.
+ */
+type Nested = 'refuse' | 'skip';
+
+function parseFlatObject(text: string, who: string, nested: Nested): Record<string, string> {
   const value = parseJsonObject(text, who, SEMI_MAX_FRAME_BYTES);
   // A Map, then own properties: a field named "__proto__" is a field like any other, where an
   // assignment to a plain object would hit its prototype setter instead.
@@ -108,6 +117,7 @@ function parseFlatObject(text: string, who: string): Record<string, string> {
       throw protocolError('message', 'field names must be at most 64 characters');
     // A card number can be a field name too: masked like every value.
     const key = redactPans(name);
+    if (nested === 'skip' && (raw === null || typeof raw === 'object')) continue;
     let field: string;
     if (typeof raw === 'number' && Number.isSafeInteger(raw)) field = String(raw);
     else if (typeof raw === 'string') field = raw;
@@ -131,7 +141,7 @@ function amount(fields: Record<string, string>, key: string): number | undefined
  * `inFlight` is the request it is read as the answer to, for answers that do not echo TRAN_CODE.
  */
 export function decodeResponse(text: string, inFlight?: SemiTranCode): SemiResponse {
-  const fields = parseFlatObject(text, 'terminal');
+  const fields = parseFlatObject(text, 'terminal', 'skip');
   const state = fields.STATE;
   if (state === undefined) throw protocolError('STATE', 'is required');
   if (!isSemiState(state))
@@ -158,7 +168,9 @@ export function decodeResponse(text: string, inFlight?: SemiTranCode): SemiRespo
   set('txnId', fields.TXN_ID);
   set('approvalCode', fields.CODE);
   set('maskedPan', fields.MASKED_PAN);
-  set('cardType', fields.CARD_TYPE);
+  // The card's brand is ISSUER ("VISA", "MASTERCARD"); the vendor's sample fills CARD_TYPE with
+  // the tender ("Credit"), so it only stands in when ISSUER is absent.
+  set('cardType', fields.ISSUER || fields.CARD_TYPE);
   set('message', fields.ERROR_MSG || fields.AUTH_RSP_TEXT);
   return out as unknown as SemiResponse;
 }
@@ -176,7 +188,7 @@ export interface DecodedRequest {
 
 /** Decodes a POS request (simulator side). Throws PROTOCOL_ERROR naming the field. */
 export function decodeRequest(text: string): DecodedRequest {
-  const fields = parseFlatObject(text, 'POS');
+  const fields = parseFlatObject(text, 'POS', 'refuse');
   const code = tranCodeName(fields.TRAN_CODE ?? '');
   if (code === undefined)
     throw protocolError('TRAN_CODE', 'must be one of the SEMI transaction codes');

@@ -17,6 +17,18 @@ export const SEMI_TRAN_MODES = {
 } as const;
 export type SemiTranMode = keyof typeof SEMI_TRAN_MODES;
 
+/**
+ * The tender as an answer names it in TRAN_TYPE and CARD_TYPE: `CREDIT` in a terminal's answer a
+ * public POS captured, `Credit` in the vendor's published sample; the others *assumed*.
+ */
+export const SEMI_TENDER_NAMES: Readonly<Record<SemiTranMode, string>> = {
+  credit: 'CREDIT',
+  debit: 'DEBIT',
+  ebtFood: 'EBT FOOD',
+  ebtCash: 'EBT CASH',
+  gift: 'GIFT',
+};
+
 /** TRAN_CODE: what to do. */
 export const SEMI_TRAN_CODES = {
   sale: '1',

@@ -7,19 +7,20 @@ import { maskPan } from '../../core/pan.js';
 import { ConcertSession } from '../../drivers/concert-session.js';
 import { CONCERT_CONTROL } from '../../protocols/concert/frame.js';
 import {
+  CONCERT_PRIVATE_DATA_LENGTH,
   decodeRequest,
   encodeAnswer,
   type ConcertAnswerFields,
   type ConcertRequest,
 } from '../../protocols/concert/messages.js';
 import type { ByteStream } from '../../transports/byte-stream.js';
-import { listenHttp } from '../../transports/http-server.js';
 import { openPtyPair, type PtyPair } from '../../transports/pty.js';
 import { openSerial } from '../../transports/serial.js';
 import type { ListeningServer } from '../../transports/serve.js';
 import { listenTcpStream } from '../../transports/tcp-stream.js';
 import { ChargeLedger } from '../ledger.js';
-import { DEFAULT_SLOW_ANSWER_MS, scenarioFor, SIMULATED_CARD } from '../scenarios.js';
+import { listenControl, NextScenarioQueue } from '../next-scenario.js';
+import { DEFAULT_SLOW_ANSWER_MS, SIMULATED_CARD } from '../scenarios.js';
 
 export interface ConcertSimulatorOptions {
   /** @default '127.0.0.1' */
@@ -28,7 +29,7 @@ export interface ConcertSimulatorOptions {
   readonly tcpPort?: number | null;
   /** A pseudo-terminal pair made with socat; the POS opens `posPath`. @default false */
   readonly pty?: boolean;
-  /** Status page and `/ledger`; 0 picks a free one, null turns it off. @default null */
+  /** `/ledger` and `/next`; 0 picks a free one, null turns it off. @default null */
   readonly controlPort?: number | null;
   /** The terminal's currency. @default 'EUR' */
   readonly currency?: string;
@@ -42,6 +43,12 @@ export interface ConcertSimulatorOptions {
    * frame, so that the exchange still gets through within the three resends. @default 0
    */
   readonly lineNoise?: number;
+  /**
+   * Send the request's private data back in the answer (what the driver once assumed all
+   * terminals do). Off by default: like the terminals public implementations describe, the
+   * simulator puts its own transaction number (10 digits) there. @default false
+   */
+  readonly echoPrivate?: boolean;
   readonly logger?: Logger;
 }
 
@@ -62,6 +69,8 @@ export const MAX_HELD_ANSWERS = 4;
 
 export class ConcertSimulator {
   readonly ledger = new ChargeLedger();
+  /** Scenarios queued with `POST /next`: the next payments take them whatever the amount. */
+  readonly next = new NextScenarioQueue();
   private readonly options: ConcertSimulatorOptions;
   private readonly logger: Logger;
   private busy = false;
@@ -109,17 +118,17 @@ export class ConcertSimulator {
         });
       }
       if (this.options.controlPort !== undefined && this.options.controlPort !== null) {
-        this.control = await listenHttp({
+        this.control = await listenControl({
           host,
           port: this.options.controlPort,
-          field: 'controlPort',
-          handle: (path) =>
+          queue: this.next,
+          pages: (path) =>
             path === '/ledger'
               ? { status: 200, contentType: 'application/json', body: JSON.stringify(this.ledger) }
               : {
                   status: 404,
                   contentType: 'text/plain; charset=utf-8',
-                  body: 'path: must be /ledger\n',
+                  body: 'path: must be /ledger or /next\n',
                 },
         });
       }
@@ -236,23 +245,37 @@ export class ConcertSimulator {
       this.logger.warn('request while an earlier answer is still being delivered; ignored');
       return;
     }
+    // The terminal numbers every transaction it answers; by default that number is what goes in
+    // the answer's private field, as public implementations read it (pyTeliumManager's
+    // `transaction_id`); `echoPrivate` sends the request's private data back instead.
+    const txn = String(this.nextTxn++).padStart(CONCERT_PRIVATE_DATA_LENGTH, '0');
+    const privateData = this.options.echoPrivate === true ? request.privateData : txn;
+    const reply = (fields: Partial<ConcertAnswerFields>): void =>
+      this.answer(session, request, { privateData, ...fields });
     const currency = this.options.currency ?? 'EUR';
     if (findCurrencyByNumeric(request.currencyNumeric)?.code !== currency || this.busy) {
-      this.answer(session, request, { status: 'refused' });
+      reply({ status: 'refused' });
       return;
     }
-    const scenario = scenarioFor(request.amountMinor);
+    // A scenario queued with POST /next takes the amount's place.
+    const scenario = this.next.scenarioFor(request.amountMinor);
     // Concert V2 has no separate busy, invalid or cancelled status: all are refusals.
     if (scenario === 'busy' || scenario === 'invalid') {
-      this.answer(session, request, { status: 'refused' });
+      reply({ status: 'refused' });
       return;
     }
+    // A011 ("answer at once"): the answer goes now, before the card step, and none follows; it
+    // has no valid status (pyTeliumManager: "immediate (without valid status)"), so the status
+    // only says the terminal took the transaction, and there is no card number yet. A terminal
+    // that goes silent (no-answer) sends not even that.
+    const immediate = request.delay === 'immediate';
+    if (immediate && scenario !== 'no-answer') reply({ status: 'approved' });
     this.busy = true;
     try {
       const cardDelayMs = this.options.cardDelayMs ?? 0;
       if (cardDelayMs > 0) await sleep(cardDelayMs);
       if (scenario === 'decline' || scenario === 'cancel') {
-        this.answer(session, request, { status: 'refused' });
+        if (!immediate) reply({ status: 'refused' });
         return;
       }
       const reference = request.privateData.trim();
@@ -262,21 +285,21 @@ export class ConcertSimulator {
         currency,
         maskedPan: maskPan(SIMULATED_CARD.pan),
         approvalCode: '',
-        terminalTxId: String(this.nextTxn++),
+        terminalTxId: txn,
         requestId: reference,
         kind: request.transactionType,
       });
       this.logger.info({ reference, scenario }, 'card charged');
-      if (scenario === 'no-answer') return;
+      if (scenario === 'no-answer' || immediate) return;
       if (scenario === 'drop-after-card') {
         // Over TCP the connection drops; a pty has no connection to drop, so it goes silent.
         if (session !== this.ptySession) await session.close();
         return;
       }
-      if (scenario === 'slow-approve' && request.delay === 'end')
+      if (scenario === 'slow-approve')
         await sleep(this.options.slowAnswerMs ?? DEFAULT_SLOW_ANSWER_MS);
       // The report field carries the card number, as real terminals do: the driver masks it.
-      this.answer(session, request, { status: 'approved', report: SIMULATED_CARD.pan });
+      reply({ status: 'approved', report: SIMULATED_CARD.pan });
     } finally {
       this.busy = false;
     }

@@ -5,8 +5,10 @@ import { silentLogger } from '../../core/logger.js';
 import { loggerOption, MAX_TIMER_MS, parseOptions, wholeNumber } from '../../core/options.js';
 import { EconduitAgent, type AgentEndpoint } from '../../gateway/agent.js';
 import { POS_ONLINE } from '../../protocols/econduit/messages.js';
+import type { ListeningServer } from '../../transports/serve.js';
 import type { TlsClientConfig } from '../../transports/tls.js';
 import { ChargeLedger } from '../ledger.js';
+import { listenControl, NextScenarioQueue } from '../next-scenario.js';
 import { SemiSimulator } from '../semi/simulator.js';
 
 /** The seed's sample terminal: its serial number is its TerminalID. */
@@ -38,6 +40,10 @@ export interface EconduitSimulatorOptions {
   readonly currency?: string;
   /** Connect to the gateway over TLS (see the agent's `tls`). @default plain TCP */
   readonly tls?: TlsClientConfig;
+  /** Address the control port listens on. @default '127.0.0.1' */
+  readonly host?: string;
+  /** Status page, `/ledger` and `/next`; 0 picks a free one, null turns it off. @default null */
+  readonly controlPort?: number | null;
   readonly logger?: Logger;
 }
 
@@ -62,6 +68,8 @@ const OPTIONS = z.strictObject({
   slowAnswerMs: wholeNumber(0, MAX_TIMER_MS).optional(),
   currency: z.string().default('USD'),
   tls: z.strictObject({ ca: z.string().min(1).optional() }).optional(),
+  host: z.string().min(1).max(253).default('127.0.0.1'),
+  controlPort: wholeNumber(0, 65_535).nullable().default(null),
   logger: loggerOption(),
 });
 
@@ -90,16 +98,23 @@ export function terminalIds(first: string, count: number): string[] {
  * eConduit cloud terminals (seed 002) without hardware: each a SEMI terminal (the same engine
  * as `simulate semi`, the shared scenario table, a real batch) reached through the cloud agent
  * that holds its connection to the gateway, registers, heartbeats and reconnects. `count` runs
- * many in one process (load tests); all share one charge ledger.
+ * many in one process (load tests); all share one charge ledger and one queue of next scenarios.
  */
 export class EconduitSimulator {
   readonly ledger = new ChargeLedger();
+  /** Scenarios queued with `POST /next`: the next payment on any terminal takes the oldest. */
+  readonly next = new NextScenarioQueue();
   readonly terminals: readonly VirtualTerminal[];
   private readonly logger: Logger;
+  private readonly host: string;
+  private readonly controlPortOption: number | null;
+  private control: ListeningServer | undefined;
 
   constructor(input: EconduitSimulatorOptions) {
     const options = parseOptions(OPTIONS, input, 'EconduitSimulator');
     this.logger = (options.logger ?? silentLogger).child({ simulator: 'econduit' });
+    this.host = options.host;
+    this.controlPortOption = options.controlPort;
     const quiet = options.count > 1;
     this.terminals = terminalIds(options.terminalId, options.count).map((terminalId) => {
       // With many terminals only the first one's life is logged.
@@ -110,6 +125,7 @@ export class EconduitSimulator {
         cardDelayMs: options.cardDelayMs,
         ...(options.slowAnswerMs === undefined ? {} : { slowAnswerMs: options.slowAnswerMs }),
         ledger: this.ledger,
+        next: this.next,
         logger,
       });
       const agent = new EconduitAgent({
@@ -142,8 +158,24 @@ export class EconduitSimulator {
     return this.terminals.filter((t) => t.agent.status === POS_ONLINE).length;
   }
 
-  /** Starts every agent; resolves once all are online or `timeoutMs` passed (they keep trying). */
+  /** The control port; 0 when it is off. */
+  get controlPort(): number {
+    return this.control?.port ?? 0;
+  }
+
+  /**
+   * Opens the control port (when asked for) and starts every agent; resolves once all are online
+   * or `timeoutMs` passed (they keep trying).
+   */
   async start(timeoutMs = 0): Promise<this> {
+    if (this.controlPortOption !== null) {
+      this.control = await listenControl({
+        host: this.host,
+        port: this.controlPortOption,
+        queue: this.next,
+        pages: (path) => this.page(path),
+      });
+    }
     for (const t of this.terminals) t.agent.start();
     if (timeoutMs > 0) await this.whenOnline(timeoutMs);
     return this;
@@ -167,6 +199,28 @@ export class EconduitSimulator {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.terminals.map((t) => t.agent.stop()));
+    await Promise.all([...this.terminals.map((t) => t.agent.stop()), this.control?.close()]);
+  }
+
+  /** The control port's pages (`/next` is the shared route): a status page and the ledger. */
+  private page(path: string): { status: number; contentType: string; body: string } {
+    if (path === '/') {
+      const first = this.terminals[0]?.terminalId ?? '';
+      const last = this.terminals[this.terminals.length - 1]?.terminalId ?? '';
+      const body = [
+        `Terminals: ${this.terminals.length === 1 ? first : `${first} … ${last}`} (${this.terminals.length})`,
+        `POS Online: ${this.onlineCount}`,
+        `Next scenarios: ${this.next.queued().join(', ') || '(none: by amount)'}`,
+        '',
+      ].join('\n');
+      return { status: 200, contentType: 'text/plain; charset=utf-8', body };
+    }
+    if (path === '/ledger')
+      return { status: 200, contentType: 'application/json', body: JSON.stringify(this.ledger) };
+    return {
+      status: 404,
+      contentType: 'text/plain; charset=utf-8',
+      body: 'path: must be /, /ledger or /next\n',
+    };
   }
 }

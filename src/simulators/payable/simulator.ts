@@ -9,6 +9,7 @@ import {
   encodeAnswer,
   encodeAuthorized,
   encodeLegacyGreeting,
+  formatServerTime,
   type AnswerFields,
   type PosMessage,
 } from '../../protocols/payable/codec.js';
@@ -17,7 +18,8 @@ import { listenHttp } from '../../transports/http-server.js';
 import type { MessageLink } from '../../transports/message-link.js';
 import { listenWebSocket, type ListeningServer } from '../../transports/websocket.js';
 import { ChargeLedger } from '../ledger.js';
-import { DEFAULT_SLOW_ANSWER_MS, scenarioFor, SIMULATED_CARD } from '../scenarios.js';
+import { listenControl, NextScenarioQueue } from '../next-scenario.js';
+import { DEFAULT_SLOW_ANSWER_MS, SIMULATED_CARD } from '../scenarios.js';
 
 export const SIMULATOR_DEFAULT_SERIAL = 'PP35271812000161';
 export const SIMULATOR_ECR_VERSION = '1.0';
@@ -29,6 +31,11 @@ export interface PayableSimulatorOptions {
   readonly port?: number;
   /** Status page and `/ledger` port; 0 picks a free one. @default 8080 */
   readonly statusPort?: number;
+  /**
+   * The control port, apart from the terminal's own status page: its pages plus `/next`; 0 picks
+   * a free one, null turns it off. @default null
+   */
+  readonly controlPort?: number | null;
   /** Access token of newer firmware; without it the simulator behaves as the seed's old firmware. */
   readonly token?: string;
   /** @default SIMULATOR_DEFAULT_SERIAL */
@@ -61,6 +68,8 @@ interface InProgress {
  */
 export class PayableSimulator {
   readonly ledger = new ChargeLedger();
+  /** Scenarios queued with `POST /next`: the next payments take them whatever the amount. */
+  readonly next = new NextScenarioQueue();
   readonly serial: string;
   private readonly options: PayableSimulatorOptions;
   private readonly logger: Logger;
@@ -68,6 +77,7 @@ export class PayableSimulator {
   private current: InProgress | undefined;
   private ws: ListeningServer | undefined;
   private http: ListeningServer | undefined;
+  private control: ListeningServer | undefined;
   private nextTxid = 26741;
 
   constructor(options: PayableSimulatorOptions = {}) {
@@ -82,6 +92,11 @@ export class PayableSimulator {
 
   get statusPort(): number {
     return this.http?.port ?? 0;
+  }
+
+  /** 0 when the control port is off. */
+  get controlPort(): number {
+    return this.control?.port ?? 0;
   }
 
   /** `ws://host:port` to give a driver (without token and POS name). */
@@ -122,8 +137,17 @@ export class PayableSimulator {
         field: 'statusPort',
         handle: (path) => this.page(path),
       });
+      const controlPort = this.options.controlPort;
+      if (controlPort !== undefined && controlPort !== null) {
+        this.control = await listenControl({
+          host,
+          port: controlPort,
+          queue: this.next,
+          pages: (path) => this.page(path),
+        });
+      }
     } catch (error) {
-      await this.ws.close();
+      await Promise.all([this.ws.close(), this.http?.close()]);
       throw error;
     }
     return this;
@@ -131,7 +155,7 @@ export class PayableSimulator {
 
   async stop(): Promise<void> {
     this.current?.abort.abort();
-    await Promise.all([this.ws?.close(), this.http?.close()]);
+    await Promise.all([this.ws?.close(), this.http?.close(), this.control?.close()]);
   }
 
   private attach(link: MessageLink, pos: string): void {
@@ -168,7 +192,9 @@ export class PayableSimulator {
       return;
     }
     const request = { ...message.echo };
-    const origin = session.link.remote;
+    // The echo names the POS: old firmware by its socket address, `/192.168.2.230:41588` (seed
+    // 000 line 66); newer firmware by its POS name (the vendor's README, payable/ecr-sdks).
+    const origin = this.options.token === undefined ? session.link.remote : session.pos;
     if (session.seenIds.has(message.id)) {
       this.reply(session, {
         status: 'STATUS_FAILED',
@@ -224,7 +250,8 @@ export class PayableSimulator {
     },
   ): Promise<void> {
     const { session } = progress;
-    const scenario = scenarioFor(tx.amountMinor);
+    // A scenario queued with POST /next takes the amount's place.
+    const scenario = this.next.scenarioFor(tx.amountMinor);
     const answer = (fields: Omit<AnswerFields, 'serial' | 'request' | 'origin'>): void =>
       this.reply(session, { ...fields, request: tx.request, origin: tx.origin });
     if (scenario === 'busy') return answer({ status: 'STATUS_BUSY', error: 'Terminal is busy.' });
@@ -270,7 +297,8 @@ export class PayableSimulator {
       mid: '242332553252353',
       tid: '24343227',
       txid,
-      serverTime: new Date().toISOString().replace('T', ' ').slice(0, 19),
+      // The vendor's form, `2020-09-29 01:42:22 PM` (seed 000 line 71), in local time.
+      serverTime: formatServerTime(new Date()),
       transactionType: 'EMV',
     });
   }

@@ -11,18 +11,23 @@ import {
 } from '../../protocols/semi/codec.js';
 import {
   SEMI_ERROR_MESSAGES,
+  SEMI_TENDER_NAMES,
   SEMI_TRAN_CODES,
   type SemiTranCode,
 } from '../../protocols/semi/codes.js';
 import { JsonObjectFramer } from '../../protocols/semi/framer.js';
-import { listenHttp } from '../../transports/http-server.js';
 import type { MessageLink } from '../../transports/message-link.js';
 import { listenTcp, type WriteSplitter } from '../../transports/tcp.js';
 import { listenWebSocket, type ListeningServer } from '../../transports/websocket.js';
 import { ChargeLedger } from '../ledger.js';
-import { DEFAULT_SLOW_ANSWER_MS, scenarioFor, SIMULATED_CARD } from '../scenarios.js';
+import { listenControl, NextScenarioQueue } from '../next-scenario.js';
+import { DEFAULT_SLOW_ANSWER_MS, SIMULATED_CARD } from '../scenarios.js';
 
 export const SEMI_SIMULATOR_DEFAULT_SERIAL = 'VL100-5T0R3-0001';
+/** The simulated device's EPI: Valor's end point id, ten digits starting with 2 (vendor's docs). */
+export const SEMI_SIMULATOR_EPI = '2000000001';
+const SEMI_SIMULATOR_MID = '887000000001';
+const SEMI_SIMULATOR_TID = '75000001';
 /** What the real terminal's screen says while it waits for the POS (seed 004). */
 export const SEMI_WAITING_TEXT = 'Server is Waiting for Transaction';
 
@@ -33,7 +38,7 @@ export interface SemiSimulatorOptions {
   readonly wsPort?: number | null;
   /** Raw TCP port; 0 picks a free one, null turns TCP off. @default 5001 */
   readonly tcpPort?: number | null;
-  /** Status page, `/ledger` and `/batch`; 0 picks a free one. @default 8081 */
+  /** Status page, `/ledger`, `/batch` and `/next`; 0 picks a free one. @default 8081 */
   readonly controlPort?: number;
   /** @default SEMI_SIMULATOR_DEFAULT_SERIAL */
   readonly serial?: string;
@@ -50,6 +55,8 @@ export interface SemiSimulatorOptions {
   readonly fragment?: boolean | WriteSplitter;
   /** Where charges are recorded (several simulated terminals may share one). @default a new one */
   readonly ledger?: ChargeLedger;
+  /** Scenarios queued for the next payments (several terminals may share one). @default a new one */
+  readonly next?: NextScenarioQueue;
   readonly logger?: Logger;
 }
 
@@ -115,6 +122,8 @@ function terminalDate(now: Date): string {
  */
 export class SemiSimulator {
   readonly ledger: ChargeLedger;
+  /** Scenarios queued with `POST /next`: the next card requests take them whatever the amount. */
+  readonly next: NextScenarioQueue;
   readonly serial: string;
   private readonly options: SemiSimulatorOptions;
   private readonly logger: Logger;
@@ -129,6 +138,7 @@ export class SemiSimulator {
   constructor(options: SemiSimulatorOptions = {}) {
     this.options = options;
     this.ledger = options.ledger ?? new ChargeLedger();
+    this.next = options.next ?? new NextScenarioQueue();
     this.serial = options.serial ?? SEMI_SIMULATOR_DEFAULT_SERIAL;
     this.logger = (options.logger ?? silentLogger).child({ simulator: 'semi' });
     this.split =
@@ -190,11 +200,11 @@ export class SemiSimulator {
           ...(this.split === undefined ? {} : { split: this.split }),
         });
       }
-      this.servers.control = await listenHttp({
+      this.servers.control = await listenControl({
         host,
         port: this.options.controlPort ?? 8081,
-        field: 'controlPort',
-        handle: (path) => this.page(path),
+        queue: this.next,
+        pages: (path) => this.page(path),
       });
     } catch (error) {
       await this.stop();
@@ -305,8 +315,9 @@ export class SemiSimulator {
     } else if (amountMinor === 0) {
       return this.refuse(link, code, `${SEMI_ERROR_MESSAGES.invalid}: AMOUNT is required`);
     }
-    // Follow-ups need no card: the table applies to the card requests only.
-    const scenario = original === undefined ? scenarioFor(amountMinor) : 'approve';
+    // Follow-ups need no card: the table (and a scenario queued with POST /next, which takes the
+    // amount's place) applies to the card requests only.
+    const scenario = original === undefined ? this.next.scenarioFor(amountMinor) : 'approve';
     if (scenario === 'busy') return this.refuse(link, code, SEMI_ERROR_MESSAGES.busy);
     if (scenario === 'invalid') return this.refuse(link, code, SEMI_ERROR_MESSAGES.invalid);
 
@@ -319,14 +330,21 @@ export class SemiSimulator {
       cancelled = true;
     }
     const txnId = String(this.nextTxnId++);
+    // Field names and meanings as in the vendor's published answer and a terminal's answer a
+    // public POS captured (test/conformance/semi/transcripts.ts): TRAN_TYPE is the tender,
+    // TRAN_METHOD the kind of transaction.
     const base: Record<string, string> = {
       TRAN_CODE: code,
-      TRAN_TYPE: TRAN_TYPES[request.code],
+      EPI: SEMI_SIMULATOR_EPI,
+      TRAN_TYPE: SEMI_TENDER_NAMES[request.mode],
+      TRAN_METHOD: TRAN_TYPES[request.code],
       ...(request.merTxnId === undefined ? {} : { MER_TXN_ID: request.merTxnId }),
       ...(request.reqTxnId === undefined ? {} : { REQ_TXN_ID: request.reqTxnId }),
       TXN_ID: txnId,
       SERIAL_NO: this.serial,
       BATCH_NO: String(this.batchNumber),
+      TRAN_NO: String(this.batch.length + 1),
+      STAN_ID: String(Number(txnId) % 1_000_000),
       DATE: terminalDate(new Date()),
     };
     const failure =
@@ -345,19 +363,23 @@ export class SemiSimulator {
       original === undefined
         ? {
             MASKED_PAN: maskPan(SIMULATED_CARD.pan),
-            CARD_TYPE: SIMULATED_CARD.brand,
+            CARD_TYPE: SEMI_TENDER_NAMES[request.mode],
+            ISSUER: SIMULATED_CARD.brand,
             ENTRY_MODE: 'CHIP',
           }
         : {};
     const response: Record<string, string> = {
       ...base,
       STATE: scenario === 'partial' ? '1' : '0',
+      PARTIAL: scenario === 'partial' ? '1' : '0',
       AMOUNT: String(approvedMinor),
       TOTAL_AMOUNT: String(approvedMinor + (request.tipMinor ?? 0)),
       ...card,
       CODE: approvalCode,
       AUTH_RSP_TEXT: scenario === 'partial' ? 'PARTIAL APPROVAL' : 'APPROVED',
       RRN: `${txnId}00`,
+      MID: SEMI_SIMULATOR_MID,
+      TID: SEMI_SIMULATOR_TID,
     };
     const entry = this.record(request, response, approvedMinor);
     if (original !== undefined) {
@@ -441,7 +463,7 @@ export class SemiSimulator {
     return fields;
   }
 
-  /** The control port: a status page, the ledger, the open batch. */
+  /** The control port's pages (`/next` is the shared route): status page, ledger, open batch. */
   private page(path: string): { status: number; contentType: string; body: string } {
     if (path === '/') {
       const body = [
@@ -450,6 +472,7 @@ export class SemiSimulator {
         `WebSocket: ${this.wsUrl ?? 'off'}`,
         `TCP: ${this.tcpUrl ?? 'off'}`,
         `Open batch: ${this.batchNumber} (${this.batch.length} transactions)`,
+        `Next scenarios: ${this.next.queued().join(', ') || '(none: by amount)'}`,
         '',
       ].join('\n');
       return { status: 200, contentType: 'text/plain; charset=utf-8', body };
@@ -463,7 +486,7 @@ export class SemiSimulator {
     return {
       status: 404,
       contentType: 'text/plain; charset=utf-8',
-      body: 'path: must be /, /ledger or /batch\n',
+      body: 'path: must be /, /ledger, /batch or /next\n',
     };
   }
 }

@@ -183,6 +183,13 @@ describe('Concert answers', () => {
       { maskedPan: '476173******0010', report: 'VISA 476173******0010 12/28' },
     ],
     ['REF 00000000000000000000042', { report: 'REF 000000*************0042' }],
+    // A card number padded with zeros to the field's width: the iCT250 output in
+    // Ousret/pyTeliumManager's README, and its fake terminal's (two spaces, then 37 zeros).
+    ['4711690463168807' + '0'.repeat(39), { maskedPan: '471169******8807' }],
+    ['4761739001010010' + '0'.repeat(39), { maskedPan: '476173******0010' }],
+    ['4111111111111111  ' + '0'.repeat(37), { maskedPan: '411111******1111' }],
+    // Zeros alone hold no card number (none starts with 0): long runs are masked all the same.
+    ['0'.repeat(55), { report: '000000' + '*'.repeat(45) + '0000' }],
     ['AUTH 123456', { report: 'AUTH 123456' }],
     ['', {}],
   ])('the report %j is read as %j, the clear card number nowhere', (report, expected) => {

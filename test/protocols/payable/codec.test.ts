@@ -167,6 +167,7 @@ describe('decodeTerminalMessage — answers', () => {
         mid: '242332553252353',
         tid: '24343227',
         serverTime: '2020-09-29 01:42:22 PM',
+        terminalTime: '2020-09-29T13:42:22',
         orderTracking: 'example_sale_from_test',
       },
     });
@@ -604,6 +605,7 @@ describe('round trips through the simulator encoders', () => {
         mid: '242332553252353',
         tid: '24343227',
         serverTime: '2020-09-29 01:42:22 PM',
+        terminalTime: '2020-09-29T13:42:22',
         origin: 'PP35271812000161',
         orderTracking: 'R1',
       },

@@ -119,7 +119,7 @@ describe('SEMI responses', () => {
     ['STATE outside the table', '{"STATE":"7"}', 'STATE'],
     ['AMOUNT not digits', '{"STATE":"0","AMOUNT":"1.00"}', 'AMOUNT'],
     ['TOTAL_AMOUNT negative', '{"STATE":"0","TOTAL_AMOUNT":"-5"}', 'TOTAL_AMOUNT'],
-    ['a nested value', '{"STATE":"0","X":{"A":"1"}}', 'X'],
+    ['a true/false value', '{"STATE":"0","X":true}', 'X'],
     ['a field over 256 characters', `{"STATE":"0","X":"${'y'.repeat(300)}"}`, 'X'],
   ])('refuse %s with PROTOCOL_ERROR on field %s', (_case, text, field) => {
     expect(thrownBy(() => decodeResponse(text))).toMatchObject({ code: 'PROTOCOL_ERROR', field });
@@ -141,9 +141,28 @@ describe('SEMI responses', () => {
     expect(Object.getPrototypeOf(answer.fields)).toBe(Object.prototype);
     const request = decodeRequest('{"__proto__":"-0","TRAN_MODE":"1","TRAN_CODE":"1"}');
     expect(request.code).toBe('sale');
-    expect(thrownBy(() => decodeResponse('{"__proto__":{},"STATE":"0"}'))).toMatchObject({
+    expect(thrownBy(() => decodeRequest('{"__proto__":{},"TRAN_CODE":"1"}'))).toMatchObject({
       code: 'PROTOCOL_ERROR',
       field: '__proto__',
     });
+    const nested = decodeResponse('{"__proto__":{},"STATE":"0"}');
+    expect(Object.getOwnPropertyDescriptor(nested.fields, '__proto__')).toBeUndefined();
+  });
+
+  // The vendor's published approved answer nests its taxes (valorapi.readme.io, "Valor Connect
+  // API Sample Responses"): such values are skipped, never kept; the flat fields still count.
+  it('an answer with nested objects, arrays or nulls → read, those values skipped', () => {
+    const decoded = decodeResponse(
+      '{"STATE":"0","AMOUNT":"100","TAXES":{"STATE_TAX":{"RATE":"3.000","AMOUNT":"3"},"TOTAL_TAXES":"3"},"LINES":[{"A":"4111111111111111"}],"CARD_TYPE":null,"TOTAL_AMOUNT":"103"}',
+    );
+    expect(decoded).toMatchObject({ state: '0', amountMinor: 100, totalAmountMinor: 103 });
+    expect(decoded.fields).toEqual({ STATE: '0', AMOUNT: '100', TOTAL_AMOUNT: '103' });
+    expect(containsPan(JSON.stringify(decoded))).toBe(false);
+  });
+
+  it('a POS request with a nested value → PROTOCOL_ERROR on that field', () => {
+    expect(
+      thrownBy(() => decodeRequest('{"TRAN_CODE":"1","AMOUNT":"100","X":{"A":"1"}}')),
+    ).toMatchObject({ code: 'PROTOCOL_ERROR', field: 'X' });
   });
 });
