@@ -14,8 +14,9 @@
  * @typedef {{ id: number, reference: string, terminalId: string, kind: string, amount: string,
  *   currency: string, state: string, outcome: string | null, errorCode: string | null,
  *   message: string | null, maskedPan: string | null, cardBrand: string | null,
- *   approvalCode: string | null, createdAt: string, completedAt: string | null }} Transaction
- * @typedef {{ transaction: Transaction, receipt: string,
+ *   approvalCode: string | null, terminalTxId: string | null, attempt: number,
+ *   createdAt: string, completedAt: string | null }} Transaction
+ * @typedef {{ transaction: Transaction, attempts: Transaction[], receipt: string,
  *   timeline: { state: string, at: string, note: string | null }[],
  *   notifications: { state: string, attempts: number, lastAttemptAt: string | null,
  *     lastError: string | null }[] }} Detail
@@ -108,6 +109,7 @@ const ui = {
   detailBody: byId('detail-body', E),
   detailFields: byId('detail-fields', E),
   detailReceipt: byId('detail-receipt', E),
+  detailAttempts: byId('detail-attempts', E),
   detailTimeline: byId('detail-timeline', E),
   detailNotifications: byId('detail-notifications', E),
   resolveForm: byId('resolve-form', HTMLFormElement),
@@ -862,12 +864,14 @@ function renderDetail(detail) {
     ['Reference', h('span', { class: 'mono' }, tx.reference)],
     ['Id', String(tx.id)],
     ['Terminal', tx.terminalId],
+    ['Attempt', `${tx.attempt} of ${detail.attempts.length}`],
     ['Kind', capital(tx.kind)],
     ['Amount', `${tx.amount} ${tx.currency}`],
     ['Outcome', badge(outcomeOf(tx))],
     ['State', tx.state],
     ['Card', h('span', { class: 'mono' }, card(tx))],
     ['Approval code', tx.approvalCode],
+    ['Terminal transaction', tx.terminalTxId && h('span', { class: 'mono' }, tx.terminalTxId)],
     ['Error code', tx.errorCode && h('span', { class: 'mono' }, tx.errorCode)],
     ['Message', tx.message],
     ['Created', formatTime(tx.createdAt)],
@@ -875,6 +879,20 @@ function renderDetail(detail) {
   ];
   ui.detailFields.replaceChildren(
     ...fields.flatMap(([name, value]) => [h('dt', null, name), h('dd', null, value || '—')]),
+  );
+  ui.detailAttempts.replaceChildren(
+    ...detail.attempts.map((a) =>
+      h(
+        'li',
+        a.id === tx.id ? { class: 'current' } : null,
+        h('strong', null, `Attempt ${a.attempt}`),
+        ' · ',
+        badge(outcomeOf(a)),
+        ' · ',
+        timeElement(a.createdAt),
+        a.errorCode && ` — ${a.errorCode}`,
+      ),
+    ),
   );
   ui.detailReceipt.textContent = detail.receipt || 'No receipt.';
   ui.detailTimeline.replaceChildren(

@@ -1,4 +1,11 @@
-import { loadConfig, describeConfig, type ConnectorConfig } from '../connector/config.js';
+import { join, resolve } from 'node:path';
+import {
+  loadConfig,
+  loadDataDirConfig,
+  describeConfig,
+  CONFIG_FILE_NAME,
+  type ConnectorConfig,
+} from '../connector/config.js';
 import { MaintenanceScheduler, runMaintenance } from '../connector/maintenance.js';
 import { Notifier } from '../connector/notifier.js';
 import { buildConnector } from '../connector/server.js';
@@ -9,7 +16,8 @@ import { addTerminal, attachSimulator, chooseTerminal, type Attached } from './p
 import { untilInterrupted } from './simulate.js';
 
 export interface ConnectorStartOptions extends CommonOptions {
-  readonly config: string;
+  /** The config file; without it, `config.txt` in `dataDir` (where seed 003 keeps it). */
+  readonly config?: string;
 }
 
 /** The currency of a payment request that names none (seeds 001 and 003). */
@@ -79,14 +87,14 @@ export async function startConnector(
       // The seeds' default is EUR; CURRENCY in config.txt sets both the terminal's and this.
       currency: config.currency ?? CONNECTOR_DEFAULT_CURRENCY,
       journal: context.journal,
-      journalId: async (reference) =>
+      journalId: async (reference, attempt) =>
         (
-          await context.journal.find({
+          await context.journal.attemptsOf({
             merchantId: 'default',
             terminalId: choice.terminalId,
             reference,
           })
-        )?.id,
+        ).find((row) => row.attempt === attempt)?.id,
       ...(notifier === undefined ? {} : { notifier }),
       onStop: () => requestStop(),
       logger: context.logger,
@@ -118,7 +126,10 @@ export async function startConnector(
       scheduler.start();
       closers.push(() => scheduler.stop());
     }
-    context.logger.info(describeConfig(config), 'connector started');
+    context.logger.info(
+      { ...describeConfig(config), configFile: config.file ?? null },
+      'connector started',
+    );
     // LOCAL_PORT 0 (tests, the demo's free port) is the port actually bound.
     const address = app.addresses()[0];
     const bound = typeof address === 'object' ? address.port : config.localPort;
@@ -129,14 +140,20 @@ export async function startConnector(
   }
 }
 
-/** `ecr-bridge connector start --config config.txt`: runs until Ctrl-C, SIGTERM or `GET /stop`. */
+/**
+ * `ecr-bridge connector start [--config config.txt]`: runs until Ctrl-C, SIGTERM or `GET /stop`.
+ * Without `--config`, the data directory's config.txt; the start message names the file read.
+ */
 export async function runConnectorStart(options: ConnectorStartOptions): Promise<CommandOutput> {
-  const config = loadConfig(options.config);
+  const config =
+    options.config === undefined ? loadDataDirConfig(options.dataDir) : loadConfig(options.config);
   const interrupted = untilInterrupted();
   const connector = await startConnector(config, options.logLevel);
   const info = {
     url: connector.url,
     flavour: config.flavour,
+    // The file read; null: none was found in the data directory, defaults and variables only.
+    config: config.file ?? null,
     // Through describeConfig: an address's token or a URL's password is never printed.
     terminal: describeConfig(config).TERMINAL_URL,
     dataDir: config.dataDir,
@@ -145,7 +162,11 @@ export async function runConnectorStart(options: ConnectorStartOptions): Promise
   process.stdout.write(
     options.json
       ? `${JSON.stringify(info)}\n`
-      : `ecr-bridge connector (${config.flavour}) on ${connector.url}, terminal ${String(info.terminal)}\nCtrl-C or GET /stop stops it.\n`,
+      : `ecr-bridge connector (${config.flavour}) on ${connector.url}, terminal ${String(info.terminal)}\n${
+          config.file === undefined
+            ? `no ${join(resolve(options.dataDir), CONFIG_FILE_NAME)}: defaults and ECR_BRIDGE_<KEY> variables`
+            : `config ${config.file}`
+        }\nCtrl-C or GET /stop stops it.\n`,
   );
   await Promise.race([interrupted, connector.stopRequested]);
   await connector.close();

@@ -6,9 +6,9 @@ import {
   DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
   DEFAULT_REGISTRATION_BURST,
   DEFAULT_REGISTRATIONS_PER_SECOND,
-  DEFAULT_TERMINAL_TYPES,
   GATEWAY_TERMINAL_PORT,
 } from '../gateway/terminal-listener.js';
+import { DEFAULT_PAYLOAD, PAYLOAD_PROTOCOLS } from '../gateway/provisioning.js';
 import { OUTCOME_EXIT_CODES } from './output.js';
 import { httpCall } from '../transports/http-client.js';
 import { loadTlsCa, loadTlsServer, tlsFailureReason } from '../transports/tls.js';
@@ -91,7 +91,7 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
       )
       .option(
         '--terminal-type <type...>',
-        `terminal types accepted, all with SEMI payloads (default ${Object.keys(DEFAULT_TERMINAL_TYPES).join(', ')})`,
+        'an allow-list: only terminals of these types may register (default: any type; each terminal registers with the type it was provisioned with)',
       )
       .addOption(
         new Option(
@@ -165,7 +165,12 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
       )
       .argument('<id>', 'the terminal id: 1–64 letters, digits, . _ -; unique across all merchants')
       .requiredOption('--merchant <name>', 'the merchant that owns it')
-      .requiredOption('--type <type>', 'its terminal type (the TerminalType it registers with)'),
+      .requiredOption('--type <type>', 'its terminal type (the TerminalType it registers with)')
+      .option(
+        '--payload <format>',
+        `the format of its transactions: ${PAYLOAD_PROTOCOLS.join(', ')} (SEMI JSON, seed 004)`,
+        DEFAULT_PAYLOAD,
+      ),
   ).action(action(runTerminalAdd));
   common(
     terminal
@@ -216,6 +221,7 @@ const terminalJson = (t: GatewayTerminal) => ({
   terminalId: t.terminalId,
   merchant: t.merchant,
   terminalType: t.terminalType,
+  payload: t.payload,
   createdAt: iso(t.createdAt),
 });
 
@@ -256,7 +262,7 @@ export async function runMerchantList(options: CommonOptions): Promise<CommandOu
 }
 
 export async function runTerminalAdd(
-  options: CommonOptions & { merchant: string; type: string },
+  options: CommonOptions & { merchant: string; type: string; payload?: string },
   terminalId: string,
 ): Promise<CommandOutput> {
   return withTenants(options, async (tenants, context) => {
@@ -264,14 +270,25 @@ export async function runTerminalAdd(
       terminalId,
       merchant: options.merchant,
       terminalType: options.type,
+      payload: options.payload ?? DEFAULT_PAYLOAD,
     });
     context.logger.info(
-      { terminalId, merchant: terminal.merchant, terminalType: terminal.terminalType },
+      {
+        terminalId,
+        merchant: terminal.merchant,
+        terminalType: terminal.terminalType,
+        payload: terminal.payload,
+      },
       'gateway terminal added',
     );
     return {
       exitCode: 0,
-      text: `✔ terminal ${terminalId} (${terminal.terminalType}) added to merchant ${terminal.merchant}`,
+      // What the gateway accepts from it, so that nothing else needs configuring.
+      text: [
+        `✔ terminal ${terminalId} (${terminal.terminalType}) added to merchant ${terminal.merchant}`,
+        `  the gateway accepts its Register with "TerminalID":"${terminalId}","TerminalType":"${terminal.terminalType}"`,
+        `  and its transactions as ${terminal.payload} payloads; any other TerminalType gets FAILED-INVALID-TERMINAL-TYPE`,
+      ].join('\n'),
       json: terminalJson(terminal),
     };
   });
@@ -300,11 +317,12 @@ export async function runTerminalList(
         terminals.length === 0
           ? 'No terminals yet (add one with `ecr-bridge gateway terminal add ID --merchant NAME --type T`).'
           : table(
-              ['terminal', 'merchant', 'type', 'created'],
+              ['terminal', 'merchant', 'type', 'payload', 'created'],
               terminals.map((t) => [
                 t.terminalId,
                 t.merchant,
                 t.terminalType,
+                t.payload,
                 shortDate(t.createdAt),
               ]),
             ),
@@ -320,6 +338,7 @@ export interface GatewayStartOptions extends CommonOptions {
   readonly currency: string;
   readonly heartbeatInterval?: number;
   readonly registrationRate?: number;
+  /** `--terminal-type`: an allow-list of terminal types; absent, any provisioned type registers. */
   readonly terminalType?: readonly string[];
   /** TLS certificate and key files for both listeners. */
   readonly tlsCert?: string;
@@ -410,7 +429,6 @@ export async function startGateway(
   options: Omit<GatewayStartOptions, keyof CommonOptions>,
 ): Promise<RunningGateway> {
   const tenants = context.tenants;
-  const types = options.terminalType ?? Object.keys(DEFAULT_TERMINAL_TYPES);
   // Checked before anything starts: a bad certificate names its flag and path, exit 64.
   const tls = gatewayTls(options);
   const cluster = await joinCluster(context, options);
@@ -424,7 +442,7 @@ export async function startGateway(
     currency: options.currency,
     ...(tls === undefined ? {} : { tls }),
     terminals: {
-      terminalTypes: Object.fromEntries(types.map((type) => [type, 'semi' as const])),
+      ...(options.terminalType === undefined ? {} : { terminalTypes: options.terminalType }),
       ...(options.heartbeatInterval === undefined
         ? {}
         : { heartbeatIntervalMs: options.heartbeatInterval }),

@@ -297,7 +297,10 @@ export function buildProgram(): Command {
     connector
       .command('start')
       .description('start the connector described by a config.txt (runs until Ctrl-C or GET /stop)')
-      .requiredOption('--config <file>', 'the config.txt (KEY=VALUE lines, see docs/connector.md)'),
+      .option(
+        '--config <file>',
+        'the config.txt (KEY=VALUE lines, see docs/connector.md); default: config.txt in --data-dir',
+      ),
   ).action(action(runConnectorStart));
   common(
     connector

@@ -1,7 +1,7 @@
 import { ERROR_CODES, isEcrError, toEcrError, type ErrorCode } from '../core/errors.js';
 import { formatMoney, formatAmount } from '../core/money.js';
 import type { BatchTotals } from '../core/driver.js';
-import type { Outcome, TransactionResult } from '../core/transaction.js';
+import { chargedNothing, type Outcome, type TransactionResult } from '../core/transaction.js';
 import type { JournalRow } from '../journal/journal.js';
 
 /** Exit code of `ecr-bridge pay` per outcome: 0 only when the money moved as asked. */
@@ -38,8 +38,6 @@ export function exitCodeForError(error: unknown): number {
     : GENERIC_ERROR_EXIT_CODE;
 }
 
-const NOT_CHARGED: ReadonlySet<Outcome> = new Set(['declined', 'cancelled', 'failed']);
-
 const MARKS: Readonly<Record<Outcome, string>> = {
   approved: '✔',
   declined: '✖',
@@ -51,7 +49,7 @@ const MARKS: Readonly<Record<Outcome, string>> = {
 /** One result for people. */
 export function describeResult(result: TransactionResult): string {
   const lines = [
-    `${MARKS[result.outcome]} ${result.outcome}  ${formatMoney(result.amount)}  reference ${result.reference}`,
+    `${MARKS[result.outcome]} ${result.outcome}  ${formatMoney(result.amount)}  reference ${result.reference}${result.attempt > 1 ? ` (attempt ${result.attempt})` : ''}`,
   ];
   const facts = [
     result.approvalCode && `approval ${result.approvalCode}`,
@@ -65,7 +63,7 @@ export function describeResult(result: TransactionResult): string {
   }
   if (result.replayed)
     lines.push(
-      `  (stored result of an earlier request with this reference: nothing was sent again${NOT_CHARGED.has(result.outcome) ? '; nothing was charged: use a new reference to try again' : ''})`,
+      `  (stored result of an earlier request with this reference: nothing was sent again${chargedNothing(result.state) ? '; nothing was charged: send the same reference again to try again' : ''})`,
     );
   if (result.outcome === 'unknown') {
     lines.push(

@@ -12,7 +12,8 @@ function table(rows: readonly JournalRow[]): string {
   const body = rows.map((r) => [
     new Date(r.createdAt).toISOString().slice(0, 19).replace('T', ' '),
     r.terminalId,
-    r.reference,
+    // A later attempt under the same reference (a new card after a decline) is marked #2, #3…
+    r.attempt > 1 ? `${r.reference} #${r.attempt}` : r.reference,
     r.kind,
     formatMoney({ minor: r.amountMinor, currency: r.currency }),
     r.state,
@@ -110,9 +111,15 @@ export async function runTxResolve(
   }
   const context = await openContext(options);
   try {
-    const rows = (await context.journal.findByReference(reference)).filter(
-      (row) => options.terminal === undefined || row.terminalId === options.terminal,
-    );
+    // The latest attempt per merchant and terminal (newest first): an `unknown` attempt is
+    // always its reference's latest, since nothing is tried again after it.
+    const seen = new Set<string>();
+    const rows = (await context.journal.findByReference(reference)).filter((row) => {
+      const key = `${row.merchantId}\u0000${row.terminalId}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return options.terminal === undefined || row.terminalId === options.terminal;
+    });
     if (rows.length === 0) {
       throw new EcrError(
         'NOT_FOUND',

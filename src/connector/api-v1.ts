@@ -28,14 +28,39 @@ export const PaymentBody = z.strictObject({
   forceAuthorization: z.boolean().optional(),
 });
 
+const OUTCOMES = ['approved', 'declined', 'cancelled', 'failed', 'unknown'] as const;
+
+/** One attempt under a reference: the cashier's first card, then another after a decline… */
+export const AttemptJson = z.object({
+  attempt: z.number().int().min(1),
+  outcome: z.enum(OUTCOMES),
+  state: z.string(),
+  errorCode: z.string().optional(),
+  message: z.string().optional(),
+  approvalCode: z.string().optional(),
+  maskedPan: z.string().optional(),
+  terminalTxId: z.string().optional(),
+  createdAt: z.string(),
+  completedAt: z.string().optional(),
+});
+
 export const TransactionJson = z.object({
   reference: z.string(),
   terminalId: z.string(),
   kind: z.enum(MONEY_KINDS),
   amount: z.string().describe('Major units, e.g. "10.23".'),
   currency: z.string(),
-  outcome: z.enum(['approved', 'declined', 'cancelled', 'failed', 'unknown']),
+  outcome: z.enum(OUTCOMES),
   state: z.string(),
+  attempt: z
+    .number()
+    .int()
+    .min(1)
+    .describe('Which attempt under the reference this is (a new one after nothing was charged).'),
+  attempts: z
+    .array(AttemptJson)
+    .optional()
+    .describe('Every attempt under the reference, the first first (on lookups by reference).'),
   replayed: z.boolean(),
   errorCode: z.string().optional(),
   message: z.string().optional(),
@@ -76,6 +101,7 @@ export function toJson(result: TransactionResult): z.infer<typeof TransactionJso
     currency: result.amount.currency,
     outcome: result.outcome,
     state: result.state,
+    attempt: result.attempt,
     replayed: result.replayed,
     createdAt: result.createdAt,
     ...(result.completedAt === undefined ? {} : { completedAt: result.completedAt }),
@@ -85,6 +111,28 @@ export function toJson(result: TransactionResult): z.infer<typeof TransactionJso
     ...(result.maskedPan === undefined ? {} : { maskedPan: result.maskedPan }),
     ...(result.cardBrand === undefined ? {} : { cardBrand: result.cardBrand }),
     ...(result.terminalTxId === undefined ? {} : { terminalTxId: result.terminalTxId }),
+  };
+}
+
+/** A transaction with the list of its reference's attempts (`attempts` from the journal). */
+export function toJsonWithAttempts(
+  latest: TransactionResult,
+  attempts: readonly TransactionResult[],
+): z.infer<typeof TransactionJson> {
+  return {
+    ...toJson(latest),
+    attempts: attempts.map((a) => ({
+      attempt: a.attempt,
+      outcome: a.outcome,
+      state: a.state,
+      createdAt: a.createdAt,
+      ...(a.completedAt === undefined ? {} : { completedAt: a.completedAt }),
+      ...(a.errorCode === undefined ? {} : { errorCode: a.errorCode }),
+      ...(a.message === undefined ? {} : { message: a.message }),
+      ...(a.approvalCode === undefined ? {} : { approvalCode: a.approvalCode }),
+      ...(a.maskedPan === undefined ? {} : { maskedPan: a.maskedPan }),
+      ...(a.terminalTxId === undefined ? {} : { terminalTxId: a.terminalTxId }),
+    })),
   };
 }
 
@@ -164,7 +212,10 @@ export function registerApiV1(app: FastifyInstance, options: ApiV1Options): void
           },
         });
       }
-      return toJson(found);
+      return toJsonWithAttempts(
+        found,
+        await options.service.attempts(options.terminalId, reference),
+      );
     },
   );
   app.get(

@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { findCurrency } from '../core/currencies.js';
 import { EcrError } from '../core/errors.js';
@@ -7,9 +7,29 @@ import { wholeNumber } from '../core/options.js';
 import {
   parseTerminalAddress,
   VALID_ADDRESS_FORMS,
+  WINDOWS_SERIAL_PORT,
   withoutSecrets,
 } from '../core/terminal-address.js';
 import { hasControlCharacters } from '../core/transaction.js';
+import {
+  CONFIG_ENV_PREFIX,
+  CONFIG_MAX_BYTES,
+  configError,
+  excerpt,
+  readEnv,
+  readLines,
+  type ConfigKey,
+  type Origin,
+} from './config-text.js';
+
+// The reader's bounds and keys are part of this module's surface (src/index.ts, tests).
+export {
+  CONFIG_ENV_PREFIX,
+  CONFIG_KEYS,
+  CONFIG_MAX_BYTES,
+  CONFIG_MAX_LINES,
+  type ConfigKey,
+} from './config-text.js';
 
 /**
  * The connector's `config.txt` (kiosk seed 003, "Fill in the setup file"): `KEY=VALUE` lines,
@@ -20,39 +40,19 @@ import { hasControlCharacters } from '../core/transaction.js';
 
 /** Port of the local API (`http://localhost:{LOCAL_PORT}`, seed 003's example). */
 export const CONNECTOR_DEFAULT_PORT = 8080;
-/** `desktop` (seed 001, a POS beside an attended terminal) or `kiosk` (seed 003, unattended). */
+/**
+ * `desktop` (seed 001, a POS beside an attended terminal) or `kiosk` (seed 003, unattended): the
+ * flavour of a config with neither CONNECTOR_FLAVOUR nor SERIAL_PORT (with SERIAL_PORT: kiosk).
+ */
 export const CONNECTOR_DEFAULT_FLAVOUR = 'desktop';
 /** Journal, logs and outbox; a relative path is taken from the config file's folder. */
 export const CONNECTOR_DEFAULT_DATA_DIR = './data';
 /** Baud rate of the Concert line derived from SERIAL_PORT (the HiPay kiosk connector's). */
 export const CONNECTOR_SERIAL_BAUD_RATE = 9600;
-/** Largest config file read: 64 KiB. */
-export const CONFIG_MAX_BYTES = 64 * 1024;
-/** Most lines a config file may have, comments and blank lines included. */
-export const CONFIG_MAX_LINES = 1_000;
+/** The file `connector start` reads from its data directory (seed 003: "located into the data directory"). */
+export const CONFIG_FILE_NAME = 'config.txt';
 /** Longest value of any key, in characters. */
 export const CONFIG_MAX_VALUE_LENGTH = 2_048;
-/** Prefix of the environment variables that override the file: `ECR_BRIDGE_LOCAL_PORT`. */
-export const CONFIG_ENV_PREFIX = 'ECR_BRIDGE_';
-
-/** Every key `config.txt` may hold: the seed's seven, then the project's. */
-export const CONFIG_KEYS = [
-  'SERIAL_PORT',
-  'LOCAL_PORT',
-  'TERMINAL_MANAGER_LOGIN',
-  'TERMINAL_MANAGER_PWD',
-  'HIPAY_LOGIN',
-  'HIPAY_PWD',
-  'UPDATE_TIME',
-  'CONNECTOR_FLAVOUR',
-  'TERMINAL_URL',
-  'DATA_DIR',
-  'NOTIFY_URL',
-  'POS_NUMBER',
-  'CURRENCY',
-] as const;
-
-export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
 /** Keys whose value is never quoted anywhere (NOTIFY_URL may carry a password in its userinfo). */
 const SECRET_KEYS: ReadonlySet<ConfigKey> = new Set([
@@ -67,7 +67,7 @@ const REQUIRED_KEYS: ReadonlySet<ConfigKey> = new Set([
 ]);
 
 export interface ConnectorConfig {
-  /** CONNECTOR_FLAVOUR. @default CONNECTOR_DEFAULT_FLAVOUR */
+  /** CONNECTOR_FLAVOUR; without it `kiosk` when SERIAL_PORT is set. @default CONNECTOR_DEFAULT_FLAVOUR */
   readonly flavour: 'desktop' | 'kiosk';
   /** LOCAL_PORT, 1–65535. @default CONNECTOR_DEFAULT_PORT */
   readonly localPort: number;
@@ -93,6 +93,8 @@ export interface ConnectorConfig {
   readonly currency?: string;
   /** SERIAL_PORT: the terminal's serial device, as written (`/dev/ttyUSB0`). */
   readonly serialPort?: string;
+  /** The file it was read from, absolute; absent when no file was read. */
+  readonly file?: string;
 }
 
 export interface ParseConfigOptions {
@@ -102,21 +104,20 @@ export interface ParseConfigOptions {
   readonly baseDir?: string;
   /** The file's name in error messages. @default 'config.txt' */
   readonly source?: string;
+  /**
+   * The system the connector runs on: SERIAL_PORT `COM8` names a port on Windows and nothing
+   * elsewhere. @default process.platform
+   */
+  readonly platform?: NodeJS.Platform;
+  /** DATA_DIR when neither the file nor the environment sets it, from baseDir. @default CONNECTOR_DEFAULT_DATA_DIR */
+  readonly defaultDataDir?: string;
 }
-
-/** Where a value came from: a line of the file or an environment variable. */
-type Origin =
-  | { readonly type: 'line'; readonly line: number }
-  | { readonly type: 'env'; readonly name: string };
 
 const CONTROL_RULE = 'must not contain control characters';
 const PORT_RULE = 'must be a whole number from 1 to 65535';
 const TIME_RULE = 'must be hh:mm from 00:00 to 23:59';
 const POS_RULE = 'must be a whole number from 1 to 99';
 const REQUIRED_RULE = 'is required (Basic Auth must always be on)';
-const UNCLOSED_RULE = 'has an opening double quote without a closing one';
-// A Windows port name, also in its `\\.\COM10` form. See SERIAL_PORT below for why it is refused.
-const WINDOWS_PORT = /^(?:\\\\\.\\)?COM\d+$/i;
 
 /** Checks every value shares: no control characters, bounded length. */
 function text() {
@@ -141,19 +142,31 @@ function isHttpUrl(value: string): boolean {
 
 const required = text().min(1, 'must not be empty');
 
+/**
+ * SERIAL_PORT's rule on Linux (and macOS): a device path. The seed's Windows example is `COM8`;
+ * here `serial:///COM8` would name a file that never exists, and the user would only learn it at
+ * the first payment. Refusing at start, with the Linux name to use instead, is what someone
+ * copying the Windows table expects to be told.
+ */
+const POSIX_SERIAL_PORT = text()
+  .refine(
+    (value) => !WINDOWS_SERIAL_PORT.test(value),
+    'is a Windows port name; name the device, such as /dev/ttyUSB0 or /dev/ttyACM0 (`npx ecr-bridge ports` lists them)',
+  )
+  .refine((value) => value.startsWith('/'), 'must be a device path such as /dev/ttyUSB0')
+  .optional();
+
+/** SERIAL_PORT's rule on Windows: a port name, as in the seed's Windows table (`COM8`). */
+const WINDOWS_SERIAL_PORT_RULE = text()
+  .regex(
+    WINDOWS_SERIAL_PORT,
+    'must be a port name such as COM8 (`npx ecr-bridge ports` lists them)',
+  )
+  .optional();
+
 /** The rules of each key; empty values of optional keys were dropped before (= not set). */
 const SCHEMA = z.strictObject({
-  // The seed's Windows example is `COM8`. ecr-bridge is Linux-first and its serial transport opens
-  // device paths: `serial:///COM8` would name a file `/COM8` that never exists, and the user would
-  // only learn it at the first payment. Refusing at start, with the Linux name to use instead, is
-  // what someone copying the Windows table expects to be told.
-  SERIAL_PORT: text()
-    .refine(
-      (value) => !WINDOWS_PORT.test(value),
-      'is a Windows port name; name the device, such as /dev/ttyUSB0 or /dev/ttyACM0 (`npx ecr-bridge ports` lists them)',
-    )
-    .refine((value) => value.startsWith('/'), 'must be a device path such as /dev/ttyUSB0')
-    .optional(),
+  SERIAL_PORT: POSIX_SERIAL_PORT,
   LOCAL_PORT: digits(/^\d{1,5}$/, PORT_RULE, 1, 65535).default(CONNECTOR_DEFAULT_PORT),
   TERMINAL_MANAGER_LOGIN: required.refine(
     (value) => !value.includes(':'),
@@ -168,9 +181,10 @@ const SCHEMA = z.strictObject({
       Object.freeze({ hour: Number(value.slice(0, 2)), minute: Number(value.slice(3)) }),
     )
     .optional(),
+  // No default here: without it, the flavour follows SERIAL_PORT (parseConfigText).
   CONNECTOR_FLAVOUR: text()
     .pipe(z.enum(['desktop', 'kiosk'], { error: 'must be desktop or kiosk' }))
-    .default(CONNECTOR_DEFAULT_FLAVOUR),
+    .optional(),
   TERMINAL_URL: text()
     .superRefine((value, ctx) => {
       try {
@@ -206,187 +220,15 @@ const SCHEMA = z.strictObject({
     })
     .optional(),
 });
-
-/** A value as it may appear in a message: quoted, control characters escaped, at most 40 characters. */
-function excerpt(value: string): string {
-  const chars = [...value];
-  const short = chars.length > 40 ? `${chars.slice(0, 40).join('')}…` : value;
-  const escaped = short.replace(/["\\]/g, '\\$&').replace(
-    // eslint-disable-next-line no-control-regex
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  return `"${escaped}"`;
-}
-
-/** `config.txt line 3: LOCAL_PORT: rule (detail)`, or `environment variable ECR_BRIDGE_…: rule`. */
-function configError(
-  source: string,
-  origin: Origin | undefined,
-  key: string | undefined,
-  rule: string,
-  detail?: string,
-): EcrError {
-  const where =
-    origin === undefined
-      ? `${source}: ${key === undefined ? '' : `${key}: `}`
-      : origin.type === 'env'
-        ? `environment variable ${origin.name}: `
-        : `${source} line ${origin.line}: ${key === undefined ? '' : `${key}: `}`;
-  const message = `${where}${rule}${detail === undefined ? '' : ` (${detail})`}`;
-  return new EcrError('INVALID_INPUT', message, { field: key ?? source, rule });
-}
-
-/** Optimal string alignment distance: a swap of two neighbours (PROT/PORT) counts as one edit. */
-function distance(a: string, b: string): number {
-  let older: number[] = [];
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      let best = Math.min((previous[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, substitution);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        best = Math.min(best, (older[j - 2] ?? 0) + 1);
-      }
-      row.push(best);
-    }
-    [older, previous] = [previous, row];
-  }
-  return previous[b.length] ?? 0;
-}
-
-function isConfigKey(key: string): key is ConfigKey {
-  return (CONFIG_KEYS as readonly string[]).includes(key);
-}
-
-/** "did you mean" for a near miss: a typo of at most two edits, any case, or the env prefix. */
-function suggestion(key: string): string | undefined {
-  const upper = key.toUpperCase();
-  const bare = upper.startsWith(CONFIG_ENV_PREFIX) ? upper.slice(CONFIG_ENV_PREFIX.length) : upper;
-  if (isConfigKey(bare)) return bare;
-  let best: { key: ConfigKey; distance: number } | undefined;
-  for (const candidate of CONFIG_KEYS) {
-    const d = distance(bare, candidate);
-    if (d <= 2 && (best === undefined || d < best.distance)) best = { key: candidate, distance: d };
-  }
-  return best?.key;
-}
+const WINDOWS_SCHEMA = SCHEMA.extend({ SERIAL_PORT: WINDOWS_SERIAL_PORT_RULE });
 
 /**
- * A value may be wrapped in double quotes to keep surrounding spaces or start with `#`; there are
- * no escapes inside (a password holding `"` is written as is: only the outer pair is removed).
- * Returns undefined for an opening quote without a closing one.
+ * `serial://<path>?baud=9600`, each path segment escaped so `?`, `#` or `%` stay in the path; a
+ * Windows name becomes `serial:///COM8` (the address reads it back as the port COM8).
  */
-function unquote(value: string): string | undefined {
-  if (!value.startsWith('"')) return value;
-  if (value.length < 2 || !value.endsWith('"')) return undefined;
-  return value.slice(1, -1);
-}
-
-/**
- * An unknown key. What stands before "=" is quoted only when it looks like a key (UPPER_SNAKE, or
- * a near miss of one): a misplaced password line (`dGVzdA==`, `TERMINAL_MANAGER_PWD:a=b`) must not
- * end up in a log.
- */
-function unknownKey(source: string, origin: Origin, key: string): EcrError {
-  const known = /^[A-Za-z_][A-Za-z0-9_]*/.exec(key)?.[0];
-  if (known !== undefined && known !== key && isConfigKey(known)) {
-    return configError(
-      source,
-      origin,
-      known,
-      'expected KEY=VALUE (only spaces may stand between the key and "=")',
-    );
-  }
-  const near = /^[A-Za-z0-9_]{1,64}$/.test(key) ? suggestion(key) : undefined;
-  if (near !== undefined) {
-    return configError(source, origin, key, 'is not a config.txt key', `did you mean ${near}?`);
-  }
-  const keys = `keys: ${CONFIG_KEYS.join(', ')}`;
-  if (/^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$/.test(key) && key.length <= 64) {
-    return configError(source, origin, key, 'is not a config.txt key', keys);
-  }
-  return configError(
-    source,
-    origin,
-    undefined,
-    'expected KEY=VALUE with a config.txt key before "="',
-    keys,
-  );
-}
-
-function readLines(
-  text: string,
-  source: string,
-  values: Map<ConfigKey, string>,
-  origins: Map<ConfigKey, Origin>,
-): void {
-  if (Buffer.byteLength(text, 'utf8') > CONFIG_MAX_BYTES) {
-    throw configError(source, undefined, undefined, `must be at most ${CONFIG_MAX_BYTES} bytes`);
-  }
-  // Notepad saves a UTF-8 BOM and CRLF line endings.
-  const lines = (text.startsWith('\uFEFF') ? text.slice(1) : text).split(/\r?\n/);
-  if (lines.at(-1) === '') lines.pop();
-  if (lines.length > CONFIG_MAX_LINES) {
-    throw configError(
-      source,
-      undefined,
-      undefined,
-      `must have at most ${CONFIG_MAX_LINES} lines`,
-      `got ${lines.length}`,
-    );
-  }
-  lines.forEach((raw, index) => {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) return;
-    const origin: Origin = { type: 'line', line: index + 1 };
-    const equals = line.indexOf('=');
-    if (equals === -1) {
-      // Never quote the line: it may be `TERMINAL_MANAGER_PWD secret` with the `=` forgotten.
-      const known = /^[A-Za-z_][A-Za-z0-9_]*/.exec(line)?.[0];
-      const key = known !== undefined && isConfigKey(known) ? known : undefined;
-      throw configError(source, origin, key, 'expected KEY=VALUE (this line has no "=")');
-    }
-    const key = line.slice(0, equals).trim();
-    if (key === '') throw configError(source, origin, undefined, 'expected KEY=VALUE (no key)');
-    if (!isConfigKey(key)) throw unknownKey(source, origin, key);
-    const first = origins.get(key);
-    if (first !== undefined && first.type === 'line') {
-      throw configError(source, origin, key, 'is given twice', `first on line ${first.line}`);
-    }
-    const value = unquote(line.slice(equals + 1).trim());
-    if (value === undefined) {
-      throw configError(source, origin, key, UNCLOSED_RULE);
-    }
-    values.set(key, value);
-    origins.set(key, origin);
-  });
-}
-
-function readEnv(
-  env: Readonly<Record<string, string | undefined>>,
-  source: string,
-  values: Map<ConfigKey, string>,
-  origins: Map<ConfigKey, Origin>,
-): void {
-  for (const key of CONFIG_KEYS) {
-    const name = `${CONFIG_ENV_PREFIX}${key}`;
-    const raw = env[name];
-    if (raw === undefined) continue;
-    const origin: Origin = { type: 'env', name };
-    const value = unquote(raw.trim());
-    if (value === undefined) {
-      throw configError(source, origin, key, UNCLOSED_RULE);
-    }
-    values.set(key, value);
-    origins.set(key, origin);
-  }
-}
-
-/** `serial://<path>?baud=9600`, each path segment escaped so `?`, `#` or `%` stay in the path. */
 function serialUrl(path: string): string {
-  return `serial://${path.split('/').map(encodeURIComponent).join('/')}?baud=${CONNECTOR_SERIAL_BAUD_RATE}`;
+  const device = path.startsWith('/') ? path : `/${path}`;
+  return `serial://${device.split('/').map(encodeURIComponent).join('/')}?baud=${CONNECTOR_SERIAL_BAUD_RATE}`;
 }
 
 /**
@@ -404,7 +246,8 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
   const input: Partial<Record<ConfigKey, string>> = {};
   for (const [key, value] of values) if (value !== '' || REQUIRED_KEYS.has(key)) input[key] = value;
 
-  const result = SCHEMA.safeParse(input);
+  const windows = (options.platform ?? process.platform) === 'win32';
+  const result = (windows ? WINDOWS_SCHEMA : SCHEMA).safeParse(input);
   if (!result.success) {
     // Report the problem the user meets first: an environment variable, then the file top down.
     const rank = (issue: z.core.$ZodIssue): number => {
@@ -466,10 +309,19 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
   const dataDir =
     parsed.DATA_DIR !== undefined && dataDirOrigin?.type === 'env'
       ? resolve(parsed.DATA_DIR)
-      : resolve(options.baseDir ?? process.cwd(), parsed.DATA_DIR ?? CONNECTOR_DEFAULT_DATA_DIR);
+      : resolve(
+          options.baseDir ?? process.cwd(),
+          parsed.DATA_DIR ?? options.defaultDataDir ?? CONNECTOR_DEFAULT_DATA_DIR,
+        );
+
+  // Seed 003's config.txt has no flavour key and is the kiosk's: its SERIAL_PORT says so. A file
+  // without either (TERMINAL_URL only) keeps the desktop default; CONNECTOR_FLAVOUR always wins.
+  const flavour =
+    parsed.CONNECTOR_FLAVOUR ??
+    (parsed.SERIAL_PORT === undefined ? CONNECTOR_DEFAULT_FLAVOUR : 'kiosk');
 
   const config: ConnectorConfig = {
-    flavour: parsed.CONNECTOR_FLAVOUR,
+    flavour,
     localPort: parsed.LOCAL_PORT,
     login: parsed.TERMINAL_MANAGER_LOGIN,
     password: parsed.TERMINAL_MANAGER_PWD,
@@ -494,6 +346,9 @@ function describeFsError(error: unknown): string {
   return code ?? 'cannot be read';
 }
 
+/** How a config file is read: `platform` and `defaultDataDir` of ParseConfigOptions. */
+export type LoadConfigOptions = Pick<ParseConfigOptions, 'platform' | 'defaultDataDir'>;
+
 /**
  * Reads and parses a config file; a relative DATA_DIR is taken from the file's folder. A missing
  * or unreadable file, one over 64 KiB or one not saved as UTF-8 is an INVALID_INPUT naming the path.
@@ -501,6 +356,7 @@ function describeFsError(error: unknown): string {
 export function loadConfig(
   path: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  options: LoadConfigOptions = {},
 ): ConnectorConfig {
   const fail = (rule: string, cause?: unknown): EcrError =>
     new EcrError('INVALID_INPUT', `${path}: ${rule}`, { field: path, rule, cause });
@@ -523,7 +379,42 @@ export function loadConfig(
   } catch {
     throw fail('is not UTF-8 text: save it as UTF-8');
   }
-  return parseConfigText(text, { env, baseDir: dirname(resolve(path)), source: path });
+  const config = parseConfigText(text, {
+    ...options,
+    env,
+    baseDir: dirname(resolve(path)),
+    source: path,
+  });
+  return Object.freeze({ ...config, file: resolve(path) });
+}
+
+/**
+ * The config of a data directory: its `config.txt`, where seed 003 keeps it, with DATA_DIR
+ * defaulting to that directory. Without the file, the defaults and the `ECR_BRIDGE_<KEY>`
+ * variables alone (which must then give the Basic Auth credentials); errors say so.
+ */
+export function loadDataDirConfig(
+  dataDir: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  options: Pick<ParseConfigOptions, 'platform'> = {},
+): ConnectorConfig {
+  const dir = resolve(dataDir);
+  const path = join(dir, CONFIG_FILE_NAME);
+  try {
+    statSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return parseConfigText('', {
+        ...options,
+        env,
+        baseDir: dir,
+        defaultDataDir: '.',
+        source: `${path} (no such file: defaults and ${CONFIG_ENV_PREFIX}<KEY> variables)`,
+      });
+    }
+    // Anything else (permission, a folder in its place) is loadConfig's to report.
+  }
+  return loadConfig(path, env, { ...options, defaultDataDir: '.' });
 }
 
 /** Query parameters that hold credentials in terminal and back-office URLs. */

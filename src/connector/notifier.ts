@@ -72,6 +72,11 @@ export interface NotificationPayload {
   readonly amount: string;
   readonly currency: string;
   readonly outcome: Outcome;
+  /**
+   * Which attempt under the reference: a declined attempt and the approved one after it are two
+   * notifications with the same reference, told apart by this.
+   */
+  readonly attempt: number;
   /** The transaction a void, capture, tip adjust or linked refund applies to. */
   readonly originalReference?: string;
   readonly approvalCode?: string;
@@ -93,6 +98,7 @@ export function defaultNotificationPayload(row: JournalRow): NotificationPayload
     amount: formatAmount({ minor: row.amountMinor, currency: row.currency }),
     currency: row.currency,
     outcome: row.outcome ?? 'unknown',
+    attempt: row.attempt,
     ...(row.originalReference === undefined ? {} : { originalReference: row.originalReference }),
     ...(row.approvalCode === undefined ? {} : { approvalCode: row.approvalCode }),
     ...(row.maskedPan === undefined ? {} : { maskedPan: row.maskedPan }),

@@ -54,8 +54,8 @@ export interface ConnectorServerOptions {
   readonly driver: TerminalDriver;
   /** The currency of a request that names none (EUR, or config.txt's CURRENCY). */
   readonly currency: string;
-  /** Finds the journal id of a transaction, for the notifier. */
-  readonly journalId: (reference: string) => Awaitable<number | undefined>;
+  /** Finds the journal id of one attempt of a transaction, for the notifier. */
+  readonly journalId: (reference: string, attempt: number) => Awaitable<number | undefined>;
   readonly notifier?: ConnectorNotifier;
   /** Called by `GET /stop` once no payment is in flight. */
   readonly onStop?: () => void;
@@ -269,7 +269,7 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
         }),
       );
       let notification: NotificationReport = { sent: false, attempts: 0 };
-      const id = await options.journalId(payment.reference);
+      const id = await options.journalId(payment.reference, result.attempt);
       if (options.notifier !== undefined && id !== undefined && HAPPENED.has(result.outcome)) {
         notification = await options.notifier
           .notify(id, CONNECTOR_NOTIFY_WAIT_MS)
@@ -279,7 +279,7 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
           });
       }
       // Refused at once because another payment holds the terminal: 409, as the seed's clients
-      // expect of a busy connector (the order id keeps this answer, like any stored result).
+      // expect of a busy connector (nothing was charged: the same order id later is a new attempt).
       const busy = result.errorCode === 'TERMINAL_BUSY' && !result.replayed;
       // An outcome that is not known is no decline: a vendor client that only knows SUCCESS and
       // FAILURE must take its error path (504), not retry as if nothing was charged.

@@ -216,6 +216,7 @@ function ours(result: TransactionResult, payment: ConnectorPayment) {
   return {
     outcome: result.outcome,
     state: result.state,
+    attempt: result.attempt,
     replayed: result.replayed,
     ...(result.approvalCode === undefined ? {} : { approvalCode: result.approvalCode }),
     ...(result.maskedPan === undefined ? {} : { maskedPan: result.maskedPan }),
@@ -265,43 +266,149 @@ export function desktopAnswer(
   };
 }
 
-/** The kiosk connector's receipt fields that ecr-bridge can fill from a terminal result. */
-function receipt(result: TransactionResult) {
+/**
+ * The kiosk answer's `receipt` keys, in the order of seed 003's example answer: all 32 are always
+ * there, blank (`""`) where the terminal's protocol does not give the value, so that a kiosk
+ * program written against the vendor's connector finds every key it reads.
+ */
+export const KIOSK_RECEIPT_KEYS = [
+  'ticketHeader',
+  'localDate',
+  'localTime',
+  'acceptor',
+  'transactionType',
+  'contractNumber',
+  'SIRET',
+  'activity',
+  'paymentType',
+  'siteType',
+  'primaryAccountNumber',
+  'TASA',
+  'cardAppExpiry',
+  'serviceCode',
+  'crypto',
+  'currencyNumCode',
+  'acceptationSystemNum',
+  'transactionNumber',
+  'transactionFileNumber',
+  'readingMode',
+  'authorizationNumber',
+  'forceCode',
+  'amount',
+  'currencyAlphaCode',
+  'currencyFractionPart',
+  'counterValueAmount',
+  'counterValueCurrencyAlphaCode',
+  'counterValueCurrencyFractionPart',
+  'inclusiveAmount',
+  'ticketFooter',
+  'AID',
+  'label',
+] as const;
+
+export type KioskReceipt = Readonly<Record<(typeof KIOSK_RECEIPT_KEYS)[number], string>>;
+
+/** A masked PAN as it stands in a masked PAN: at most 6 digits, masking, at most 4 digits. */
+const MASKED_PAN = /^(\d{0,6})([*Xx#]+)(\d{0,4})$/;
+
+/**
+ * A masked PAN in the seed's receipt form, `123456XXXXXX7890`; blank when it is not a masked PAN
+ * (never anything that could hold more digits).
+ */
+export function receiptPan(maskedPan: string | undefined): string {
+  const match = MASKED_PAN.exec((maskedPan ?? '').replace(/[\s-]/g, ''));
+  if (match === null) return '';
+  const [, first = '', hidden = '', last = ''] = match;
+  return `${first}${'X'.repeat(hidden.length)}${last}`;
+}
+
+/** The PAN on the seed's ticket shows the last 4 digits only: `XXXXXXXXXXXX1234`. */
+function ticketPan(maskedPan: string | undefined): string {
+  const pan = receiptPan(maskedPan);
+  return pan.replace(/^\d+/, (digits) => 'X'.repeat(digits.length));
+}
+
+/**
+ * The terminal's transaction number in the seed's 6-digit form (`000001`): a shorter number is
+ * zero-padded, leading zeros past 6 digits are dropped (a Concert private field is 10 wide), and
+ * anything else is kept as the terminal gave it rather than cut.
+ */
+function transactionNumber(terminalTxId: string | undefined): string {
+  const id = (terminalTxId ?? '').trim();
+  if (!/^\d+$/.test(id)) return id;
+  return id.replace(/^0+(?=\d{6})/, '').padStart(6, '0');
+}
+
+/** What the terminal charged, in minor units: less than asked on a partial approval (SEMI). */
+function chargedMinor(result: TransactionResult): number {
+  const approved = result.details?.approvedMinor;
+  return result.details?.partial === true && typeof approved === 'number'
+    ? approved
+    : result.amount.minor;
+}
+
+const two = (n: number): string => String(n).padStart(2, '0');
+
+/**
+ * The receipt (seed 003's 32 keys, in order) from a terminal result. Filled: date and time of
+ * the request, debit `01` / credit `02`, the masked PAN, currency, the terminal's transaction
+ * number, approval code, amount charged, card brand. The rest (acceptor, contract, SIRET, EMV
+ * data, counter-value) no protocol ecr-bridge speaks gives: blank.
+ */
+export function kioskReceipt(result: TransactionResult): KioskReceipt {
   const created = new Date(result.createdAt);
-  const two = (n: number) => String(n).padStart(2, '0');
   const currency = requireCurrency(result.amount.currency);
-  return {
+  // The currency the terminal answered in (Concert's numeric code), else the request's.
+  const numeric = result.details?.currencyNumeric;
+  const filled: Partial<Record<(typeof KIOSK_RECEIPT_KEYS)[number], string>> = {
     localDate: `${two(created.getDate())}${two(created.getMonth() + 1)}${String(created.getFullYear()).slice(2)}`,
     localTime: `${two(created.getHours())}${two(created.getMinutes())}${two(created.getSeconds())}`,
     transactionType: result.kind === 'refund' ? '02' : '01',
-    primaryAccountNumber: result.maskedPan ?? '',
-    currencyNumCode: currency.numeric,
+    primaryAccountNumber: receiptPan(result.maskedPan),
+    currencyNumCode:
+      typeof numeric === 'string' && /^\d{3}$/.test(numeric) ? numeric : currency.numeric,
+    transactionNumber: transactionNumber(result.terminalTxId),
     authorizationNumber: result.approvalCode ?? '',
-    amount: String(result.amount.minor).padStart(8, '0'),
+    amount: String(chargedMinor(result)).padStart(8, '0'),
     currencyAlphaCode: currency.code,
     currencyFractionPart: String(currency.exponent),
-    transactionNumber: (result.terminalTxId ?? '').slice(-6).padStart(6, '0'),
     label: result.cardBrand ?? '',
   };
+  return Object.fromEntries(
+    KIOSK_RECEIPT_KEYS.map((key) => [key, filled[key] ?? '']),
+  ) as KioskReceipt;
 }
 
-/** The ticket text, `|`-separated lines as in the kiosk seed; card number masked. */
-function ticket(result: TransactionResult): string {
+/**
+ * The ticket text, `|`-separated lines in the seed's order, with the lines a terminal result can
+ * fill: `CARTE BANCAIRE`, the card brand, `LE dd/mm/yy A hh:mm:ss`, the PAN (last 4 digits, as
+ * the seed's ticket), the transaction number line,
+ * `NO AUTO:`, `MONTANT REEL:`, `DEBIT` / `CREDIT`, `TICKET CLIENT A CONSERVER`, and the seed's
+ * two empty lines at the end. The acceptor, contract, `@` and `MONTANT ESTIME` lines are left out.
+ */
+export function kioskTicket(result: TransactionResult, receipt = kioskReceipt(result)): string {
   const when = new Date(result.createdAt);
-  const two = (n: number) => String(n).padStart(2, '0');
-  return [
+  const pan = ticketPan(result.maskedPan);
+  const charged = { minor: chargedMinor(result), currency: result.amount.currency };
+  const lines: (string | undefined)[] = [
     'CARTE BANCAIRE',
-    result.cardBrand ?? '',
+    result.cardBrand,
     `LE ${two(when.getDate())}/${two(when.getMonth() + 1)}/${String(when.getFullYear()).slice(2)} A ${two(when.getHours())}:${two(when.getMinutes())}:${two(when.getSeconds())}`,
-    result.maskedPan ?? '',
-    ...(result.approvalCode === undefined ? [] : [`NO AUTO:${result.approvalCode}`]),
-    `MONTANT:${formatAmount(result.amount).replace('.', ',')} ${result.amount.currency}`,
+    pan === '' ? undefined : pan,
+    // Seed: `001 000001 03 C ` (fixed columns); only the transaction number is known.
+    receipt.transactionNumber === ''
+      ? undefined
+      : `${receipt.acceptationSystemNum.padEnd(3)} ${receipt.transactionNumber} ${''.padEnd(2)} ${receipt.readingMode.padEnd(1)} `,
+    result.approvalCode === undefined ? undefined : `NO AUTO:${result.approvalCode}`,
+    `MONTANT REEL:${formatAmount(charged).replace('.', ',')} ${result.amount.currency}`,
     result.kind === 'refund' ? 'CREDIT' : 'DEBIT',
     result.outcome === 'approved'
       ? 'TICKET CLIENT A CONSERVER'
       : `TRANSACTION ${result.outcome.toUpperCase()}`,
     '',
-  ].join('|');
+    '',
+  ];
+  return lines.filter((line): line is string => line !== undefined).join('|');
 }
 
 /** The kiosk connector's answer (seed 003): an array of one object. */
@@ -320,8 +427,8 @@ export function kioskAnswer(
             code: result.errorCode ?? result.outcome.toUpperCase(),
             message: result.message ?? `the payment was ${result.outcome}`,
           },
-      receipt: receipt(result),
-      ticket: ticket(result),
+      receipt: kioskReceipt(result),
+      ticket: kioskTicket(result),
       amount: payment.amountAsSent,
       currency: payment.amount.currency,
       orderId: payment.reference,

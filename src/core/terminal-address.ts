@@ -41,6 +41,9 @@ export interface TerminalAddress {
   readonly params: Readonly<Record<string, string>>;
 }
 
+/** A Windows serial port name, also in its `\\.\COM10` form (seed 003: "the local port is COM8"). */
+export const WINDOWS_SERIAL_PORT = /^(?:\\\\\.\\)?COM\d+$/i;
+
 /** Every accepted form, for error messages and `--help`. */
 export const VALID_ADDRESS_FORMS: readonly string[] = [
   ...Object.entries(PROTOCOL_TRANSPORTS).flatMap(([protocol, transports]) =>
@@ -116,9 +119,12 @@ export function parseTerminalAddress(value: string, protocolOverride?: string): 
   }
   const params = Object.fromEntries(url.searchParams.entries());
   if (transport === 'serial') {
-    const path = decodeURIComponent(url.pathname);
-    if (url.host !== '' || path === '' || path === '/')
+    const decoded = decodeURIComponent(url.pathname);
+    if (url.host !== '' || decoded === '' || decoded === '/')
       throw refuse(value, 'serial addresses name a device: serial:///dev/ttyACM0');
+    // `serial:///COM8` is the Windows port COM8 (seed 003's Windows example): the serial port
+    // wants the bare name, which a URL path cannot start with.
+    const path = WINDOWS_SERIAL_PORT.test(decoded.slice(1)) ? decoded.slice(1) : decoded;
     return { protocol, transport, id: `${protocol}+serial://${path}`, path, params };
   }
   if (url.hostname === '') throw refuse(value, 'must name a host');

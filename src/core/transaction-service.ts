@@ -243,10 +243,20 @@ export class TransactionService {
     return driver.cancelCurrent();
   }
 
-  /** The stored transaction for a reference on a terminal, if any. */
+  /** The stored transaction for a reference on a terminal (its latest attempt), if final. */
   async find(terminalId: string, reference: string): Promise<TransactionResult | undefined> {
     const row = await this.journal.find({ merchantId: this.merchantId, terminalId, reference });
     return row === undefined || !isFinal(row.state) ? undefined : toResult(row, true);
+  }
+
+  /** Every attempt under a reference on a terminal, the first one first, in whatever state. */
+  async attempts(terminalId: string, reference: string): Promise<TransactionResult[]> {
+    const rows = await this.journal.attemptsOf({
+      merchantId: this.merchantId,
+      terminalId,
+      reference,
+    });
+    return rows.map((row) => toResult(row, true));
   }
 
   async close(): Promise<void> {
@@ -902,6 +912,7 @@ export function toResult(row: JournalRow, replayed: boolean): TransactionResult 
     kind: row.kind,
     amount: { minor: row.amountMinor, currency: row.currency },
     state: row.state,
+    attempt: row.attempt,
     outcome,
     replayed,
     createdAt: new Date(row.createdAt).toISOString(),

@@ -96,6 +96,11 @@ export interface TransactionResult extends DriverOutcome {
   readonly kind: MoneyKind;
   readonly amount: Money;
   readonly state: TransactionState;
+  /**
+   * Which attempt under the reference this is: 1, then 2, 3… when the same reference was tried
+   * again after an attempt that charged nothing (declined, cancelled, failed).
+   */
+  readonly attempt: number;
   /** True when this answer is the stored result of an earlier call with the same reference. */
   readonly replayed: boolean;
   readonly createdAt: string;
@@ -216,4 +221,17 @@ export function validatePaymentRequest(
 
 export function isFinal(state: TransactionState): state is Outcome {
   return state !== 'received' && state !== 'sent';
+}
+
+/**
+ * Final states in which certainly nothing was charged: declined, cancelled, or `failed` (refused
+ * before the card step, busy, or proven never sent). A reference whose latest attempt ended in
+ * one of these may be tried again under the same reference: a new attempt (ARCHITECTURE.md
+ * invariant 1, the cashier's "try another card").
+ */
+export const NOTHING_CHARGED_STATES = ['declined', 'cancelled', 'failed'] as const;
+
+/** True when `state` is one of NOTHING_CHARGED_STATES. */
+export function chargedNothing(state: TransactionState): boolean {
+  return (NOTHING_CHARGED_STATES as readonly TransactionState[]).includes(state);
 }

@@ -2,6 +2,7 @@ import { EcrError } from '../core/errors.js';
 import { parseAmount } from '../core/money.js';
 import type { DashboardBackend, DashboardTerminal } from '../web/dashboard.js';
 import { mapLimited, PRESENCE_CONCURRENCY, type Gateway } from './gateway.js';
+import { shownSerial } from './provisioning.js';
 
 /**
  * The gateway's side of the dashboard: a merchant signs in with its API key and password and
@@ -26,8 +27,9 @@ export function gatewayDashboard(
         const online = await gateway.presence(t.terminalId);
         return {
           terminalId: t.terminalId,
-          protocol: `${t.terminalType} (${online?.payload ?? 'semi'} over eConduit)`,
-          serial: t.terminalId,
+          protocol: `${t.terminalType} (${t.payload} over eConduit)`,
+          // The serial the terminal registered with (its TerminalID), card-number-like runs masked.
+          serial: shownSerial(online?.terminalId ?? t.terminalId),
           status: online === undefined ? 'offline' : online.busy ? 'busy' : 'online',
           lastHeartbeatAt: online?.lastSeenAt,
           model: online === undefined ? null : `${online.terminalModel} ${online.softwareVersion}`,

@@ -24,10 +24,10 @@ import { gatewayDashboard } from './dashboard.js';
 import type { ClusterNode } from './cluster.js';
 import { buildPosApi, type PosApiOptions } from './pos-api.js';
 import { GatewayMetrics } from './metrics.js';
+import type { PayloadProtocol } from './provisioning.js';
 import type { GatewayTerminal, TenantStore } from './tenants.js';
 import {
   TerminalListener,
-  type PayloadProtocol,
   type TerminalInfo,
   type TerminalListenerOptions,
 } from './terminal-listener.js';
@@ -340,6 +340,17 @@ export class Gateway {
     return row === undefined ? undefined : toResult(row, true);
   }
 
+  /** Every attempt under a merchant's reference on one of its terminals, the first one first. */
+  async attemptsOf(
+    merchant: string,
+    terminalId: string,
+    reference: string,
+  ): Promise<TransactionResult[]> {
+    await this.terminalOf(merchant, terminalId);
+    const rows = await this.journal.attemptsOf({ merchantId: merchant, terminalId, reference });
+    return rows.map((row) => toResult(row, true));
+  }
+
   /** A merchant's transactions on one of its terminals, newest first. */
   async list(
     merchant: string,
@@ -443,16 +454,16 @@ export class Gateway {
   private localDriver(terminal: GatewayTerminal): TerminalDriver {
     let driver = this.localDrivers.get(terminal.terminalId);
     if (driver !== undefined) return driver;
-    const protocol = this.listener.payloadOf(terminal.terminalType);
-    if (protocol === undefined) {
+    if (!this.listener.accepts(terminal.terminalType)) {
       throw new EcrError(
         'UNSUPPORTED_OPERATION',
-        `terminal ${terminal.terminalId} is of type ${terminal.terminalType}, which this gateway is not set up for`,
-        { field: 'terminalId', rule: 'a terminal of a configured type' },
+        `terminal ${terminal.terminalId} is of type ${terminal.terminalType}, which this gateway's --terminal-type list leaves out`,
+        { field: 'terminalId', rule: 'a terminal of a type this gateway accepts' },
       );
     }
+    // The payload format the terminal was provisioned with.
     driver = payloadDriver(
-      protocol,
+      terminal.payload,
       this.listener.linkSource(terminal.terminalId),
       this.currency,
       this.options,

@@ -10,12 +10,17 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { toJson } from '../connector/api-v1.js';
+import { toJson, toJsonWithAttempts } from '../connector/api-v1.js';
 import { LoginGuard } from '../connector/auth.js';
 import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
-import { validateReference, type MoneyKind, type TransactionResult } from '../core/transaction.js';
+import {
+  chargedNothing,
+  validateReference,
+  type MoneyKind,
+  type TransactionResult,
+} from '../core/transaction.js';
 import { isDashboardRequest } from '../web/dashboard.js';
 import { mapLimited, PRESENCE_CONCURRENCY, type Gateway } from './gateway.js';
 import type { Merchant } from './tenants.js';
@@ -399,12 +404,14 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
       );
     }
     const amount = parseAmount(amountText, gateway.currency, { allowZero: kind === 'tip-adjust' });
-    // A retry of a known refID gets its stored answer, whatever the terminal's state now.
+    // A retry of a known refID gets its stored answer, whatever the terminal's state now; one whose
+    // latest attempt charged nothing would start a new attempt, which needs the terminal.
+    const known = await gateway.lookup(merchant.name, input.terminalId, reference);
     if (
-      (await gateway.lookup(merchant.name, input.terminalId, reference)) === undefined &&
+      (known === undefined || chargedNothing(known.state)) &&
       !(await gateway.isOnline(input.terminalId))
     ) {
-      // Nothing journaled: a retry once the terminal is back is a first attempt.
+      // Nothing journaled: a retry once the terminal is back is a new attempt.
       throw new EcrError(
         'TERMINAL_OFFLINE',
         `terminal ${input.terminalId} is offline ("POS Offline"): nothing was sent or charged`,
@@ -592,10 +599,13 @@ function registerApiV1(
   app.get('/api/v1/transactions/:refId', async (request) => {
     const merchant = await merchantOf(request);
     const { refId } = parseFields(z.object({ refId: z.string().min(1).max(64) }), request.params);
-    const matches: TransactionResult[] = [];
+    const matches: ReturnType<typeof toJsonWithAttempts>[] = [];
     for (const t of await gateway.terminalsOf(merchant.name)) {
       const found = await gateway.lookup(merchant.name, t.terminalId, refId);
-      if (found !== undefined) matches.push(found);
+      if (found !== undefined)
+        matches.push(
+          toJsonWithAttempts(found, await gateway.attemptsOf(merchant.name, t.terminalId, refId)),
+        );
     }
     if (matches.length === 0) {
       throw new EcrError('NOT_FOUND', `refId: no transaction ${refId}`, {
@@ -603,7 +613,7 @@ function registerApiV1(
         rule: 'must name a transaction of yours',
       });
     }
-    return { transactions: matches.map(toJson) };
+    return { transactions: matches };
   });
 
   app.post('/api/v1/terminals/:id/test-transaction', async (request) => {

@@ -15,6 +15,7 @@ import {
   type Merchant,
   type MerchantRow,
   type NewMerchant,
+  type NewTerminal,
   type TenantStore,
   type TenantStoreOptions,
   type TerminalRow,
@@ -69,11 +70,7 @@ export class PostgresTenantStore implements TenantStore {
     return row === undefined ? undefined : toMerchant(row);
   }
 
-  async addTerminal(input: {
-    terminalId: string;
-    merchant: string;
-    terminalType: string;
-  }): Promise<GatewayTerminal> {
+  async addTerminal(input: NewTerminal): Promise<GatewayTerminal> {
     const row = newTerminal(input, this.credentials.time());
     // One statement: the merchant must exist when the row goes in (no window between the two).
     const inserted = await this.query<{ terminal_id: string | null; merchant_exists: boolean }>(

@@ -6,6 +6,7 @@ import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
 import { sameSecret } from '../core/secret.js';
 import type { Awaitable } from '../journal/journal.js';
 import type { SqliteJournal } from '../journal/sqlite-journal.js';
+import { DEFAULT_PAYLOAD, validatePayload, type PayloadProtocol } from './provisioning.js';
 
 /**
  * The cloud gateway's tenants (seed 002): merchants, each with an API key and a password the POS
@@ -48,8 +49,20 @@ export interface GatewayTerminal {
   /** The device serial (the eConduit Register's TerminalID): unique across all merchants. */
   readonly terminalId: string;
   readonly merchant: string;
+  /** The `TerminalType` its Register must carry. */
   readonly terminalType: string;
+  /** The format of its transaction payloads (SEMI JSON: the only one, so not stored). */
+  readonly payload: PayloadProtocol;
   readonly createdAt: number;
+}
+
+/** A terminal to provision. */
+export interface NewTerminal {
+  readonly terminalId: string;
+  readonly merchant: string;
+  readonly terminalType: string;
+  /** @default DEFAULT_PAYLOAD */
+  readonly payload?: string;
 }
 
 /** A merchant just added, with its credentials: the only time the password is ever returned. */
@@ -65,11 +78,8 @@ export interface TenantStore {
   /** Every merchant, by name. */
   merchants(): Awaitable<Merchant[]>;
   merchant(name: string): Awaitable<Merchant | undefined>;
-  addTerminal(input: {
-    terminalId: string;
-    merchant: string;
-    terminalType: string;
-  }): Awaitable<GatewayTerminal>;
+  /** Provisions a terminal: what the gateway accepts from it (its type, its payload format). */
+  addTerminal(input: NewTerminal): Awaitable<GatewayTerminal>;
   terminal(terminalId: string): Awaitable<GatewayTerminal | undefined>;
   /** A merchant's terminals, by id ([] for a merchant that does not exist). */
   terminalsOf(merchant: string): Awaitable<GatewayTerminal[]>;
@@ -225,6 +235,7 @@ export const toTerminal = (row: TerminalRow): GatewayTerminal => ({
   terminalId: row.terminal_id,
   merchant: row.merchant,
   terminalType: row.terminal_type,
+  payload: DEFAULT_PAYLOAD,
   createdAt: row.created_at,
 });
 
@@ -365,17 +376,19 @@ export function newMerchant(
   };
 }
 
-/** A new terminal's row (validated fields). */
-export function newTerminal(
-  input: { terminalId: string; merchant: string; terminalType: string },
-  now: number,
-): TerminalRow {
-  return {
+/**
+ * A new terminal's row (validated fields). The payload format is checked and not stored: while
+ * SEMI is the only one, every row reads back as SEMI (`toTerminal`).
+ */
+export function newTerminal(input: NewTerminal, now: number): TerminalRow {
+  const row = {
     terminal_id: validateTenantId('terminalId', input.terminalId),
     merchant: validateTenantId('merchant', input.merchant),
     terminal_type: validateTenantId('terminalType', input.terminalType),
     created_at: now,
   };
+  validatePayload('payload', input.payload ?? DEFAULT_PAYLOAD);
+  return row;
 }
 
 /**
@@ -444,11 +457,7 @@ export class SqliteTenantStore implements TenantStore {
     return row === undefined ? undefined : toMerchant(row);
   }
 
-  addTerminal(input: {
-    terminalId: string;
-    merchant: string;
-    terminalType: string;
-  }): GatewayTerminal {
+  addTerminal(input: NewTerminal): GatewayTerminal {
     const row = newTerminal(input, this.credentials.time());
     const changes = this.write(() => {
       if (this.statements.merchant.get(row.merchant) === undefined) throw noMerchant(row.merchant);

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { EcrError, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
+import { redactPans } from '../core/pan.js';
 import { loggerOption, MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
 import {
   ECONDUIT_MAX_FRAME_BYTES,
@@ -31,7 +32,19 @@ import {
   type TlsServerConfig,
   type TlsServerInput,
 } from '../transports/tls.js';
+import {
+  judgeRegistration,
+  maskRegistration,
+  type PayloadProtocol,
+  type ProvisionedTerminal,
+} from './provisioning.js';
 import { AddressRateLimiter } from './rate-limit.js';
+
+export {
+  PAYLOAD_PROTOCOLS,
+  type PayloadProtocol,
+  type ProvisionedTerminal,
+} from './provisioning.js';
 
 /** Where terminals connect (seed 002's testing endpoint port). */
 export const GATEWAY_TERMINAL_PORT = 9001;
@@ -57,25 +70,17 @@ const MAX_EARLY_MESSAGES = 8;
 export const DEFAULT_REGISTRATION_BURST = 100;
 export const DEFAULT_REGISTRATIONS_PER_SECOND = 20;
 
-/** The transaction payload formats a terminal type can speak over the channel. */
-export const PAYLOAD_PROTOCOLS = ['semi'] as const;
-export type PayloadProtocol = (typeof PAYLOAD_PROTOCOLS)[number];
-
-/** Terminal types accepted when none are configured: Valor terminals speak SEMI JSON. */
-export const DEFAULT_TERMINAL_TYPES: Readonly<Record<string, PayloadProtocol>> = { Valor: 'semi' };
-
-/** What the gateway knows of a provisioned terminal when it registers. */
-export interface ProvisionedTerminal {
-  readonly terminalType: string;
-}
-
 export interface TerminalListenerOptions {
   /** @default '127.0.0.1' */
   readonly host?: string;
   /** 0 picks a free one. @default GATEWAY_TERMINAL_PORT */
   readonly port?: number;
-  /** The terminal types accepted, each with its payload format. @default DEFAULT_TERMINAL_TYPES */
-  readonly terminalTypes?: Readonly<Record<string, PayloadProtocol>>;
+  /**
+   * An allow-list: only these terminal types may register (FAILED-INVALID-TERMINAL-TYPE for any
+   * other, provisioned or not). Each terminal's own type and payload format come from its
+   * provisioning. @default any type (the one each terminal is provisioned with)
+   */
+  readonly terminalTypes?: readonly string[];
   /** The provisioned terminal with this id, or undefined (it gets FAILED-REGISTRATION). */
   readonly lookup: (terminalId: string) => Awaitable<ProvisionedTerminal | undefined>;
   /** @default DEFAULT_HEARTBEAT_INTERVAL_MS */
@@ -107,11 +112,10 @@ const OPTIONS = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: wholeNumber(0, 65_535).default(GATEWAY_TERMINAL_PORT),
   terminalTypes: z
-    .record(
-      z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'type names: 1-64 letters, digits, . _ -'),
-      z.enum(PAYLOAD_PROTOCOLS),
-    )
-    .default(DEFAULT_TERMINAL_TYPES),
+    .array(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'type names: 1-64 letters, digits, . _ -'))
+    .min(1, 'must name at least one type (leave it out to accept any provisioned type)')
+    .max(1_000)
+    .optional(),
   lookup: z.custom<(terminalId: string) => Awaitable<ProvisionedTerminal | undefined>>(
     (value) => typeof value === 'function',
     'must be a function',
@@ -271,8 +275,9 @@ class Session {
 /**
  * The gateway's TCP listener for terminals (seed 002): every message ends with 0x04 0x04. A
  * connection must first `Register` (OK-REGISTRATION, FAILED-REGISTRATION for anything malformed,
- * unknown or unprovisioned, FAILED-INVALID-TERMINAL-TYPE for a type not configured or not the
- * one provisioned; a failed registration is answered, then closed). Registered terminals
+ * unknown or unprovisioned, FAILED-INVALID-TERMINAL-TYPE for a type other than the one
+ * provisioned or outside the `terminalTypes` allow-list; a failed registration is answered, then
+ * closed). Registered terminals
  * heartbeat (`{"Status":"OK"}` when they asked for acks); one silent for `missedHeartbeats`
  * intervals while idle is offline and its socket closed. A terminal that registers again on a
  * new connection replaces the old one, half-open or not. Transactions go out through
@@ -388,11 +393,9 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     return this.sessions.get(terminalId)?.info();
   }
 
-  /** The payload format of a configured terminal type. */
-  payloadOf(terminalType: string): PayloadProtocol | undefined {
-    return Object.hasOwn(this.options.terminalTypes, terminalType)
-      ? this.options.terminalTypes[terminalType]
-      : undefined;
+  /** Whether terminals of this type may register here (the `terminalTypes` allow-list, if any). */
+  accepts(terminalType: string): boolean {
+    return this.options.terminalTypes?.includes(terminalType) ?? true;
   }
 
   isOnline(terminalId: string): boolean {
@@ -527,8 +530,10 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
       terminalId?: string,
     ) => {
       this.stats.registrations[result]++;
-      if (result !== 'rate-limited')
-        this.logger.warn({ remote: link.remote, terminalId, why }, result);
+      if (result !== 'rate-limited') {
+        const serial = terminalId === undefined ? undefined : redactPans(terminalId);
+        this.logger.warn({ remote: link.remote, terminalId: serial, why }, result);
+      }
       void link
         .send(encodeFrame(result === 'rate-limited' ? 'FAILED-REGISTRATION' : result))
         .catch(() => {})
@@ -543,16 +548,15 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     this.warnedLimited.delete(address);
     let registration: Registration;
     try {
-      registration = decodeRegister(text);
+      registration = maskRegistration(decodeRegister(text));
     } catch (error) {
       return refuse('FAILED-REGISTRATION', toEcrError(error).message);
     }
     const { terminalId, terminalType } = registration;
-    const payload = this.payloadOf(terminalType);
-    if (payload === undefined) {
+    if (!this.accepts(terminalType)) {
       return refuse(
         'FAILED-INVALID-TERMINAL-TYPE',
-        `TerminalType: must be one of ${Object.keys(this.options.terminalTypes).join(', ')}`,
+        `TerminalType: must be one of ${this.options.terminalTypes?.join(', ')} (this gateway's allow-list)`,
         terminalId,
       );
     }
@@ -569,18 +573,13 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
       link.terminate();
       return undefined;
     }
-    if (provisioned === undefined)
-      return refuse('FAILED-REGISTRATION', 'TerminalID: not a provisioned terminal', terminalId);
-    if (provisioned.terminalType !== terminalType) {
-      return refuse(
-        'FAILED-INVALID-TERMINAL-TYPE',
-        `TerminalType: this terminal is provisioned as ${provisioned.terminalType}`,
-        terminalId,
-      );
-    }
+    const verdict = judgeRegistration(registration, provisioned);
+    if ('result' in verdict) return refuse(verdict.result, verdict.why, terminalId);
     // The connection may have ended while the terminal was looked up.
     if (!link.isOpen) return undefined;
-    const session = new Session(link, registration, payload, (s, reason) => this.ended(s, reason));
+    const session = new Session(link, registration, verdict.payload, (s, reason) =>
+      this.ended(s, reason),
+    );
     const previous = this.sessions.get(terminalId);
     this.sessions.set(terminalId, session);
     if (previous !== undefined)

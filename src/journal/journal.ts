@@ -18,9 +18,13 @@ export type Awaitable<T> = T | Promise<T>;
  */
 export interface Journal {
   /**
-   * Claims `reference`. Atomic across processes: the unique key (merchant, terminal,
-   * reference) decides. Returns `claimed` with a fresh wire id when the row is new and this
-   * caller must drive the terminal, otherwise the `existing` row, whatever its state.
+   * Claims `reference` for a new attempt. Atomic across processes: the unique key (merchant,
+   * terminal, reference, attempt) decides. A reference with no row yet gets attempt 1. A
+   * reference whose latest attempt ended with nothing charged (`chargedNothing`) and that
+   * asks for the same kind, amount and currency gets the next attempt: the cashier's "try another
+   * card" (ARCHITECTURE.md invariant 1). Returns `claimed` with a fresh wire id when a row was
+   * written and this caller must drive the terminal, otherwise the `existing` latest attempt,
+   * whatever its state (approved, in flight, `unknown`, or a request that differs).
    */
   claim(input: ClaimInput): Awaitable<ClaimResult>;
   /** `received → sent`, right before the first byte goes to the terminal. */
@@ -43,8 +47,11 @@ export interface Journal {
     note: string,
   ): Awaitable<JournalRow | undefined>;
   get(id: number): Awaitable<JournalRow | undefined>;
+  /** The latest attempt of a reference on a terminal. */
   find(key: TransactionKey): Awaitable<JournalRow | undefined>;
-  /** Every row with this reference, across terminals and merchants, newest first. */
+  /** Every attempt of a reference on a terminal, the first one first. */
+  attemptsOf(key: TransactionKey): Awaitable<JournalRow[]>;
+  /** Every row (every attempt) with this reference, across terminals and merchants, newest first. */
   findByReference(reference: string): Awaitable<JournalRow[]>;
   list(filter?: ListFilter): Awaitable<JournalRow[]>;
   /**
@@ -251,6 +258,8 @@ export interface ListFilter {
 
 export interface JournalRow extends TransactionKey {
   readonly id: number;
+  /** 1 for the first attempt under the reference, then 2, 3… (each attempt its own row). */
+  readonly attempt: number;
   readonly kind: MoneyKind;
   readonly amountMinor: number;
   readonly currency: string;

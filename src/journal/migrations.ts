@@ -181,4 +181,70 @@ export const MIGRATIONS: readonly string[] = [
             CASE WHEN new.state IN ('received', 'sent') THEN NULL ELSE new.message END);
   END;
   `,
+  // 7: attempts (issue 16). A reference names one payment, which may take several attempts: after
+  // a decline, a cancel or a failure that charged nothing, the same reference starts a new one
+  // (ARCHITECTURE.md invariant 1). Each attempt is its own row, numbered from 1, so that its
+  // outcome, timeline and notification stay its own; the key becomes (merchant, terminal,
+  // reference, attempt). SQLite cannot change a UNIQUE in place: the table is rebuilt the
+  // documented way (new table, copy, drop, rename) with foreign keys off during migrations
+  // (`SqliteJournal.migrate` checks them before each commit), so the tables that reference
+  // `transactions` keep pointing at it. Dropping the table dropped its indexes and triggers:
+  // they are made again here, as migrations 2 and 6 made them.
+  `
+  CREATE TABLE transactions_v7 (
+    id                 INTEGER PRIMARY KEY,
+    merchant_id        TEXT    NOT NULL,
+    terminal_id        TEXT    NOT NULL,
+    reference          TEXT    NOT NULL,
+    attempt            INTEGER NOT NULL DEFAULT 1 CHECK (attempt >= 1),
+    kind               TEXT    NOT NULL CHECK (kind IN
+                         ('sale', 'refund', 'void', 'auth', 'capture', 'tip-adjust')),
+    amount_minor       INTEGER NOT NULL CHECK (amount_minor >= 0),
+    currency           TEXT    NOT NULL CHECK (length(currency) = 3),
+    method             TEXT    NOT NULL CHECK (method IN ('card', 'wallet')),
+    original_reference TEXT,
+    state              TEXT    NOT NULL CHECK (state IN
+                         ('received', 'sent', 'approved', 'declined', 'cancelled', 'failed', 'unknown')),
+    error_code         TEXT,
+    message            TEXT,
+    approval_code      TEXT,
+    masked_pan         TEXT,
+    card_brand         TEXT,
+    terminal_tx_id     TEXT,
+    details            TEXT,
+    owner_pid          INTEGER,
+    owner_token        TEXT,
+    heartbeat_at       INTEGER,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    completed_at       INTEGER,
+    UNIQUE (merchant_id, terminal_id, reference, attempt)
+  );
+  INSERT INTO transactions_v7 (id, merchant_id, terminal_id, reference, attempt, kind, amount_minor,
+    currency, method, original_reference, state, error_code, message, approval_code, masked_pan,
+    card_brand, terminal_tx_id, details, owner_pid, owner_token, heartbeat_at, created_at,
+    updated_at, completed_at)
+  SELECT id, merchant_id, terminal_id, reference, 1, kind, amount_minor, currency, method,
+    original_reference, state, error_code, message, approval_code, masked_pan, card_brand,
+    terminal_tx_id, details, owner_pid, owner_token, heartbeat_at, created_at, updated_at,
+    completed_at
+  FROM transactions;
+  DROP TABLE transactions;
+  ALTER TABLE transactions_v7 RENAME TO transactions;
+  CREATE INDEX transactions_state ON transactions (state) WHERE state IN ('received', 'sent', 'unknown');
+  CREATE INDEX transactions_reference ON transactions (reference);
+  CREATE INDEX transactions_terminal ON transactions (terminal_id, id);
+  CREATE TRIGGER transaction_events_insert AFTER INSERT ON transactions
+  BEGIN
+    INSERT INTO transaction_events (transaction_id, state, at, note)
+    VALUES (new.id, new.state, new.created_at, NULL);
+  END;
+  CREATE TRIGGER transaction_events_update AFTER UPDATE OF state ON transactions
+    WHEN new.state IS NOT old.state
+  BEGIN
+    INSERT INTO transaction_events (transaction_id, state, at, note)
+    VALUES (new.id, new.state, new.updated_at,
+            CASE WHEN new.state IN ('received', 'sent') THEN NULL ELSE new.message END);
+  END;
+  `,
 ];

@@ -41,6 +41,7 @@ import {
   oneLine,
   ownerOf,
   rowOrUndefined,
+  mayTryAgain,
   storable,
   toJournalRow,
   toNotificationRow,
@@ -198,21 +199,28 @@ export class PostgresJournal implements Journal {
   }
 
   async claim(input: ClaimInput): Promise<ClaimResult> {
+    // The latest attempt decides (the rule shared with SQLite, `mayTryAgain`); the insert of the
+    // next attempt number then succeeds only if no other claim took that number meanwhile, so a
+    // decision made on a stale read can only end as `existing`, never as a second attempt.
+    const latest = await this.find(input);
+    if (latest !== undefined && !mayTryAgain(latest, input))
+      return { type: 'existing', row: latest };
     const inserted = await this.query<Row & { wire_id: number }>(
       'claim a reference',
       `WITH clock AS (SELECT ${DB_NOW_MS} AS now),
        claimed AS (
-         INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency,
-           method, original_reference, state, owner_pid, owner_token, heartbeat_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9, $10,
+         INSERT INTO transactions (merchant_id, terminal_id, reference, attempt, kind, amount_minor,
+           currency, method, original_reference, state, owner_pid, owner_token, heartbeat_at,
+           created_at, updated_at)
+         VALUES ($1, $2, $3, $11, $4, $5, $6, $7, $8, 'received', $9, $10,
            (SELECT now FROM clock), (SELECT now FROM clock), (SELECT now FROM clock))
-         ON CONFLICT (merchant_id, terminal_id, reference) DO NOTHING
+         ON CONFLICT (merchant_id, terminal_id, reference, attempt) DO NOTHING
          RETURNING *
        ),
-       attempt AS (
+       wire AS (
          INSERT INTO attempts (transaction_id, started_at) SELECT id, created_at FROM claimed RETURNING id
        )
-       SELECT claimed.*, attempt.id AS wire_id FROM claimed, attempt`,
+       SELECT claimed.*, wire.id AS wire_id FROM claimed, wire`,
       [
         input.merchantId,
         input.terminalId,
@@ -224,6 +232,7 @@ export class PostgresJournal implements Journal {
         input.originalReference ?? null,
         input.owner.pid,
         input.owner.token,
+        (latest?.attempt ?? 0) + 1,
       ],
     );
     const row = inserted.rows[0];
@@ -231,8 +240,8 @@ export class PostgresJournal implements Journal {
       const { wire_id: wireId, ...stored } = row;
       return { type: 'claimed', row: toJournalRow(stored), wireId };
     }
-    // Another claim holds the key; ON CONFLICT waited for it to commit, so it is visible now.
-    // An existing row is answered as stored, whatever its state (ARCHITECTURE.md invariant 1).
+    // Another claim took this attempt; ON CONFLICT waited for it to commit, so it is visible now.
+    // It is answered as stored, whatever its state (ARCHITECTURE.md invariant 1).
     const existing = await this.find(input);
     if (existing === undefined)
       throw new EcrError('JOURNAL_ERROR', `${this.where}: a claimed row vanished`);
@@ -304,10 +313,21 @@ export class PostgresJournal implements Journal {
   async find(key: TransactionKey): Promise<JournalRow | undefined> {
     const result = await this.query<Row>(
       'find a transaction',
-      'SELECT * FROM transactions WHERE merchant_id = $1 AND terminal_id = $2 AND reference = $3',
+      `SELECT * FROM transactions WHERE merchant_id = $1 AND terminal_id = $2 AND reference = $3
+       ORDER BY attempt DESC LIMIT 1`,
       [key.merchantId, key.terminalId, key.reference],
     );
     return rowOrUndefined(result.rows[0]);
+  }
+
+  async attemptsOf(key: TransactionKey): Promise<JournalRow[]> {
+    const result = await this.query<Row>(
+      'read the attempts of a reference',
+      `SELECT * FROM transactions WHERE merchant_id = $1 AND terminal_id = $2 AND reference = $3
+       ORDER BY attempt`,
+      [key.merchantId, key.terminalId, key.reference],
+    );
+    return result.rows.map(toJournalRow);
   }
 
   async findByReference(reference: string): Promise<JournalRow[]> {

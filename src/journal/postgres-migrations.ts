@@ -181,6 +181,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     FOR EACH ROW WHEN (NEW.state IS DISTINCT FROM OLD.state)
     EXECUTE FUNCTION transaction_events_on_update();
   `,
+  // 2 (SQLite migration 7): attempts. Each attempt under a reference is its own row, numbered
+  // from 1; the key becomes (merchant, terminal, reference, attempt). The old key's constraint
+  // was named by PostgreSQL from its columns.
+  `
+  ALTER TABLE transactions ADD COLUMN attempt integer NOT NULL DEFAULT 1 CHECK (attempt >= 1);
+  ALTER TABLE transactions DROP CONSTRAINT transactions_merchant_id_terminal_id_reference_key;
+  ALTER TABLE transactions ADD CONSTRAINT transactions_attempt_key
+    UNIQUE (merchant_id, terminal_id, reference, attempt);
+  `,
 ];
 
 /** The versions recorded in `schema_migrations`, ascending. */

@@ -1,7 +1,14 @@
 import type { ErrorCode } from '../core/errors.js';
 import { redactPans } from '../core/pan.js';
-import type { MoneyKind, Outcome, PaymentMethod, TransactionState } from '../core/transaction.js';
+import {
+  chargedNothing,
+  type MoneyKind,
+  type Outcome,
+  type PaymentMethod,
+  type TransactionState,
+} from '../core/transaction.js';
 import type {
+  ClaimInput,
   JournalRow,
   NotificationRow,
   NotificationState,
@@ -17,6 +24,7 @@ export interface Row {
   merchant_id: string;
   terminal_id: string;
   reference: string;
+  attempt: number;
   kind: string;
   amount_minor: number;
   currency: string;
@@ -47,6 +55,7 @@ export function toJournalRow(row: Row): JournalRow {
     merchantId: row.merchant_id,
     terminalId: row.terminal_id,
     reference: row.reference,
+    attempt: Number(row.attempt),
     kind: row.kind as MoneyKind,
     amountMinor: row.amount_minor,
     currency: row.currency,
@@ -67,6 +76,21 @@ export function toJournalRow(row: Row): JournalRow {
     updatedAt: row.updated_at,
     completedAt: row.completed_at ?? undefined,
   };
+}
+
+/**
+ * Whether a claim may start a new attempt after `latest`, the reference's latest attempt: only
+ * when that one certainly charged nothing (`chargedNothing`) and the request is the same payment again (same kind,
+ * amount and currency; anything else is a DUPLICATE_REFERENCE for the caller to refuse). The
+ * one rule both journals apply (ARCHITECTURE.md invariant 1).
+ */
+export function mayTryAgain(latest: JournalRow, input: ClaimInput): boolean {
+  return (
+    chargedNothing(latest.state) &&
+    latest.kind === input.kind &&
+    latest.amountMinor === input.amountMinor &&
+    latest.currency === input.currency
+  );
 }
 
 export interface NotificationDbRow {

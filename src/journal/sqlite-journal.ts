@@ -21,6 +21,7 @@ import {
 } from './journal.js';
 import { MIGRATIONS } from './migrations.js';
 import {
+  mayTryAgain,
   oneLine,
   toJournalRow as toSharedRow,
   toNotificationRow,
@@ -141,14 +142,19 @@ export class SqliteJournal implements Journal {
     const db = this.db;
     this.statements = {
       insert: db.prepare(
-        `INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency, method,
-           original_reference, state, owner_pid, owner_token, heartbeat_at, created_at, updated_at)
-         VALUES (@merchantId, @terminalId, @reference, @kind, @amountMinor, @currency, @method,
-           @originalReference, 'received', @pid, @token, @now, @now, @now)
-         ON CONFLICT (merchant_id, terminal_id, reference) DO NOTHING`,
+        `INSERT INTO transactions (merchant_id, terminal_id, reference, attempt, kind, amount_minor,
+           currency, method, original_reference, state, owner_pid, owner_token, heartbeat_at,
+           created_at, updated_at)
+         VALUES (@merchantId, @terminalId, @reference, @attempt, @kind, @amountMinor, @currency,
+           @method, @originalReference, 'received', @pid, @token, @now, @now, @now)`,
       ),
       byKey: db.prepare<[string, string, string], Row>(
-        'SELECT * FROM transactions WHERE merchant_id = ? AND terminal_id = ? AND reference = ?',
+        `SELECT * FROM transactions WHERE merchant_id = ? AND terminal_id = ? AND reference = ?
+         ORDER BY attempt DESC LIMIT 1`,
+      ),
+      attemptsOf: db.prepare<[string, string, string], Row>(
+        `SELECT * FROM transactions WHERE merchant_id = ? AND terminal_id = ? AND reference = ?
+         ORDER BY attempt`,
       ),
       byId: db.prepare<[number], Row>('SELECT * FROM transactions WHERE id = ?'),
       byReference: db.prepare<[string], Row>(
@@ -256,6 +262,11 @@ export class SqliteJournal implements Journal {
     };
   }
 
+  /**
+   * Runs the migrations not yet applied, each in its own write transaction. Foreign keys are off
+   * while they run, as SQLite's documented way of rebuilding a table requires (migration 7), and
+   * checked before each commit: a migration that would leave a dangling reference fails whole.
+   */
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > MIGRATIONS.length) {
@@ -263,43 +274,64 @@ export class SqliteJournal implements Journal {
         `the journal has schema version ${version}; this ecr-bridge knows up to ${MIGRATIONS.length}`,
       );
     }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db
-        .transaction(() => {
-          // Re-read inside the write lock: another process may have migrated meanwhile.
-          const current = this.db.pragma('user_version', { simple: true }) as number;
-          if (current > v) return;
-          this.db.exec(MIGRATIONS[v] as string);
-          this.db.pragma(`user_version = ${v + 1}`);
-        })
-        .immediate();
+    if (version === MIGRATIONS.length) return;
+    this.db.pragma('foreign_keys = OFF');
+    try {
+      for (let v = version; v < MIGRATIONS.length; v++) {
+        this.db
+          .transaction(() => {
+            // Re-read inside the write lock: another process may have migrated meanwhile.
+            const current = this.db.pragma('user_version', { simple: true }) as number;
+            if (current > v) return;
+            this.db.exec(MIGRATIONS[v] as string);
+            const dangling = this.db.pragma('foreign_key_check') as unknown[];
+            if (dangling.length > 0)
+              throw new Error(`migration ${v + 1} left ${dangling.length} dangling references`);
+            this.db.pragma(`user_version = ${v + 1}`);
+          })
+          .immediate();
+      }
+    } finally {
+      this.db.pragma('foreign_keys = ON');
     }
   }
 
   claim(input: ClaimInput): ClaimResult {
     return this.write(() => {
       const now = this.clock();
-      const params = {
-        merchantId: input.merchantId,
-        terminalId: input.terminalId,
-        reference: input.reference,
-        kind: input.kind,
-        amountMinor: input.amountMinor,
-        currency: input.currency,
-        method: input.method,
-        originalReference: input.originalReference ?? null,
-        pid: input.owner.pid,
-        token: input.owner.token,
-        now,
-      };
-      const inserted = this.statements.insert.run(params).changes === 1;
-      const row = this.statements.byKey.get(input.merchantId, input.terminalId, input.reference);
+      // Inside the write transaction: no other process can claim between this read and the insert.
+      const latest = this.statements.byKey.get(input.merchantId, input.terminalId, input.reference);
+      // The latest attempt is answered as stored unless it charged nothing and this is the same
+      // request again (ARCHITECTURE.md invariant 1).
+      if (latest !== undefined && !mayTryAgain(toJournalRow(latest), input))
+        return { type: 'existing', row: toJournalRow(latest) };
+      const id = Number(
+        this.statements.insert.run({
+          merchantId: input.merchantId,
+          terminalId: input.terminalId,
+          reference: input.reference,
+          attempt: (latest?.attempt ?? 0) + 1,
+          kind: input.kind,
+          amountMinor: input.amountMinor,
+          currency: input.currency,
+          method: input.method,
+          originalReference: input.originalReference ?? null,
+          pid: input.owner.pid,
+          token: input.owner.token,
+          now,
+        }).lastInsertRowid,
+      );
+      const row = this.statements.byId.get(id);
       if (row === undefined) throw new Error('claimed row vanished inside its own transaction');
-      // An existing row is answered as stored, whatever its state (ARCHITECTURE.md invariant 1).
-      if (!inserted) return { type: 'existing', row: toJournalRow(row) };
       const wireId = Number(this.statements.newAttempt.run(row.id, now).lastInsertRowid);
       return { type: 'claimed', row: toJournalRow(row), wireId };
     });
+  }
+
+  attemptsOf(key: TransactionKey): JournalRow[] {
+    return this.statements.attemptsOf
+      .all(key.merchantId, key.terminalId, key.reference)
+      .map(toJournalRow);
   }
 
   markSent(id: number, owner: Owner): void {

@@ -129,7 +129,7 @@ class SerialStream implements ByteStream {
   private readonly pending = new Set<(error: EcrError) => void>();
   private ended = false;
   private resolveClosed: (closed: StreamClosed) => void = () => {};
-  private readonly presence: NodeJS.Timeout;
+  private readonly presence: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly port: SerialPort,
@@ -138,10 +138,13 @@ class SerialStream implements ByteStream {
   ) {
     this.inbox = new ByteInbox(remote, (error) => this.fail(error), maxUnreadBytes);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.presence = setInterval(() => {
-      if (!existsSync(remote)) this.fail(this.lost(new Error('the device node disappeared')));
-    }, SERIAL_PRESENCE_CHECK_MS);
-    this.presence.unref();
+    // A Windows port (`COM8`, seed 003) has no device node to watch: its errors alone tell.
+    this.presence = remote.startsWith('/')
+      ? setInterval(() => {
+          if (!existsSync(remote)) this.fail(this.lost(new Error('the device node disappeared')));
+        }, SERIAL_PRESENCE_CHECK_MS)
+      : undefined;
+    this.presence?.unref();
     port.on('data', (chunk: Buffer) => {
       if (this.failure === undefined && !this.ended) this.inbox.deliver(chunk);
     });

@@ -193,6 +193,7 @@ function transactionJson(row: JournalRow) {
     id: row.id,
     reference: row.reference,
     terminalId: row.terminalId,
+    attempt: row.attempt,
     kind: row.kind,
     amount: formatAmount({ minor: row.amountMinor, currency: row.currency }),
     currency: row.currency,
@@ -203,6 +204,7 @@ function transactionJson(row: JournalRow) {
     maskedPan: row.maskedPan ?? null,
     cardBrand: row.cardBrand ?? null,
     approvalCode: row.approvalCode ?? null,
+    terminalTxId: row.terminalTxId === undefined ? null : redactPans(row.terminalTxId),
     createdAt: new Date(row.createdAt).toISOString(),
     completedAt: iso(row.completedAt),
   };
@@ -216,9 +218,10 @@ export function receiptText(row: JournalRow, title: string): string {
     `Terminal ${row.terminalId}`,
     new Date(row.completedAt ?? row.createdAt).toISOString().replace('T', ' ').slice(0, 19),
     `${row.kind.toUpperCase()}  ${amount}`,
-    `Reference ${row.reference}`,
+    `Reference ${row.reference}${row.attempt > 1 ? ` (attempt ${row.attempt})` : ''}`,
     ...(row.maskedPan === undefined ? [] : [`Card ${row.cardBrand ?? ''} ${row.maskedPan}`.trim()]),
     ...(row.approvalCode === undefined ? [] : [`Approval ${row.approvalCode}`]),
+    ...(row.terminalTxId === undefined ? [] : [`Terminal tx ${row.terminalTxId}`]),
     `Result ${row.state.toUpperCase()}`,
   ];
   return redactPans(lines.join('\n'));
@@ -444,8 +447,12 @@ export function registerDashboard(
     const row = await rowOf(request, session);
     const notification = await backend.notificationFor?.(row.id);
     const timeline = await backend.journal.eventsOf(row.id);
+    // Every attempt under the reference (this row is one of them): the cashier's first card, and
+    // each one tried after nothing was charged.
+    const attempts = await backend.journal.attemptsOf(row);
     return {
       transaction: transactionJson(row),
+      attempts: attempts.map(transactionJson),
       receipt: receiptText(row, backend.title),
       timeline: timeline.map((e) => ({
         state: e.state,

@@ -74,6 +74,17 @@ describe('ecr-bridge pay', () => {
       [3, 'cancelled'],
       [4, 'failed'],
     ]);
+    // Nothing was charged: the same reference again is a new attempt, and tx show lists both.
+    const again = await runCli(pay(dataDir, '20.51', 'CLI-D'));
+    expect(again.code).toBe(2);
+    expect(again.stdout).toContain('reference CLI-D (attempt 2)');
+    const shown = json(await runCli(['tx', 'show', 'CLI-D', '--json', '--data-dir', dataDir]));
+    expect(
+      (shown.transactions as { attempt: number; state: string }[]).map((t) => [t.attempt, t.state]),
+    ).toEqual([
+      [2, 'declined'],
+      [1, 'declined'],
+    ]);
   });
 
   it('ECR_BRIDGE_DATA_DIR sets the data directory; tx list and tx show read it', async () => {

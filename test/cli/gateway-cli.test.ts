@@ -1,13 +1,53 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteTenantStore } from '../../src/gateway/tenants.js';
 import { JOURNAL_FILE_NAME, SqliteJournal } from '../../src/journal/sqlite-journal.js';
-import { tempDir } from '../helpers.js';
-import { json, runCli } from './run-cli.js';
+import { EconduitSimulator } from '../../src/simulators/econduit/simulator.js';
+import { RawTerminal, SEED_REGISTER } from '../gateway/raw-terminal.js';
+import { closedPort, tempDir, waitFor } from '../helpers.js';
+import { json, runCli, startCli } from './run-cli.js';
 
 const gateway = (dataDir: string, ...args: string[]) =>
   runCli(['gateway', ...args, '--data-dir', dataDir]);
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** `gateway start` as a real process on free ports; resolves once it says where it listens. */
+async function startGateway(dataDir: string, ...extra: string[]) {
+  const [tcpPort, httpPort] = [await closedPort(), await closedPort()];
+  const run = startCli([
+    'gateway',
+    'start',
+    '--data-dir',
+    dataDir,
+    '--tcp-port',
+    String(tcpPort),
+    '--http-port',
+    String(httpPort),
+    '--json',
+    ...extra,
+  ]);
+  cleanups.push(() => {
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+  });
+  let out = '';
+  run.child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  await waitFor(() => out.includes('\n') || run.child.exitCode !== null, 20_000, 'gateway up');
+  if (!out.includes('\n')) throw new Error(`gateway did not start: ${(await run.done).stderr}`);
+  return { tcpPort, httpPort };
+}
+
+/** A raw terminal connection to the gateway, sending `register` and reading the answer. */
+async function register(tcpPort: number, text: string): Promise<string> {
+  const raw = await RawTerminal.connect(tcpPort);
+  cleanups.push(() => raw.destroy());
+  raw.send(text);
+  return raw.next();
+}
 
 describe('ecr-bridge gateway merchant / terminal', () => {
   it('merchant add --json prints one line with the key and password, which then authenticate on the same data directory', async () => {
@@ -105,7 +145,9 @@ describe('ecr-bridge gateway merchant / terminal', () => {
       ],
     });
     expect(json(ofB)).toMatchObject({ count: 1, terminals: [{ terminalId: 'SN-2' }] });
-    expect(text.stdout).toMatch(/^terminal\s+merchant\s+type\s+created\nSN-1\s+a\s+semi\s/);
+    expect(text.stdout).toMatch(
+      /^terminal\s+merchant\s+type\s+payload\s+created\nSN-1\s+a\s+semi\s+semi\s/,
+    );
   });
 
   it('bad input: exit 64 (66 for a missing merchant) with the field and rule in the message; nothing written', async () => {
@@ -141,5 +183,135 @@ describe('ecr-bridge gateway merchant / terminal', () => {
 
     const list = await gateway(dataDir, 'merchant', 'list', '--json');
     expect(json(list)).toEqual({ count: 0, merchants: [] });
+  });
+});
+
+describe('ecr-bridge gateway: the provisioning says what registers', () => {
+  it("terminal add --type TerminalManufacturer says what the gateway accepts; a gateway started without --terminal-type answers the seed's Register OK-REGISTRATION, another TerminalType FAILED-INVALID-TERMINAL-TYPE; a sale then goes through", async () => {
+    const dataDir = tempDir('gateway-provisioning-');
+    const merchant = json(await gateway(dataDir, 'merchant', 'add', 'M', '--json')) as {
+      key: string;
+      password: string;
+    };
+    const added = await gateway(
+      dataDir,
+      'terminal',
+      'add',
+      '29531204',
+      '--type',
+      'TerminalManufacturer',
+      '--merchant',
+      'M',
+    );
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain('terminal 29531204 (TerminalManufacturer) added to merchant M');
+    expect(added.stdout).toContain(
+      'the gateway accepts its Register with "TerminalID":"29531204","TerminalType":"TerminalManufacturer"',
+    );
+    expect(added.stdout).toContain('its transactions as semi payloads');
+    const listed = json(await gateway(dataDir, 'terminal', 'list', '--json'));
+    expect(listed).toMatchObject({
+      terminals: [
+        { terminalId: '29531204', terminalType: 'TerminalManufacturer', payload: 'semi' },
+      ],
+    });
+
+    const { tcpPort, httpPort } = await startGateway(dataDir);
+    expect(await register(tcpPort, SEED_REGISTER)).toBe('OK-REGISTRATION');
+    expect(
+      await register(tcpPort, SEED_REGISTER.replace('"TerminalManufacturer"', '"Valor"')),
+    ).toBe('FAILED-INVALID-TERMINAL-TYPE');
+
+    // A terminal of that type behind the gateway takes a sale (its payloads are SEMI JSON).
+    const simulator = await new EconduitSimulator({
+      endpoints: [{ host: '127.0.0.1', port: tcpPort }],
+      terminalId: '29531204',
+      terminalType: 'TerminalManufacturer',
+    }).start(10_000);
+    cleanups.push(() => simulator.stop());
+    const sale = await runCli(
+      [
+        'gateway',
+        'test',
+        '--terminal',
+        '29531204',
+        '--amount',
+        '1.00',
+        '--url',
+        `http://127.0.0.1:${httpPort}`,
+        '--json',
+      ],
+      { ECR_BRIDGE_GATEWAY_KEY: merchant.key, ECR_BRIDGE_GATEWAY_PASSWORD: merchant.password },
+    );
+    expect(sale.code, sale.stderr).toBe(0);
+    expect(json(sale)).toMatchObject({ outcome: 'approved', amount: '1.00' });
+    expect(simulator.ledger.count).toBe(1);
+  });
+
+  it('gateway start --terminal-type is an allow-list: a provisioned terminal of a type outside it is refused FAILED-INVALID-TERMINAL-TYPE, one inside it registers', async () => {
+    const dataDir = tempDir('gateway-allow-list-');
+    expect((await gateway(dataDir, 'merchant', 'add', 'M')).code).toBe(0);
+    for (const [id, type] of [
+      ['29531204', 'TerminalManufacturer'],
+      ['29531205', 'Valor'],
+    ] as const) {
+      expect(
+        (await gateway(dataDir, 'terminal', 'add', id, '--type', type, '--merchant', 'M')).code,
+      ).toBe(0);
+    }
+    const { tcpPort } = await startGateway(dataDir, '--terminal-type', 'Valor', 'Dejavoo');
+    expect(await register(tcpPort, SEED_REGISTER)).toBe('FAILED-INVALID-TERMINAL-TYPE');
+    expect(
+      await register(
+        tcpPort,
+        SEED_REGISTER.replace('"TerminalManufacturer"', '"Valor"').replace(
+          '"29531204"',
+          '"29531205"',
+        ),
+      ),
+    ).toBe('OK-REGISTRATION');
+  });
+
+  it('terminal add --payload other than semi: exit 64 naming payload and the formats there are; nothing written', async () => {
+    const dataDir = tempDir('gateway-payload-');
+    expect((await gateway(dataDir, 'merchant', 'add', 'M')).code).toBe(0);
+    const [refused, explicit] = await Promise.all([
+      gateway(
+        dataDir,
+        'terminal',
+        'add',
+        'SN-1',
+        '--type',
+        'T',
+        '--merchant',
+        'M',
+        '--payload',
+        'json',
+        '--json',
+      ),
+      gateway(
+        dataDir,
+        'terminal',
+        'add',
+        'SN-2',
+        '--type',
+        'T',
+        '--merchant',
+        'M',
+        '--payload',
+        'semi',
+        '--json',
+      ),
+    ]);
+    expect(refused.code).toBe(64);
+    expect(json(refused)).toMatchObject({
+      error: { code: 'INVALID_INPUT', field: 'payload', rule: 'must be one of: semi' },
+    });
+    expect(explicit.code).toBe(0);
+    expect(json(explicit)).toMatchObject({ terminalId: 'SN-2', payload: 'semi' });
+    expect(json(await gateway(dataDir, 'terminal', 'list', '--json'))).toMatchObject({
+      count: 1,
+      terminals: [{ terminalId: 'SN-2' }],
+    });
   });
 });

@@ -33,8 +33,10 @@ async function setup(): Promise<{ app: FastifyInstance; simulator: SemiSimulator
     terminalId: 'connector',
     driver,
     currency: 'USD',
-    journalId: (reference) =>
-      journal.find({ merchantId: 'default', terminalId: 'connector', reference })?.id,
+    journalId: (reference, attempt) =>
+      journal
+        .attemptsOf({ merchantId: 'default', terminalId: 'connector', reference })
+        .find((row) => row.attempt === attempt)?.id,
   });
   cleanups.push(() => app.close());
   return { app, simulator };
@@ -69,6 +71,35 @@ describe('the connector /api/v1 and its OpenAPI document', () => {
     const found = await app.inject({ url: '/api/v1/payments/V1-1', headers: AUTH });
     expect(found.json()).toMatchObject({ reference: 'V1-1', outcome: 'approved' });
     expect(simulator.ledger.forReference('V1-1')).toHaveLength(1);
+  });
+
+  it('a declined reference paid again is attempt 2; GET by reference answers the latest with every attempt', async () => {
+    const { app, simulator } = await setup();
+    simulator.next.push('decline');
+    const pay = () =>
+      app.inject({
+        method: 'POST',
+        url: '/api/v1/payments',
+        headers: AUTH,
+        payload: { reference: 'V1-D', amount: '12.50' },
+      });
+    expect((await pay()).json()).toMatchObject({ outcome: 'declined', attempt: 1 });
+    expect((await pay()).json()).toMatchObject({
+      outcome: 'approved',
+      attempt: 2,
+      replayed: false,
+    });
+    const found = await app.inject({ url: '/api/v1/payments/V1-D', headers: AUTH });
+    expect(found.json()).toMatchObject({
+      reference: 'V1-D',
+      outcome: 'approved',
+      attempt: 2,
+      attempts: [
+        { attempt: 1, outcome: 'declined', state: 'declined' },
+        { attempt: 2, outcome: 'approved', state: 'approved', maskedPan: '476173******0010' },
+      ],
+    });
+    expect(simulator.ledger.forReference('V1-D')).toHaveLength(1);
   });
 
   it('bad input answers {error:{code, field, rule}}: unknown field, missing reference, bad amount; unknown reference → 404', async () => {

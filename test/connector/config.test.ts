@@ -11,6 +11,7 @@ import {
   CONNECTOR_DEFAULT_PORT,
   describeConfig,
   loadConfig,
+  loadDataDirConfig,
   parseConfigText,
 } from '../../src/connector/config.js';
 import type { EcrError } from '../../src/core/errors.js';
@@ -29,6 +30,9 @@ const SEED_LINUX = [
   'HIPAY_PWD=Test_XXXXXXXXXXXXXXXXXXXXXXXX',
   'UPDATE_TIME=04:00',
 ].join('\n');
+
+/** The same seed's Windows table, in its order. */
+const SEED_WINDOWS = SEED_LINUX.replace('SERIAL_PORT=/dev/ttyUSB0', 'SERIAL_PORT=COM8');
 
 /** The smallest valid file: credentials and a terminal. */
 const MINIMAL = [
@@ -59,10 +63,10 @@ function exposed(error: EcrError): string {
 }
 
 describe('the kiosk seed’s config.txt', () => {
-  it('the Linux example parses, its serial port becoming a Concert address at 9600 baud', () => {
+  it('the Linux example parses as the kiosk (it has no flavour key), its serial port becoming a Concert address at 9600 baud', () => {
     const config = parse(SEED_LINUX);
     expect(config).toEqual({
-      flavour: 'desktop',
+      flavour: 'kiosk',
       localPort: 8080,
       login: 'log',
       password: 'pwd',
@@ -81,13 +85,14 @@ describe('the kiosk seed’s config.txt', () => {
     });
   });
 
-  // ecr-bridge opens serial devices by path and runs on Linux: `serial:///COM8` would name a file
-  // `/COM8` that never exists and fail only at the first payment. The user copying the Windows
-  // table is told at start which name to use instead.
+  // On Linux `serial:///COM8` would name a file that never exists and fail only at the first
+  // payment. The user copying the Windows table is told at start which name to use instead.
   it.each(['COM8', 'com3', '\\\\.\\COM10'])(
-    'the Windows example’s %s is refused at start, pointing to the Linux device name',
+    'on Linux the Windows example’s %s is refused at start, pointing to the Linux device name',
     (port) => {
-      const error = failure(SEED_LINUX.replace('/dev/ttyUSB0', port));
+      const error = thrownBy(() =>
+        parseConfigText(SEED_LINUX.replace('/dev/ttyUSB0', port), { platform: 'linux' }),
+      );
       expect(error.message).toMatch(
         /^config\.txt line 1: SERIAL_PORT: is a Windows port name; name the device, such as \/dev\/ttyUSB0/,
       );
@@ -95,6 +100,32 @@ describe('the kiosk seed’s config.txt', () => {
       expect(error.field).toBe('SERIAL_PORT');
     },
   );
+
+  it.each(['COM8', 'com3', '\\\\.\\COM10'])(
+    'on Windows the Windows example with %s is accepted as written: the kiosk, on that port',
+    (port) => {
+      const config = parseConfigText(SEED_WINDOWS.replace('COM8', port), {
+        platform: 'win32',
+        baseDir: BASE,
+      });
+      expect(config).toMatchObject({ flavour: 'kiosk', serialPort: port });
+      // The serial port is opened by its bare Windows name, not as a path `/COM8`.
+      expect(parseTerminalAddress(config.terminalUrl)).toMatchObject({
+        protocol: 'concert',
+        transport: 'serial',
+        path: port,
+        params: { baud: '9600' },
+      });
+    },
+  );
+
+  it('on Windows a device path is not a port: refused naming the form to use', () => {
+    const error = thrownBy(() => parseConfigText(SEED_LINUX, { platform: 'win32' }));
+    expect(error.field).toBe('SERIAL_PORT');
+    expect(error.message).toMatch(
+      /^config\.txt line 1: SERIAL_PORT: must be a port name such as COM8/,
+    );
+  });
 
   it('a Notepad file with BOM, CRLF, comments, blank lines, spaces around "=" and quotes parses', () => {
     const text =
@@ -158,6 +189,51 @@ describe('the kiosk seed’s config.txt', () => {
     expect(() => {
       (config as { localPort: number }).localPort = 1;
     }).toThrow(TypeError);
+  });
+});
+
+describe('the flavour', () => {
+  const creds = MINIMAL.slice(0, 2).join('\n');
+  it.each<[string, string, Record<string, string>, 'desktop' | 'kiosk']>([
+    [
+      'SERIAL_PORT and no CONNECTOR_FLAVOUR (the seed’s file)',
+      'SERIAL_PORT=/dev/ttyUSB0',
+      {},
+      'kiosk',
+    ],
+    ['neither (TERMINAL_URL only)', 'TERMINAL_URL=simulator:concert', {}, 'desktop'],
+    [
+      'SERIAL_PORT and TERMINAL_URL, no CONNECTOR_FLAVOUR',
+      'SERIAL_PORT=/dev/ttyUSB0\nTERMINAL_URL=concert+tcp://10.0.0.7:8888',
+      {},
+      'kiosk',
+    ],
+    [
+      'SERIAL_PORT with CONNECTOR_FLAVOUR=desktop (the explicit key wins)',
+      'SERIAL_PORT=/dev/ttyUSB0\nCONNECTOR_FLAVOUR=desktop',
+      {},
+      'desktop',
+    ],
+    [
+      'TERMINAL_URL with CONNECTOR_FLAVOUR=kiosk',
+      'TERMINAL_URL=simulator:concert\nCONNECTOR_FLAVOUR=kiosk',
+      {},
+      'kiosk',
+    ],
+    [
+      'SERIAL_PORT from the environment',
+      'TERMINAL_URL=simulator:concert',
+      { ECR_BRIDGE_SERIAL_PORT: '/dev/ttyACM0' },
+      'kiosk',
+    ],
+    [
+      'an empty SERIAL_PORT (not set)',
+      'SERIAL_PORT=\nTERMINAL_URL=simulator:concert',
+      {},
+      'desktop',
+    ],
+  ])('%s → %s', (_, lines, env, flavour) => {
+    expect(parse(`${creds}\n${lines}`, env).flavour).toBe(flavour);
   });
 });
 
@@ -712,5 +788,54 @@ describe('loadConfig', () => {
     const path = join(tempDir('config-'), 'config.txt');
     writeFileSync(path, `${MINIMAL.join('\n')}\n#${'x'.repeat(CONFIG_MAX_BYTES)}`);
     expect(() => loadConfig(path, {})).toThrow(`${path}: must be at most 65536 bytes`);
+  });
+});
+
+describe('loadDataDirConfig (connector start without --config)', () => {
+  it('reads DIR/config.txt, the seed’s Linux file verbatim: the kiosk, its data in DIR itself', () => {
+    const dir = tempDir('config-dir-');
+    writeFileSync(join(dir, 'config.txt'), `${SEED_LINUX}\n`);
+    const config = loadDataDirConfig(dir, {}, { platform: 'linux' });
+    expect(config).toMatchObject({
+      flavour: 'kiosk',
+      localPort: 8080,
+      terminalUrl: 'serial:///dev/ttyUSB0?baud=9600',
+      dataDir: dir,
+      file: join(dir, 'config.txt'),
+    });
+  });
+
+  it('a relative DATA_DIR in it is still read from its folder; ECR_BRIDGE_ variables still apply', () => {
+    const dir = tempDir('config-dir-');
+    writeFileSync(join(dir, 'config.txt'), `${SEED_LINUX}\nDATA_DIR=journal`);
+    const env = { ECR_BRIDGE_LOCAL_PORT: '9090' };
+    expect(loadDataDirConfig(dir, env, { platform: 'linux' })).toMatchObject({
+      dataDir: join(dir, 'journal'),
+      localPort: 9090,
+    });
+  });
+
+  it('no config.txt: defaults and variables only, and an error says which file was missing', () => {
+    const dir = tempDir('config-dir-');
+    const error = thrownBy(() => loadDataDirConfig(dir, {}));
+    expect(error.code).toBe('INVALID_INPUT');
+    expect(error.message).toBe(
+      `${join(dir, 'config.txt')} (no such file: defaults and ECR_BRIDGE_<KEY> variables): TERMINAL_MANAGER_LOGIN: is required (Basic Auth must always be on)`,
+    );
+    const config = loadDataDirConfig(dir, {
+      ECR_BRIDGE_TERMINAL_MANAGER_LOGIN: 'log',
+      ECR_BRIDGE_TERMINAL_MANAGER_PWD: 'pwd',
+      ECR_BRIDGE_TERMINAL_URL: 'simulator:concert',
+    });
+    expect(config).toMatchObject({ flavour: 'desktop', localPort: 8080, dataDir: dir });
+    expect(config.file).toBeUndefined();
+  });
+
+  it('a config.txt that cannot be read is not taken for a missing one', () => {
+    const dir = tempDir('config-dir-');
+    mkdirSync(join(dir, 'config.txt'));
+    expect(() => loadDataDirConfig(dir, {})).toThrow(
+      `${join(dir, 'config.txt')}: cannot be read: is a folder, not a file`,
+    );
   });
 });

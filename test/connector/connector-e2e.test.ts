@@ -1,10 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containsPan } from '../../src/core/pan.js';
+import { JOURNAL_FILE_NAME } from '../../src/journal/sqlite-journal.js';
 import { startCli } from '../cli/run-cli.js';
 import { closedPort, tempDir, waitFor } from '../helpers.js';
 
@@ -193,10 +194,11 @@ describe('the kiosk connector (seed 003), a real process over HTTP', () => {
       customData: KIOSK_EXAMPLE.customData,
       ecrBridge: { outcome: 'approved', cartProblem: expect.stringMatching(/basket ignored/) },
     });
+    // Masked as the seed shows it: the receipt `123456XXXXXX7890`, the ticket the last 4 only.
     expect((answer?.receipt as Record<string, string>).primaryAccountNumber).toBe(
-      '476173******0010',
+      '476173XXXXXX0010',
     );
-    expect(answer?.ticket).toMatch(/476173\*{6}0010/);
+    expect(answer?.ticket).toContain('|XXXXXXXXXXXX0010|');
     expect(containsPan(JSON.stringify(body))).toBe(false);
     expect(office.bodies.length).toBe(before + 1);
     expect(containsPan(JSON.stringify(office.bodies.at(-1)))).toBe(false);
@@ -488,4 +490,171 @@ describe('the terminal and the back office failing', () => {
     await waitFor(() => own.child.exitCode !== null, 10_000, 'the connector to exit');
     expect(own.child.exitCode).toBe(0);
   });
+});
+
+/** Seed 003, "Fill in the setup file", the Linux table, written out as config.txt, verbatim. */
+const SEED_LINUX_CONFIG = [
+  'SERIAL_PORT=/dev/ttyUSB0',
+  'LOCAL_PORT=8080',
+  'TERMINAL_MANAGER_LOGIN=log',
+  'TERMINAL_MANAGER_PWD=pwd',
+  'HIPAY_LOGIN=99999999.stage-secure-gateway.hipay-tpp.com',
+  'HIPAY_PWD=Test_XXXXXXXXXXXXXXXXXXXXXXXX',
+  'UPDATE_TIME=04:00',
+].join('\n');
+
+/** The keys of seed 003's example receipt, in the seed's order (copied from the seed). */
+const SEED_RECEIPT_KEYS = [
+  'ticketHeader',
+  'localDate',
+  'localTime',
+  'acceptor',
+  'transactionType',
+  'contractNumber',
+  'SIRET',
+  'activity',
+  'paymentType',
+  'siteType',
+  'primaryAccountNumber',
+  'TASA',
+  'cardAppExpiry',
+  'serviceCode',
+  'crypto',
+  'currencyNumCode',
+  'acceptationSystemNum',
+  'transactionNumber',
+  'transactionFileNumber',
+  'readingMode',
+  'authorizationNumber',
+  'forceCode',
+  'amount',
+  'currencyAlphaCode',
+  'currencyFractionPart',
+  'counterValueAmount',
+  'counterValueCurrencyAlphaCode',
+  'counterValueCurrencyFractionPart',
+  'inclusiveAmount',
+  'ticketFooter',
+  'AID',
+  'label',
+];
+
+/** Resolves with the first line a child prints on stdout; rejects if it exits first. */
+function firstLine(child: ChildProcess, done: Promise<{ code: number | null; stderr: string }>) {
+  return new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      if (out.includes('\n')) resolve(out.split('\n')[0] as string);
+    });
+    void done.then((run) => reject(new Error(`exited ${run.code}: ${run.stderr}`)));
+  });
+}
+
+describe('a new user: the seed 003 Linux config.txt verbatim, `connector start --data-dir`', () => {
+  it('the kiosk API over a real pty: declined first (POST /next), the same body again is a new attempt: a one-element array, Success, the seed’s orderId and the 32 receipt keys; then the stored answer, the terminal charged once', async () => {
+    const sim = startCli(['simulate', 'concert', '--pty', '--control-port', '0', '--json']);
+    const dir = tempDir('connector-seed-');
+    let started: ReturnType<typeof startCli> | undefined;
+    try {
+      const { device, ledgerUrl } = JSON.parse(await firstLine(sim.child, sim.done)) as {
+        device: string;
+        ledgerUrl: string;
+      };
+      const port = await closedPort();
+      // Only SERIAL_PORT is pointed at the simulator, and LOCAL_PORT at a free port: the
+      // seed's 8080 may be taken on a shared machine (other suites, the demo); nothing else moves.
+      const text = SEED_LINUX_CONFIG.replace(
+        'SERIAL_PORT=/dev/ttyUSB0',
+        `SERIAL_PORT=${device}`,
+      ).replace('LOCAL_PORT=8080', `LOCAL_PORT=${port}`);
+      writeFileSync(join(dir, 'config.txt'), `${text}\n`);
+      started = startCli(['connector', 'start', '--data-dir', dir, '--json']);
+      const info = JSON.parse(await firstLine(started.child, started.done)) as {
+        url: string;
+        flavour: string;
+        config: string | null;
+        dataDir: string;
+      };
+      expect(info).toMatchObject({
+        flavour: 'kiosk',
+        config: join(dir, 'config.txt'),
+        dataDir: dir,
+        url: `http://127.0.0.1:${port}`,
+      });
+
+      // The cashier's first card is declined: queued on the simulator's control port, so the
+      // seed's own amount can be declined and then approved (docs/simulators.md).
+      const control = ledgerUrl.replace(/\/ledger$/, '');
+      const queued = await fetch(`${control}/next`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ scenario: 'declined' }),
+      });
+      expect(queued.status).toBe(200);
+      const declined = await post(info.url, KIOSK_EXAMPLE);
+      expect(declined.status).toBe(200);
+      const [refusal] = declined.body as Record<string, unknown>[];
+      expect(refusal).toMatchObject({
+        orderId: 'Order_12345',
+        ecrBridge: { outcome: 'declined', attempt: 1, replayed: false },
+      });
+      expect(refusal?.status).not.toBe('Success');
+      expect(Object.keys(refusal?.receipt as object)).toEqual(SEED_RECEIPT_KEYS);
+
+      // Another card: the POS sends the same body, unchanged. A new attempt, approved.
+      const first = await post(info.url, KIOSK_EXAMPLE);
+      expect(first.status).toBe(200);
+      expect(Array.isArray(first.body)).toBe(true);
+      const answers = first.body as Record<string, unknown>[];
+      expect(answers).toHaveLength(1);
+      const [answer] = answers;
+      expect(answer).toMatchObject({
+        status: 'Success',
+        error: null,
+        orderId: 'Order_12345',
+        amount: 100,
+        currency: 'EUR',
+        customData: KIOSK_EXAMPLE.customData,
+      });
+      const receipt = answer?.receipt as Record<string, string>;
+      expect(Object.keys(receipt)).toEqual(SEED_RECEIPT_KEYS);
+      const ledger = async () =>
+        (await (await fetch(ledgerUrl)).json()) as {
+          count: number;
+          charges: { reference: string; maskedPan: string }[];
+        };
+      const charged = await ledger();
+      expect(charged.count).toBe(1);
+      expect(answer?.ecrBridge).toMatchObject({ outcome: 'approved', attempt: 2, replayed: false });
+      // The terminal's own transaction number (the answer's private field), as the seed shows it.
+      const terminalTxId = (charged.charges[0] as { terminalTxId?: string }).terminalTxId ?? '';
+      expect(terminalTxId).not.toBe('');
+      expect(receipt.transactionNumber).toBe(terminalTxId.slice(-6).padStart(6, '0'));
+      // The card the terminal read, in the seed's masking.
+      expect(receipt.primaryAccountNumber).toBe(charged.charges[0]?.maskedPan.replace(/\*/g, 'X'));
+      expect(receipt.primaryAccountNumber).toMatch(/^\d{6}X+\d{4}$/);
+      expect(containsPan(JSON.stringify(first.body))).toBe(false);
+
+      const again = await post(info.url, KIOSK_EXAMPLE);
+      expect(again.status).toBe(200);
+      const [replay] = again.body as Record<string, unknown>[];
+      expect(replay).toMatchObject({
+        status: 'Success',
+        ecrBridge: { replayed: true, attempt: 2 },
+      });
+      expect(replay?.receipt).toEqual(receipt);
+      expect(replay?.ticket).toBe(answer?.ticket);
+      expect((await ledger()).count).toBe(1);
+      // The journal lives in the data directory itself, beside config.txt.
+      expect(existsSync(join(dir, JOURNAL_FILE_NAME))).toBe(true);
+    } finally {
+      if (started !== undefined) {
+        started.child.kill('SIGTERM');
+        await started.done;
+      }
+      sim.child.kill('SIGTERM');
+      await sim.done;
+    }
+  }, 60_000);
 });

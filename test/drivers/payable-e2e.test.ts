@@ -374,12 +374,47 @@ describe('TransactionService over a real terminal link', () => {
     expect(results.map((r) => r.outcome)).toEqual(['approved', 'approved', 'failed']);
     expect(results[2]).toMatchObject({ errorCode: 'TERMINAL_BUSY' });
     expect(simulator.ledger.all().map((c) => c.reference)).toEqual(['Q-1', 'Q-2']);
-    // The stored result is the answer for that reference from now on (invariant 1).
+    // Busy-refused charged nothing: the same reference later is a new attempt (invariant 1)…
     expect(await service.pay('t1', sale('Q-3', 2000))).toMatchObject({
-      outcome: 'failed',
+      outcome: 'approved',
+      attempt: 2,
+      replayed: false,
+    });
+    // …and once approved, that is the answer for the reference from now on.
+    expect(await service.pay('t1', sale('Q-3', 2000))).toMatchObject({
+      outcome: 'approved',
+      attempt: 2,
       replayed: true,
     });
-    expect(simulator.ledger.count).toBe(2);
+    expect(simulator.ledger.all().map((c) => c.reference)).toEqual(['Q-1', 'Q-2', 'Q-3']);
+    expect((await service.attempts('t1', 'Q-3')).map((a) => [a.attempt, a.outcome])).toEqual([
+      [1, 'failed'],
+      [2, 'approved'],
+    ]);
+  });
+
+  it('a declined reference sent again is a new attempt; an approved one is never charged again', async () => {
+    const { simulator, service } = await setup();
+    // 20.51 is the simulators' decline amount; the control port's POST /next would do the same
+    // for any amount (docs/simulators.md).
+    expect(await service.pay('t1', sale('D-1', 2051))).toMatchObject({
+      outcome: 'declined',
+      attempt: 1,
+    });
+    expect(await service.pay('t1', sale('D-1', 2051))).toMatchObject({
+      outcome: 'declined',
+      attempt: 2,
+      replayed: false,
+    });
+    // Another amount under the same reference is still a conflict, even after a decline.
+    await expect(service.pay('t1', sale('D-1', 2000))).rejects.toMatchObject({
+      code: 'DUPLICATE_REFERENCE',
+    });
+    expect(simulator.ledger.count).toBe(0);
+    expect((await service.attempts('t1', 'D-1')).map((a) => a.outcome)).toEqual([
+      'declined',
+      'declined',
+    ]);
   });
 
   it('an amount past the configured maximum is refused before anything is journaled', async () => {

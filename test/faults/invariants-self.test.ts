@@ -25,6 +25,7 @@ function row(reference: string, state: JournalRow['state']): JournalRow {
     merchantId: 'default',
     terminalId: 't1',
     reference,
+    attempt: 1,
     kind: 'sale',
     amountMinor: 1000,
     currency: 'USD',

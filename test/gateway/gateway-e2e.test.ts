@@ -160,6 +160,35 @@ describe('gateway: POS → terminal → POS', () => {
     expect(simulator.ledger.count).toBe(0);
   });
 
+  it('a declined refID sent again is a new attempt: approved, charged once; checkStatus and /api/v1 tell the latest and list both', async () => {
+    const { base, shop, simulator } = await setup();
+    // The cashier's first card is declined (queued on the simulator: the same amount then passes).
+    simulator.next.push('decline');
+    const declined = await call(base, 'runTransaction', sale(shop, 'REF-DA', '10.00'));
+    expect(declined.body).toMatchObject({ ResultCode: 'Declined', ResultFinal: true });
+    const approved = await call(base, 'runTransaction', sale(shop, 'REF-DA', '10.00'));
+    expect(approved.body).toMatchObject({ ResultCode: 'Approved', ResultFinal: true });
+    // Approved: from now on the stored answer, whatever is retried.
+    const again = await call(base, 'runTransaction', sale(shop, 'REF-DA', '10.00'));
+    expect(again.body).toEqual(approved.body);
+    expect(simulator.ledger.forReference('REF-DA')).toHaveLength(1);
+    const status = await call(base, 'checkStatus', {
+      key: shop.key,
+      password: shop.password,
+      refID: 'REF-DA',
+    });
+    expect(status.body).toMatchObject({ ResultCode: 'Approved', RefID: 'REF-DA' });
+    const listed = await fetch(`${base}/api/v1/transactions/REF-DA`, {
+      headers: { authorization: basic(shop) },
+    });
+    const { transactions } = (await listed.json()) as {
+      transactions: { attempt: number; outcome: string; attempts: { outcome: string }[] }[];
+    };
+    expect(transactions).toHaveLength(1);
+    expect(transactions[0]).toMatchObject({ attempt: 2, outcome: 'approved' });
+    expect(transactions[0]?.attempts.map((a) => a.outcome)).toEqual(['declined', 'approved']);
+  });
+
   it('voids and tip-adjusts with the original refID (follow-ups reuse it)', async () => {
     const { base, shop, simulator } = await setup();
     await call(base, 'runTransaction', sale(shop, 'REF-4', '20.00'));

@@ -2,6 +2,20 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { EconduitFramer } from '../../src/protocols/econduit/framer.js';
 
+/** Seed 002's own Register sample, verbatim: typographic quotes, no opening brace, a comment. */
+export const SEED_REGISTER_SAMPLE = [
+  '“Command”:”Register”,',
+  '“TerminalType”:”TerminalManufacturer”,',
+  '“TerminalModel”:”Model1″,',
+  '“TerminalID”:”29531204″, // This should be the device serial number',
+  '“SoftwareVersion”:”SomeProcessor v1.2″,',
+  '“AckHeartbeat”:”true”',
+  '}',
+].join('\n');
+
+/** The same Register as a terminal sends it: straight JSON quotes, both braces, no comment. */
+export const SEED_REGISTER = `{${SEED_REGISTER_SAMPLE.replace(/[“”″]/g, '"').replace(/ \/\/.*$/m, '')}`;
+
 /**
  * A hand-driven terminal on a raw TCP socket, for what the agent never sends: malformed
  * registrations, lone 0x04 bytes, floods, silence.

@@ -116,7 +116,13 @@ describe('SqliteTenantStore: terminals', () => {
     const t2 = tenants.addTerminal({ terminalId: 'SN-2', merchant: 'a', terminalType: 'semi' });
     tenants.addTerminal({ terminalId: 'SN-1', merchant: 'a', terminalType: 'semi' });
     tenants.addTerminal({ terminalId: 'SN-0', merchant: 'b', terminalType: 'Castles.S1F2' });
-    expect(t2).toEqual({ terminalId: 'SN-2', merchant: 'a', terminalType: 'semi', createdAt: 7 });
+    expect(t2).toEqual({
+      terminalId: 'SN-2',
+      merchant: 'a',
+      terminalType: 'semi',
+      payload: 'semi',
+      createdAt: 7,
+    });
     expect(tenants.terminal('SN-2')).toEqual(t2);
     expect(tenants.terminal('SN-9')).toBeUndefined();
     expect(tenants.terminalsOf('a').map((t) => t.terminalId)).toEqual(['SN-1', 'SN-2']);
@@ -161,6 +167,7 @@ describe('SqliteTenantStore: terminals', () => {
     [{ terminalId: 'SN-1', merchant: 'a', terminalType: '' }, 'terminalType'],
     [{ terminalId: 'SN-1', merchant: 'a', terminalType: 'se;mi' }, 'terminalType'],
     [{ terminalId: 'SN-1', merchant: 'a b', terminalType: 'semi' }, 'merchant'],
+    [{ terminalId: 'SN-1', merchant: 'a', terminalType: 'Valor', payload: 'json' }, 'payload'],
   ])('refuses %j naming %s; nothing written', (input, field) => {
     const { journal, tenants } = open();
     tenants.addMerchant('a');
@@ -169,6 +176,14 @@ describe('SqliteTenantStore: terminals', () => {
       field,
     });
     expect(rows(journal, 'gateway_terminals')).toEqual([]);
+  });
+
+  it('a terminal provisioned with payload semi, or with none, reads back with SEMI payloads', () => {
+    const { tenants } = open();
+    tenants.addMerchant('a');
+    tenants.addTerminal({ terminalId: 'SN-1', merchant: 'a', terminalType: 'T', payload: 'semi' });
+    tenants.addTerminal({ terminalId: 'SN-2', merchant: 'a', terminalType: 'T' });
+    expect(tenants.terminalsOf('a').map((t) => t.payload)).toEqual(['semi', 'semi']);
   });
 });
 

@@ -6,9 +6,13 @@ import {
   type TerminalListenerOptions,
 } from '../../src/gateway/terminal-listener.js';
 import { waitFor } from '../helpers.js';
-import { RawTerminal } from './raw-terminal.js';
+import { RawTerminal, SEED_REGISTER, SEED_REGISTER_SAMPLE } from './raw-terminal.js';
 
-const PROVISIONED: Record<string, string> = { '29531204': 'Valor', '29531205': 'Valor' };
+const PROVISIONED: Record<string, string> = {
+  '29531204': 'Valor',
+  '29531205': 'Valor',
+  '29531206': 'TerminalManufacturer',
+};
 const cleanups: (() => Promise<void> | void)[] = [];
 
 afterEach(async () => {
@@ -18,9 +22,10 @@ afterEach(async () => {
 async function listen(options: Partial<TerminalListenerOptions> = {}) {
   const listener = await new TerminalListener({
     port: 0,
-    terminalTypes: { Valor: 'semi', Dejavoo: 'semi' },
     lookup: (id) =>
-      Object.hasOwn(PROVISIONED, id) ? { terminalType: PROVISIONED[id] as string } : undefined,
+      Object.hasOwn(PROVISIONED, id)
+        ? { terminalType: PROVISIONED[id] as string, payload: 'semi' }
+        : undefined,
     heartbeatIntervalMs: 1_000,
     ...options,
   }).start();
@@ -33,17 +38,6 @@ async function terminal(listener: TerminalListener, localAddress?: string) {
   cleanups.push(() => raw.destroy());
   return raw;
 }
-
-/** The seed's own Register sample, verbatim: typographic quotes, no opening brace. */
-const SEED_SAMPLE = [
-  '“Command”:”Register”,',
-  '“TerminalType”:”TerminalManufacturer”,',
-  '“TerminalModel”:”Model1″,',
-  '“TerminalID”:”29531204″, // This should be the device serial number',
-  '“SoftwareVersion”:”SomeProcessor v1.2″,',
-  '“AckHeartbeat”:”true”',
-  '}',
-].join('\n');
 
 describe('terminal listener: registration', () => {
   it('answers OK-REGISTRATION to a provisioned terminal and shows it online', async () => {
@@ -65,7 +59,7 @@ describe('terminal listener: registration', () => {
   const refusals: [string, string, string][] = [
     [
       "the seed's own sample (typographic quotes, no opening brace)",
-      SEED_SAMPLE,
+      SEED_REGISTER_SAMPLE,
       'FAILED-REGISTRATION',
     ],
     ['JSON that is not an object', '["Register"]', 'FAILED-REGISTRATION'],
@@ -108,18 +102,12 @@ describe('terminal listener: registration', () => {
       'FAILED-REGISTRATION',
     ],
     [
-      'a type that is not configured',
-      JSON.stringify({
-        Command: 'Register',
-        TerminalType: 'TerminalManufacturer',
-        TerminalModel: 'M',
-        TerminalID: '29531204',
-        SoftwareVersion: 'v1',
-      }),
+      "the seed's Register (straight quotes) from a terminal provisioned as another type",
+      SEED_REGISTER.replace('"29531204"', '"29531205"'),
       'FAILED-INVALID-TERMINAL-TYPE',
     ],
     [
-      'a configured type that is not the one provisioned',
+      'a type that is not the one provisioned',
       JSON.stringify({
         Command: 'Register',
         TerminalType: 'Dejavoo',
@@ -137,6 +125,70 @@ describe('terminal listener: registration', () => {
     expect(await raw.next()).toBe(answer);
     await raw.closed;
     expect(listener.onlineCount).toBe(0);
+  });
+
+  it("the seed's Register (straight quotes) from a terminal provisioned as TerminalManufacturer: OK-REGISTRATION with no type configured, SEMI payloads", async () => {
+    const listener = await listen();
+    const raw = await terminal(listener);
+    raw.send(SEED_REGISTER.replace('"29531204"', '"29531206"'));
+    expect(await raw.next()).toBe('OK-REGISTRATION');
+    expect(listener.terminal('29531206')).toMatchObject({
+      terminalType: 'TerminalManufacturer',
+      terminalModel: 'Model1',
+      softwareVersion: 'SomeProcessor v1.2',
+      payload: 'semi',
+    });
+  });
+
+  it('with a terminalTypes allow-list, a provisioned terminal of a type outside it is refused FAILED-INVALID-TERMINAL-TYPE before any lookup; one inside it registers', async () => {
+    const looked: string[] = [];
+    const listener = await listen({
+      terminalTypes: ['Valor'],
+      lookup: (id) => {
+        looked.push(id);
+        return { terminalType: PROVISIONED[id] as string, payload: 'semi' };
+      },
+    });
+    const outside = await terminal(listener);
+    outside.send(SEED_REGISTER.replace('"29531204"', '"29531206"'));
+    expect(await outside.next()).toBe('FAILED-INVALID-TERMINAL-TYPE');
+    await outside.closed;
+    expect(looked).toEqual([]);
+    const inside = await terminal(listener);
+    expect(await inside.register('29531204', 'Valor')).toBe('OK-REGISTRATION');
+    expect(looked).toEqual(['29531204']);
+    expect(listener.stats.registrations).toMatchObject({
+      'OK-REGISTRATION': 1,
+      'FAILED-INVALID-TERMINAL-TYPE': 1,
+    });
+  });
+
+  it('an empty terminalTypes allow-list is refused at construction, naming the option', () => {
+    expect(
+      () => new TerminalListener({ port: 0, terminalTypes: [], lookup: () => undefined }),
+    ).toThrow(/terminalTypes: must name at least one type/);
+  });
+
+  it('a card number in TerminalModel or SoftwareVersion is masked before the gateway keeps or shows the registration', async () => {
+    const listener = await listen();
+    const raw = await terminal(listener);
+    raw.send(
+      JSON.stringify({
+        Command: 'Register',
+        TerminalType: 'Valor',
+        TerminalModel: 'M 4111 1111 1111 1111',
+        TerminalID: '29531204',
+        SoftwareVersion: 'v1 card 4761739001010010',
+        AckHeartbeat: 'true',
+      }),
+    );
+    expect(await raw.next()).toBe('OK-REGISTRATION');
+    const info = listener.terminal('29531204');
+    expect(info).toMatchObject({
+      terminalModel: 'M 411111******1111',
+      softwareVersion: 'v1 card 476173******0010',
+    });
+    expect(JSON.stringify(info)).not.toMatch(/4111 1111 1111 1111|4761739001010010/);
   });
 
   it('waits for the second 0x04: a lone one ends nothing', async () => {

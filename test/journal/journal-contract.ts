@@ -269,11 +269,91 @@ export function describeJournalContract(name: string, open: () => Promise<Contra
         expect((await journal.get(claim.row.id))?.state).toBe('failed');
       });
 
-      it('a final row is never claimed again, whatever its outcome (invariant 1)', async () => {
-        for (const outcome of ['declined', 'approved', 'unknown', 'cancelled', 'failed'] as const) {
+      it('an approved or unknown latest attempt is never claimed again (invariant 1)', async () => {
+        for (const outcome of ['approved', 'unknown'] as const) {
           const row = await transaction(`F${outcome}`, outcome);
           expect(await journal.claim(input(`F${outcome}`, bob))).toEqual({ type: 'existing', row });
         }
+        for (const state of ['received', 'sent'] as const) {
+          const row = await transaction(`F${state}`, state);
+          expect(await journal.claim(input(`F${state}`, bob))).toEqual({ type: 'existing', row });
+        }
+      });
+
+      it('a latest attempt that charged nothing gives the same request a new attempt, the earlier kept', async () => {
+        for (const outcome of ['declined', 'cancelled', 'failed'] as const) {
+          const first = await transaction(`N${outcome}`, outcome);
+          expect(first.attempt).toBe(1);
+          const again = await journal.claim(input(`N${outcome}`, bob));
+          if (again.type !== 'claimed') throw new Error(`N${outcome}: expected a new attempt`);
+          expect(again.row).toMatchObject({
+            reference: `N${outcome}`,
+            attempt: 2,
+            state: 'received',
+          });
+          expect(again.row.id).not.toBe(first.id);
+          expect(again.row.ownerToken).toBe(bob.token);
+          const key = { merchantId, terminalId: 't', reference: `N${outcome}` };
+          expect((await journal.find(key))?.id).toBe(again.row.id);
+          const attempts = await journal.attemptsOf(key);
+          expect(attempts.map((a) => [a.attempt, a.state])).toEqual([
+            [1, outcome],
+            [2, 'received'],
+          ]);
+          // A retry while the new attempt is in flight waits for it: no third attempt.
+          expect(await journal.claim(input(`N${outcome}`, alice))).toMatchObject({
+            type: 'existing',
+            row: { id: again.row.id },
+          });
+        }
+      });
+
+      it('a new attempt needs the same kind, amount and currency: anything else gets the latest as it is', async () => {
+        const declined = await transaction('NX', 'declined');
+        for (const extra of [
+          { amountMinor: 2001 },
+          { currency: 'USD' },
+          { kind: 'auth' as const },
+        ]) {
+          expect(await journal.claim(input('NX', bob, extra))).toEqual({
+            type: 'existing',
+            row: declined,
+          });
+        }
+      });
+
+      it('each attempt gets its own wire id, timeline and notification', async () => {
+        const first = await transaction('NW', 'declined');
+        const second = await journal.claim(input('NW', bob));
+        if (second.type !== 'claimed') throw new Error('expected a new attempt');
+        await journal.markSent(second.row.id, bob);
+        await journal.complete(second.row.id, bob, { outcome: 'approved' });
+        expect((await journal.eventsOf(first.id)).map((e) => e.state)).toEqual([
+          'received',
+          'sent',
+          'declined',
+        ]);
+        expect((await journal.eventsOf(second.row.id)).map((e) => e.state)).toEqual([
+          'received',
+          'sent',
+          'approved',
+        ]);
+        const notified = await journal.enqueueMissingNotifications();
+        expect(notified.map((n) => n.transactionId)).toEqual(
+          expect.arrayContaining([first.id, second.row.id]),
+        );
+      });
+
+      it('claims for the next attempt racing through two journals: exactly one wins', async () => {
+        await transaction('NR', 'declined');
+        const other = (await another()) ?? journal;
+        const results = await Promise.all(
+          [journal, other, journal, other].map((j, i) => j.claim(input('NR', i % 2 ? bob : alice))),
+        );
+        expect(results.filter((r) => r.type === 'claimed')).toHaveLength(1);
+        expect(new Set(results.map((r) => r.row.id)).size).toBe(1);
+        const key = { merchantId, terminalId: 't', reference: 'NR' };
+        expect((await journal.attemptsOf(key)).map((a) => a.attempt)).toEqual([1, 2]);
       });
 
       it('resolveUnknown settles only unknown rows, with a real outcome, once', async () => {

@@ -10,6 +10,7 @@ import {
   type PostgresJournalOptions,
 } from '../../src/journal/postgres-journal.js';
 import {
+  migratePostgres,
   POSTGRES_MIGRATIONS,
   WRITE_ORDER_LOCK_TAG,
 } from '../../src/journal/postgres-migrations.js';
@@ -219,6 +220,33 @@ describe('PostgresJournal', () => {
     expect(error.code).toBe('JOURNAL_ERROR');
     expect(error.message).toContain(`schema version ${POSTGRES_MIGRATIONS.length + 1}`);
     expect(error.message).toContain(`(schema ${fresh})`);
+  });
+
+  it('migration 2 upgrades a version-1 schema in place: rows become attempt 1, and a declined one can be tried again', async () => {
+    const old = newSchema();
+    const client = new pg.Client({
+      connectionString: TEST_PG_URL,
+      options: `-c search_path=${old}`,
+    });
+    await client.connect();
+    try {
+      await migratePostgres(client, old, POSTGRES_MIGRATIONS.slice(0, 1));
+    } finally {
+      await client.end();
+    }
+    await adminQuery(
+      `INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency,
+         method, state, created_at, updated_at, completed_at)
+       VALUES ('m', 't', 'OLD-D', 'sale', 2000, 'EUR', 'card', 'declined', 1, 1, 1)`,
+      [],
+      old,
+    );
+    const journal = await open({}, old);
+    const key = { merchantId: 'm', terminalId: 't', reference: 'OLD-D' };
+    expect(await journal.attemptsOf(key)).toMatchObject([{ attempt: 1, state: 'declined' }]);
+    const again = await journal.claim(input('OLD-D'));
+    expect(again).toMatchObject({ type: 'claimed', row: { attempt: 2, state: 'received' } });
+    expect((await journal.attemptsOf(key)).map((row) => row.attempt)).toEqual([1, 2]);
   });
 
   it('an unreachable server fails the open at once with JOURNAL_ERROR naming where, never the password', async () => {

@@ -100,13 +100,15 @@ describe('SqliteJournal', () => {
     expect(() => journal.complete(claim.row.id, alice, { outcome: 'declined' })).toThrow();
   });
 
-  it('a final row is never claimed again, whatever its outcome (invariant 1: the stored result)', () => {
+  it('a final row that charged something is never claimed again; one that charged nothing gets attempt 2 (invariant 1)', () => {
     const journal = open();
     for (const outcome of ['declined', 'approved', 'unknown', 'cancelled', 'failed'] as const) {
       const claim = journal.claim(input(outcome));
       if (claim.type !== 'claimed') throw new Error('expected a claim');
       journal.complete(claim.row.id, alice, { outcome });
-      expect(journal.claim(input(outcome, bob)).type).toBe('existing');
+      const again = journal.claim(input(outcome, bob));
+      if (outcome === 'approved' || outcome === 'unknown') expect(again.type).toBe('existing');
+      else expect(again).toMatchObject({ type: 'claimed', row: { attempt: 2 } });
     }
   });
 
@@ -268,6 +270,51 @@ describe('SqliteJournal', () => {
     expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(db.pragma('foreign_key_check')).toEqual([]);
     expect(db.prepare("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'").all()).toEqual([]);
+    db.close();
+  });
+
+  it('migration 7 upgrades a version-6 journal in place: rows become attempt 1; timelines, notifications and wire ids kept; the triggers still record', () => {
+    const path = join(tempDir('journal-'), 'v6.db');
+    const v6 = new Database(path);
+    v6.pragma('foreign_keys = ON');
+    for (const sql of MIGRATIONS.slice(0, 6)) v6.exec(sql);
+    v6.pragma('user_version = 6');
+    v6.prepare(
+      `INSERT INTO transactions (merchant_id, terminal_id, reference, kind, amount_minor, currency, method,
+         state, created_at, updated_at)
+       VALUES ('m', 't', 'OLD-D', 'sale', 2000, 'LKR', 'card', 'received', 1, 1)`,
+    ).run();
+    v6.prepare(
+      "UPDATE transactions SET state = 'declined', updated_at = 2, completed_at = 2",
+    ).run();
+    v6.prepare('INSERT INTO attempts (transaction_id, started_at) VALUES (1, 1)').run();
+    v6.prepare(
+      `INSERT INTO notifications (transaction_id, state, next_attempt_at, idempotency_key, created_at)
+       VALUES (1, 'pending', 2, 'ecr-bridge-old', 2)`,
+    ).run();
+    v6.close();
+
+    const journal = open(path);
+    const key = { merchantId: 'm', terminalId: 't', reference: 'OLD-D' };
+    expect(journal.attemptsOf(key)).toMatchObject([{ id: 1, attempt: 1, state: 'declined' }]);
+    expect(journal.eventsOf(1).map((e) => e.state)).toEqual(['received', 'declined']);
+    expect(journal.notificationFor(1)).toMatchObject({ idempotencyKey: 'ecr-bridge-old' });
+    // The declined payment is tried again under its reference: attempt 2, the next wire id.
+    const again = journal.claim(input('OLD-D'));
+    expect(again).toMatchObject({ type: 'claimed', wireId: 2, row: { attempt: 2 } });
+    if (again.type !== 'claimed') throw new Error('expected a new attempt');
+    journal.markSent(again.row.id, alice);
+    journal.complete(again.row.id, alice, { outcome: 'approved' });
+    expect(journal.eventsOf(again.row.id).map((e) => e.state)).toEqual([
+      'received',
+      'sent',
+      'approved',
+    ]);
+    journal.close();
+    const db = new Database(path);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name LIKE '%_v7'").all()).toEqual([]);
     db.close();
   });
 });
