@@ -959,7 +959,11 @@ ui.resolveForm.addEventListener('submit', async (event) => {
   setBusy(true, ui.resolveSubmit);
   try {
     await api(`/ui/api/transactions/${id}/resolve`, { method: 'POST', body: { outcome, reason } });
-    detailNotice = `Resolution recorded: ${BADGES[outcome]?.[1] ?? outcome}. The earlier state stays in the timeline.`;
+    // Nothing charged reopens the reference: the POS's next retry is a new attempt.
+    const reopened = ['declined', 'cancelled', 'failed'].includes(outcome)
+      ? ' Nothing was charged: the same reference sent again is a new attempt.'
+      : '';
+    detailNotice = `Resolution recorded: ${BADGES[outcome]?.[1] ?? outcome}. The earlier state stays in the timeline.${reopened}`;
     ui.detailHeading.focus(); // the form disappears once the transaction is no longer unknown
     ui.resolveForm.reset();
     await loadDetail();

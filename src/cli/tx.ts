@@ -1,7 +1,12 @@
 import { EcrError, invalid } from '../core/errors.js';
 import { redactPans } from '../core/pan.js';
 import { formatMoney } from '../core/money.js';
-import { hasControlCharacters, validateReference, type Outcome } from '../core/transaction.js';
+import {
+  chargedNothing,
+  hasControlCharacters,
+  validateReference,
+  type Outcome,
+} from '../core/transaction.js';
 import type { JournalRow } from '../journal/journal.js';
 import { openContext } from './context.js';
 import type { CommandOutput, CommonOptions } from './main.js';
@@ -150,7 +155,9 @@ export async function runTxResolve(
     );
     return {
       exitCode: 0,
-      text: `${reference}: unknown → ${resolved.state} (${note})`,
+      // Recording "nothing was charged" reopens the reference: the POS's next retry is a new
+      // attempt (invariant 1). The person deciding should know that.
+      text: `${reference}: unknown → ${resolved.state} (${note})${chargedNothing(resolved.state) ? `\nNothing charged: the same reference sent again is a new attempt, which may charge.` : ''}`,
       json: { reference, outcome: resolved.outcome ?? null, transaction: rowJson(resolved) },
     };
   } finally {

@@ -166,6 +166,14 @@ export function parsePayment(
   if (body === null || typeof body !== 'object' || Array.isArray(body))
     throw invalid('INVALID_INPUT', 'body', 'must be a JSON object');
   const desktop = flavour === 'desktop';
+  // A kiosk body sent to a desktop connector would lose its orderId (unknown fields are ignored)
+  // and become a new payment on every retry: refused, naming the field and the fix.
+  if (desktop && Object.hasOwn(body, 'orderId') && !Object.hasOwn(body, 'order_id'))
+    throw invalid(
+      'INVALID_INPUT',
+      'orderId',
+      "is the kiosk API's field: this connector speaks the desktop API (send order_id, or set CONNECTOR_FLAVOUR=kiosk)",
+    );
   const parsed = desktop
     ? DESKTOP.safeParse(body, { reportInput: true })
     : KIOSK.safeParse(body, { reportInput: true });

@@ -28,6 +28,14 @@ export interface StatusTarget {
   /** The wire id it was sent with, when known. */
   readonly wireId?: number;
   /**
+   * Which attempt under the reference it is (1 when absent). From attempt 2 on, earlier attempts
+   * carried the same reference to the terminal: a status answer that names the reference alone
+   * may be about one of them.
+   */
+  readonly attempt?: number;
+  /** The terminal's transaction ids of the reference's earlier attempts, where it gave them. */
+  readonly earlierTerminalTxIds?: readonly string[];
+  /**
    * When it was sent (ms since the epoch), or a time surely after: until the terminal's longest
    * card step has passed since then, it may still be running it.
    */

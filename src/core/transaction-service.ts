@@ -13,6 +13,7 @@ import {
   requireCapability,
   type BatchTotals,
   type OriginalTransaction,
+  type StatusTarget,
   type TerminalDriver,
 } from './driver.js';
 import { EcrError, invalid, toEcrError } from './errors.js';
@@ -310,7 +311,11 @@ export class TransactionService {
         const found = await this.provenNotCharged(
           await query.call(
             driver,
-            { reference: latest.reference, sentAt: await this.localTime(latest.updatedAt) },
+            {
+              reference: latest.reference,
+              ...(await this.attemptOf(latest)),
+              sentAt: await this.localTime(latest.updatedAt),
+            },
             { patient: true },
           ),
           latest,
@@ -448,6 +453,7 @@ export class TransactionService {
     const found = await this.provenNotCharged(
       await driver.queryOutcome({
         reference: latest.reference,
+        ...(await this.attemptOf(latest)),
         sentAt: await this.localTime(latest.updatedAt),
       }),
       latest,
@@ -551,6 +557,20 @@ export class TransactionService {
       errorCode: 'OUTCOME_UNKNOWN',
       message: `the terminal's last transaction is ${last}, which this journal did not send before ${target.reference}: another POS may have used the terminal; reconcile`,
     };
+  }
+
+  /**
+   * What a status query needs to tell an attempt from the earlier attempts under its reference,
+   * which the terminal saw with the same reference (see StatusTarget).
+   */
+  private async attemptOf(
+    row: JournalRow,
+  ): Promise<Pick<StatusTarget, 'attempt' | 'earlierTerminalTxIds'>> {
+    if (row.attempt <= 1) return { attempt: row.attempt };
+    const earlier = (await this.journal.attemptsOf(row))
+      .filter((a) => a.attempt < row.attempt)
+      .flatMap((a) => (a.terminalTxId === undefined ? [] : [a.terminalTxId]));
+    return { attempt: row.attempt, earlierTerminalTxIds: earlier };
   }
 
   private terminal(terminalId: string): Terminal {
@@ -692,7 +712,12 @@ export class TransactionService {
           log.warn({ err: first.message }, 'outcome not seen: asking the terminal');
           const found = await this.provenNotCharged(
             await terminal.driver.queryOutcome(
-              { reference: row.reference, wireId, sentAt: sentAt ?? Date.now() },
+              {
+                reference: row.reference,
+                wireId,
+                ...(await this.attemptOf(row)),
+                sentAt: sentAt ?? Date.now(),
+              },
               { patient: true },
             ),
             row,

@@ -14,7 +14,9 @@ import type { ConcertAnswer } from '../protocols/concert/messages.js';
  * rule). After that, an answer is ours when its POS number and currency are ours and its amount
  * fits: an approval for exactly the amount asked (Concert V2 has no partial approval), anything
  * else for that amount or for 0 (a refusal may carry no amount). The private field is NOT
- * matched: the public implementations (Ousret/pyTeliumManager `telium/payment.py`, whose
+ * required to match, with one exception: an answer that echoes the private data of one of this
+ * driver's earlier requests is that request's, late, and is ignored. Otherwise the public
+ * implementations (Ousret/pyTeliumManager `telium/payment.py`, whose
  * `transaction_id` is the answer's private field; OCA/pos `hw_telium_payment_terminal`, which
  * only logs a difference) read it as the terminal's own data, and their POS sends 10 blanks.
  */
@@ -28,11 +30,19 @@ export interface ConcertExpected {
   readonly sentPrivateData: string;
   /** When the request asked the terminal to answer (A010 at the end, A011 at once). */
   readonly delay: ConcertDelay;
+  /**
+   * The private data of this driver's earlier requests (the latest few). An answer echoing one
+   * of them is an earlier request's, late: a terminal that echoes the field says so itself.
+   */
+  readonly earlierPrivateData?: ReadonlySet<string>;
 }
 
 /** Why an answer is not ours, for the log; undefined when it is ours. */
 export function notOurs(answer: ConcertAnswer, expected: ConcertExpected): string | undefined {
   if (answer.posNumber !== expected.posNumber) return 'another POS number';
+  const echoed = answer.privateData.trim();
+  if (echoed !== expected.sentPrivateData.trim() && expected.earlierPrivateData?.has(echoed))
+    return "an earlier request's private data";
   if (answer.currencyNumeric !== expected.currencyNumeric) return 'another currency';
   if (answer.status === 'approved') {
     return answer.amountMinor === expected.amountMinor ? undefined : 'approves another amount';

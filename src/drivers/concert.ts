@@ -162,6 +162,8 @@ export class ConcertDriver implements TerminalDriver {
   private readonly options: Readonly<z.output<typeof OPTIONS>>;
   private readonly logger: Logger;
   private busy = false;
+  /** The private data of the latest requests sent (at most EARLIER_TAGS_KEPT), oldest first. */
+  private readonly sentTags: string[] = [];
 
   constructor(input: ConcertDriverOptions) {
     this.options = parseOptions(OPTIONS, input, 'ConcertDriver');
@@ -212,7 +214,10 @@ export class ConcertDriver implements TerminalDriver {
       currencyNumeric: requireCurrency(this.currency).numeric,
       sentPrivateData: wireTag(request.wireId),
       delay: this.options.answerDelay,
+      earlierPrivateData: new Set(this.sentTags),
     };
+    this.sentTags.push(expected.sentPrivateData);
+    if (this.sentTags.length > EARLIER_TAGS_KEPT) this.sentTags.shift();
     const frame = encodeRequest({
       posNumber: expected.posNumber,
       amountMinor: expected.amountMinor,
@@ -425,6 +430,12 @@ export class ConcertDriver implements TerminalDriver {
         });
   }
 }
+
+/**
+ * How many earlier requests' private data the driver remembers: an answer echoing one of them is
+ * a late answer to that request (only echoing terminals carry it back), never this request's.
+ */
+export const EARLIER_TAGS_KEPT = 16;
 
 /** The request's private data: the wire id, at most 10 digits. */
 function wireTag(wireId: number): string {

@@ -495,6 +495,20 @@ function statusOutcome(target: StatusTarget, response: SemiResponse): DriverOutc
       response.reqTxnId === String(target.wireId));
   if (ours) {
     const outcome = toOutcome(response);
+    // The reference names every attempt of one payment (ARCHITECTURE.md invariant 1). Unless the
+    // answer echoes this attempt's REQ_TXN_ID, it may be about an earlier attempt, which charged
+    // nothing: only an approval can then be this one's (no earlier attempt was approved). A
+    // decline or cancel read as this attempt's would let the POS charge again.
+    const pinned = response.reqTxnId !== undefined && target.wireId !== undefined;
+    const earlier =
+      response.txnId !== undefined && (target.earlierTerminalTxIds ?? []).includes(response.txnId);
+    if (!pinned && (earlier || ((target.attempt ?? 1) > 1 && outcome.outcome !== 'approved'))) {
+      return {
+        outcome: 'unknown',
+        errorCode: 'OUTCOME_UNKNOWN',
+        message: `the terminal's status answer for ${target.reference} (STATE ${response.state}) may be about an earlier attempt under the same reference, not attempt ${target.attempt ?? 1}: reconcile`,
+      };
+    }
     return {
       ...outcome,
       message: ["resolved by the terminal's status query", outcome.message]

@@ -128,6 +128,8 @@ const RpcRequest = z.discriminatedUnion('op', [
     progress: PROGRESS,
     reference: z.string().min(1).max(64),
     wireId: z.number().int().positive().optional(),
+    attempt: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+    earlierTerminalTxIds: z.array(FIELD).max(100).optional(),
     // An age, not a time: the two nodes' clocks need not agree.
     sentAgoMs: z.number().int().nonnegative().optional(),
     patient: z.boolean(),
@@ -710,6 +712,10 @@ export class ClusterNode {
           const target: StatusTarget = {
             reference: request.reference,
             ...(request.wireId === undefined ? {} : { wireId: request.wireId }),
+            ...(request.attempt === undefined ? {} : { attempt: request.attempt }),
+            ...(request.earlierTerminalTxIds === undefined
+              ? {}
+              : { earlierTerminalTxIds: request.earlierTerminalTxIds }),
             ...(request.sentAgoMs === undefined ? {} : { sentAt: Date.now() - request.sentAgoMs }),
           };
           const outcome = await driver.queryOutcome(target, { patient: request.patient });
@@ -862,6 +868,10 @@ class RemoteDriver implements TerminalDriver {
           op: 'query',
           reference: target.reference,
           ...(target.wireId === undefined ? {} : { wireId: target.wireId }),
+          ...(target.attempt === undefined ? {} : { attempt: target.attempt }),
+          ...(target.earlierTerminalTxIds === undefined
+            ? {}
+            : { earlierTerminalTxIds: target.earlierTerminalTxIds.slice(-100) }),
           ...(target.sentAt === undefined
             ? {}
             : { sentAgoMs: Math.max(0, Date.now() - target.sentAt) }),

@@ -28,7 +28,8 @@ describe('parsePayment, bodies the fuzzer found', () => {
   ] as const)(
     '%s: a %s nested 20,000 deep is INVALID_INPUT on that field, not a RangeError',
     (flavour, field) => {
-      const body = { amount: 1, orderId: 'A-1', [field]: nested(20_000) };
+      const orderKey = flavour === 'desktop' ? 'order_id' : 'orderId';
+      const body = { amount: 1, [orderKey]: 'A-1', [field]: nested(20_000) };
       const error = thrownBy(() => parsePayment(flavour, body, 'EUR'));
       expect(error).toMatchObject({ code: 'INVALID_INPUT', field });
       expect(error.message).toContain(`${MAX_ECHO_BYTES} bytes`);
@@ -55,6 +56,18 @@ describe('parsePayment, bodies the fuzzer found', () => {
     const kind = (type: string) =>
       parsePayment('desktop', { amount: 1, transaction_type: type }, 'EUR').kind;
     expect([kind('Debit'), kind('CREDIT'), kind('debit')]).toEqual(['sale', 'refund', 'sale']);
+  });
+
+  it('a kiosk body (orderId) sent to the desktop API is refused naming orderId: its retries would each be a new payment', () => {
+    const error = thrownBy(() =>
+      parsePayment('desktop', { amount: 1, orderId: 'Order_12345' }, 'EUR'),
+    );
+    expect(error).toMatchObject({ code: 'INVALID_INPUT', field: 'orderId' });
+    expect(error.message).toContain('CONNECTOR_FLAVOUR=kiosk');
+    // With the desktop's own order_id it is a desktop payment; the extra field is ignored.
+    expect(
+      parsePayment('desktop', { amount: 1, order_id: 'O-1', orderId: 'x' }, 'EUR').reference,
+    ).toBe('O-1');
   });
 });
 

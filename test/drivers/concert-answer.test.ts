@@ -57,6 +57,15 @@ describe('Concert answers: which one is ours', () => {
     expect(notOurs(answer({ amountMinor: 500 }), EXPECTED)).toBe('approves another amount');
   });
 
+  it("an echo of an earlier request's private data is that request's late answer, not ours; our own echo still is", () => {
+    const withEarlier = { ...EXPECTED, earlierPrivateData: new Set(['40', '41']) };
+    expect(notOurs(answer({ status: 'refused', privateData: '41' }), withEarlier)).toBe(
+      "an earlier request's private data",
+    );
+    expect(notOurs(answer({ privateData: '42' }), withEarlier)).toBeUndefined();
+    expect(notOurs(answer({ privateData: '0000000041' }), withEarlier)).toBeUndefined();
+  });
+
   it('a refusal or a status 9 is ours for our amount or for 0 (no amount), not for another amount', () => {
     for (const status of ['refused', 'not-verified'] as const) {
       expect(notOurs(answer({ status, amountMinor: 1000 }), EXPECTED)).toBeUndefined();

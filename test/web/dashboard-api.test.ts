@@ -112,4 +112,41 @@ describe('dashboard API limits', () => {
     await waitFor(() => simulator.ledger.count === 1, 5_000, 'the first test payment');
     expect(simulator.ledger.count).toBe(1);
   });
+
+  it('a transaction detail lists every attempt under its reference, with the terminal transaction id', async () => {
+    const { base, shop, simulator } = await setup();
+    simulator.next.push('decline');
+    const sale = () =>
+      fetch(
+        `${base}/services/api.asmx/runTransaction?${new URLSearchParams({
+          command: 'Sale',
+          key: shop.key,
+          password: shop.password,
+          amount: '1.00',
+          refID: 'DASH-A',
+          terminalId: TERMINAL,
+        }).toString()}`,
+      ).then(async (r) => (await r.json()) as { ResultCode: string });
+    expect((await sale()).ResultCode).toBe('Declined');
+    expect((await sale()).ResultCode).toBe('Approved');
+    const session = await signIn(base, shop.key, shop.password);
+    const get = async (path: string) =>
+      (await (await fetch(`${base}${path}`, { headers: { cookie: session.cookie } })).json()) as {
+        transactions?: { id: number; reference: string; attempt: number }[];
+        transaction?: { attempt: number; terminalTxId: string | null };
+        attempts?: { attempt: number; outcome: string }[];
+        receipt?: string;
+      };
+    const listed = (await get('/ui/api/transactions')).transactions ?? [];
+    const latest = listed.find((t) => t.reference === 'DASH-A' && t.attempt === 2);
+    expect(latest).toBeDefined();
+    const detail = await get(`/ui/api/transactions/${latest?.id ?? 0}`);
+    expect(detail.transaction?.attempt).toBe(2);
+    expect(detail.attempts?.map((a) => [a.attempt, a.outcome])).toEqual([
+      [1, 'declined'],
+      [2, 'approved'],
+    ]);
+    expect(detail.transaction?.terminalTxId).toBe(simulator.ledger.all()[0]?.terminalTxId);
+    expect(detail.receipt).toContain('Reference DASH-A (attempt 2)');
+  });
 });
