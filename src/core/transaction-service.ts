@@ -546,6 +546,9 @@ export class TransactionService {
   private async provenNotCharged(found: DriverOutcome, target: JournalRow): Promise<DriverOutcome> {
     const last = found.details?.lastReference;
     if (found.outcome !== 'failed' || typeof last !== 'string') return found;
+    // The terminal's last is an earlier attempt under this same reference (it echoed that
+    // attempt's request id): older by construction, since no attempt follows an unknown one.
+    if (last === target.reference) return found;
     const row = await this.journal.find({
       merchantId: this.merchantId,
       terminalId: target.terminalId,
@@ -565,12 +568,15 @@ export class TransactionService {
    */
   private async attemptOf(
     row: JournalRow,
-  ): Promise<Pick<StatusTarget, 'attempt' | 'earlierTerminalTxIds'>> {
-    if (row.attempt <= 1) return { attempt: row.attempt };
+  ): Promise<Pick<StatusTarget, 'wireId' | 'attempt' | 'earlierTerminalTxIds'>> {
+    // The wire id lets a terminal that echoes it (SEMI's REQ_TXN_ID) name this very request.
+    const wireId = await this.journal.wireIdOf(row.id);
+    const pinned = wireId === undefined ? {} : { wireId };
+    if (row.attempt <= 1) return { ...pinned, attempt: row.attempt };
     const earlier = (await this.journal.attemptsOf(row))
       .filter((a) => a.attempt < row.attempt)
       .flatMap((a) => (a.terminalTxId === undefined ? [] : [a.terminalTxId]));
-    return { attempt: row.attempt, earlierTerminalTxIds: earlier };
+    return { ...pinned, attempt: row.attempt, earlierTerminalTxIds: earlier };
   }
 
   private terminal(terminalId: string): Terminal {
@@ -714,8 +720,8 @@ export class TransactionService {
             await terminal.driver.queryOutcome(
               {
                 reference: row.reference,
-                wireId,
                 ...(await this.attemptOf(row)),
+                wireId,
                 sentAt: sentAt ?? Date.now(),
               },
               { patient: true },

@@ -51,6 +51,11 @@ export interface Journal {
   find(key: TransactionKey): Awaitable<JournalRow | undefined>;
   /** Every attempt of a reference on a terminal, the first one first. */
   attemptsOf(key: TransactionKey): Awaitable<JournalRow[]>;
+  /**
+   * The wire id a transaction was claimed with (what the protocols number its request with, e.g.
+   * SEMI's REQ_TXN_ID), so that a status query can name that very request.
+   */
+  wireIdOf(transactionId: number): Awaitable<number | undefined>;
   /** Every row (every attempt) with this reference, across terminals and merchants, newest first. */
   findByReference(reference: string): Awaitable<JournalRow[]>;
   list(filter?: ListFilter): Awaitable<JournalRow[]>;

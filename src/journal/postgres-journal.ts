@@ -310,6 +310,16 @@ export class PostgresJournal implements Journal {
     return rowOrUndefined(result.rows[0]);
   }
 
+  async wireIdOf(transactionId: number): Promise<number | undefined> {
+    const result = await this.query<{ id: number | null }>(
+      'read a wire id',
+      'SELECT max(id) AS id FROM attempts WHERE transaction_id = $1',
+      [id(transactionId)],
+    );
+    const wire = result.rows[0]?.id;
+    return wire === null || wire === undefined ? undefined : Number(wire);
+  }
+
   async find(key: TransactionKey): Promise<JournalRow | undefined> {
     const result = await this.query<Row>(
       'find a transaction',

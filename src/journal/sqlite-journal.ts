@@ -161,6 +161,9 @@ export class SqliteJournal implements Journal {
         'SELECT * FROM transactions WHERE reference = ? ORDER BY id DESC',
       ),
       newAttempt: db.prepare('INSERT INTO attempts (transaction_id, started_at) VALUES (?, ?)'),
+      wireId: db.prepare<[number], { id: number | null }>(
+        'SELECT max(id) AS id FROM attempts WHERE transaction_id = ?',
+      ),
       markSent: db.prepare(
         `UPDATE transactions SET state = 'sent', updated_at = @now
          WHERE id = @id AND state = 'received' AND owner_token = @token`,
@@ -383,6 +386,10 @@ export class SqliteJournal implements Journal {
   get(id: number): JournalRow | undefined {
     const row = this.statements.byId.get(id);
     return row === undefined ? undefined : toJournalRow(row);
+  }
+
+  wireIdOf(transactionId: number): number | undefined {
+    return this.statements.wireId.get(transactionId)?.id ?? undefined;
   }
 
   find(key: TransactionKey): JournalRow | undefined {

@@ -185,6 +185,7 @@ describe('Notifier: the back-office outbox', () => {
       amount: '10.23',
       currency: 'EUR',
       outcome: 'approved',
+      attempt: 1,
       approvalCode: '123456',
       maskedPan: '411111******1111',
       cardBrand: 'VISA',

@@ -326,6 +326,9 @@ export function describeJournalContract(name: string, open: () => Promise<Contra
         const first = await transaction('NW', 'declined');
         const second = await journal.claim(input('NW', bob));
         if (second.type !== 'claimed') throw new Error('expected a new attempt');
+        expect(await journal.wireIdOf(second.row.id)).toBe(second.wireId);
+        expect(await journal.wireIdOf(first.id)).toBeLessThan(second.wireId);
+        expect(await journal.wireIdOf(987_654_321)).toBeUndefined();
         await journal.markSent(second.row.id, bob);
         await journal.complete(second.row.id, bob, { outcome: 'approved' });
         expect((await journal.eventsOf(first.id)).map((e) => e.state)).toEqual([
