@@ -11,6 +11,8 @@ export const POS_PASSWORD = 'pwd';
 /** One POST the back office got, and whether it acknowledged it. */
 export interface Received extends Delivery {
   readonly acknowledged: boolean;
+  /** The attempt under the reference the notification names. */
+  readonly attempt: number | undefined;
 }
 
 /**
@@ -36,12 +38,14 @@ export class BackOffice {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
           reference: string;
           outcome: string;
+          attempt?: number;
         };
         const draw = this.rng === undefined ? 1 : this.rng.next();
         const fails = draw < this.failChance;
         this.received.push({
           reference: body.reference,
           outcome: body.outcome,
+          attempt: body.attempt,
           idempotencyKey: String(request.headers['idempotency-key'] ?? ''),
           acknowledged: !fails,
         });
@@ -75,6 +79,8 @@ export interface PosAnswer {
   readonly status: number;
   readonly outcome: string | undefined;
   readonly replayed: boolean | undefined;
+  /** Which attempt under the order id the answer is about. */
+  readonly attempt: number | undefined;
 }
 
 /** `10,23` for 1023 minor units: the desktop seed's decimal comma. */
@@ -93,12 +99,13 @@ export async function posPay(base: string, orderId: string, minor: number): Prom
     body: JSON.stringify({ amount: decimalComma(minor), currency: 'USD', order_id: orderId }),
   });
   const body = (await response.json()) as {
-    ecrBridge?: { outcome?: string; replayed?: boolean };
+    ecrBridge?: { outcome?: string; replayed?: boolean; attempt?: number };
   };
   return {
     status: response.status,
     outcome: body.ecrBridge?.outcome,
     replayed: body.ecrBridge?.replayed,
+    attempt: body.ecrBridge?.attempt,
   };
 }
 

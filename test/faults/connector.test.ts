@@ -1,11 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { startConnector, CONNECTOR_TERMINAL_ID } from '../../src/cli/connector.js';
 import { parseConfigText } from '../../src/connector/config.js';
 import { TransactionService } from '../../src/core/transaction-service.js';
 import { SEMI_CARD_STEP_MS, SemiDriver } from '../../src/drivers/semi.js';
-import type { JournalRow } from '../../src/journal/journal.js';
+import type { JournalRow, TransactionEvent } from '../../src/journal/journal.js';
 import { JOURNAL_FILE_NAME, SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { SemiSimulator } from '../../src/simulators/semi/simulator.js';
 import { startCli } from '../cli/run-cli.js';
@@ -13,7 +14,19 @@ import { FaultProxy } from '../support/fault-proxy.js';
 import { closedPort, tempDir } from '../helpers.js';
 import { BackOffice, connectorConfig, posPay, type PosAnswer } from './back-office.js';
 import { noViolations, report, Rng, runs, seedFor, trace, type Violations } from './harness.js';
-import { checkNotifications, checkRun, randomAmount, referenceFor } from './invariants.js';
+import {
+  checkAttemptNotifications,
+  checkAttempts,
+  checkRetry,
+  checkRun,
+  clearNext,
+  queueNext,
+  randomAmount,
+  referenceFor,
+  REFUSALS,
+  wireIdsAt,
+  type RetryCall,
+} from './invariants.js';
 
 /**
  * The invariant suite for the HiPay-compatible connector, over a SEMI terminal (it has a status
@@ -68,21 +81,30 @@ async function settleAndCheck(
 ): Promise<void> {
   const wanted = new Set(evidence.references);
   const notified = new Set(['approved', 'declined', 'cancelled']);
-  let rows = await rowsOf(journalPath, evidence.references);
+  // Every attempt of each reference: a declined one and the one after it are notified apart.
+  let journaled = await attemptsAt(journalPath, evidence.references);
   const delivered = () =>
-    [...rows].every(
-      ([reference, row]) =>
-        row === undefined ||
-        !notified.has(row.state) ||
-        office.deliveries(wanted).some((d) => d.reference === reference),
-    );
+    [...journaled.attempts.values()]
+      .flat()
+      .every(
+        (row) =>
+          !notified.has(row.state) ||
+          office
+            .deliveries(new Set([row.reference]))
+            .some((d) => d.attempt === undefined || d.attempt === row.attempt),
+      );
   const deadline = Date.now() + NOTIFY_WAIT_MS;
   while (!delivered() && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 50));
-    rows = await rowsOf(journalPath, evidence.references);
+    journaled = await attemptsAt(journalPath, evidence.references);
   }
+  const rows = await rowsOf(journalPath, evidence.references);
   checkRun(violations, { ...evidence, rows, statusQuery: true });
-  checkNotifications(violations, { ...evidence, rows }, office.deliveries(wanted, true));
+  checkAttemptNotifications(
+    violations,
+    { ...evidence, attempts: journaled.attempts },
+    office.deliveries(wanted, true),
+  );
   // Every delivery for the run was acknowledged in the end (a failed one was retried).
   for (const reference of wanted) {
     const got = office.deliveries(new Set([reference]), true);
@@ -205,14 +227,17 @@ describe('fault runs: connector (in process, SEMI over TCP, real back office)', 
             }
           }
           // The POS retries every order id; then the next payment settles an earlier unknown.
+          // (A new attempt where the latest one charged nothing.)
           for (const reference of [...references]) {
+            const before = (await rowsOf(journalPath, [reference])).get(reference);
             const again = await pay(reference, amounts.get(reference) as number);
-            if (again !== undefined && again.replayed !== true) {
-              violations.duplicated++;
-              violations.details.push(
-                `run ${run} (seed ${seed}), reference ${reference}: a retry was driven again (HTTP ${again.status})`,
+            if (again !== undefined)
+              checkRetry(
+                violations,
+                `run ${run} (seed ${seed}), reference ${reference} (HTTP ${again.status})`,
+                before,
+                again,
               );
-            }
           }
           await pay(referenceFor(rng, 'C'), rng.int(10, 90) * 100 + rng.int(0, 49));
           await settleAndCheck(
@@ -366,5 +391,247 @@ describe('fault runs: connector process (SIGKILL)', () => {
     report(context, { scenario, runs: total, payments }, violations);
     expect(killed).toBe(total);
     if (waited > 0) await context.annotate(`${waited} run(s) settled after the card-step window`);
+  }, 900_000);
+});
+
+/** What a retry may meet at the terminal, without the three-minute answer timeout (…54). */
+const CONNECTOR_RETRY_OUTCOMES = [
+  ...REFUSALS,
+  'approved',
+  'partial',
+  'slow-approve',
+  'drop-after-card',
+] as const;
+
+type RetryFault =
+  | 'cut the terminal link during the card step'
+  | 'restart the terminal simulator during the card step'
+  | 'SIGKILL the connector during the card step, then restart it';
+
+const RETRY_FAULTS: readonly RetryFault[] = [
+  'cut the terminal link during the card step',
+  'restart the terminal simulator during the card step',
+  'SIGKILL the connector during the card step, then restart it',
+];
+
+/** The card step of the retry scenario's terminal: room for a fault inside it. */
+const RETRY_CARD_MS = 60;
+
+/** Every attempt of each reference, and their events, through a second handle on the file. */
+async function attemptsAt(path: string, references: readonly string[]) {
+  const journal = new SqliteJournal({ path });
+  try {
+    const attempts = new Map<string, JournalRow[]>();
+    const events = new Map<number, TransactionEvent[]>();
+    for (const reference of references) {
+      const list = await journal.attemptsOf({
+        merchantId: 'default',
+        terminalId: CONNECTOR_TERMINAL_ID,
+        reference,
+      });
+      attempts.set(reference, list);
+      for (const row of list) events.set(row.id, await journal.eventsOf(row.id));
+    }
+    return { attempts, events };
+  } finally {
+    journal.close();
+  }
+}
+
+describe('fault runs, retried order id: connector process', () => {
+  const scenario = 'connector (CLI process): retry a declined or busy order id under faults';
+  it(`${scenario} → one charge at most, every attempt journaled in order and notified, unknown replayed`, async (context) => {
+    const total = runs({ short: 1, long: 15 });
+    const violations = noViolations();
+    const simPort = await closedPort();
+    const simulator = await new SemiSimulator({
+      wsPort: null,
+      tcpPort: simPort,
+      controlPort: 0,
+      cardDelayMs: RETRY_CARD_MS,
+      slowAnswerMs: 50,
+    }).start();
+    const proxy = await new FaultProxy({ host: '127.0.0.1', port: simPort }).start();
+    const office = await new BackOffice().start();
+    const dir = tempDir('faults-connector-retry-');
+    const configPath = join(dir, 'config.txt');
+    writeFileSync(
+      configPath,
+      connectorConfig(
+        `semi+tcp://127.0.0.1:${proxy.port}`,
+        office,
+        join(dir, 'data'),
+        await closedPort(),
+      ),
+    );
+    const journalPath = join(dir, 'data', JOURNAL_FILE_NAME);
+    let child = await startChild(configPath);
+    let payments = 0;
+    let attemptCount = 0;
+    let unknownRetries = 0;
+    let fired = 0;
+    try {
+      for (let run = 0; run < total; run++) {
+        const seed = seedFor(scenario, run);
+        const rng = new Rng(seed);
+        office.rng = rng;
+        office.failChance = rng.next() < 0.3 ? 0.3 : 0;
+        const firstCharge = simulator.ledger.count;
+        const references: string[] = [];
+        const calls: RetryCall[] = [];
+        const latest = async (reference: string) =>
+          (await rowsOf(journalPath, [reference])).get(reference);
+        const pay = async (reference: string, minor: number) => {
+          payments++;
+          if (!references.includes(reference)) references.push(reference);
+          const before = await latest(reference);
+          const answer = await tryPay(child.url, reference, minor);
+          calls.push({
+            reference,
+            before:
+              before === undefined ? undefined : { attempt: before.attempt, state: before.state },
+            attempt: answer?.attempt,
+            replayed: answer?.replayed,
+          });
+          return answer;
+        };
+        /** Another order: with SEMI's status query, it settles an earlier `unknown` first. */
+        const another = () => pay(referenceFor(rng, 'C'), rng.int(10, 90) * 100 + rng.int(0, 49));
+        const reference = referenceFor(rng, 'R');
+        const minor = rng.int(10, 90) * 100 + rng.int(0, 49);
+        const tries = rng.int(2, 5);
+        for (let i = 0; i < tries; i++) {
+          // The first attempt is refused cleanly; the first retry is always broken, later ones
+          // now and then. A broken attempt reaches the card step (busy is refused before it).
+          const fault =
+            i === 0 ? undefined : i === 1 || rng.next() < 0.5 ? rng.pick(RETRY_FAULTS) : undefined;
+          const outcomes = CONNECTOR_RETRY_OUTCOMES.filter(
+            (o) => fault === undefined || o !== 'busy',
+          );
+          const scenarioName = i === 0 ? rng.pick(REFUSALS) : rng.pick(outcomes);
+          await queueNext(simulator.controlPort, scenarioName);
+          const paying = pay(reference, minor);
+          if (fault !== undefined) {
+            const deadline = Date.now() + 5_000;
+            while (!simulator.busy && Date.now() < deadline) await sleep(1);
+            await sleep(rng.int(0, RETRY_CARD_MS - 10));
+            if (simulator.busy) fired++;
+            if (fault === 'cut the terminal link during the card step') {
+              await proxy.cut();
+              await proxy.resume();
+            } else if (fault === 'restart the terminal simulator during the card step') {
+              await simulator.stop();
+              await simulator.start();
+            } else {
+              child.child.kill('SIGKILL');
+              await child.done;
+              child = await startChild(configPath);
+            }
+          }
+          const answer = await paying;
+          await clearNext(simulator.controlPort);
+          trace(
+            run,
+            seed,
+            `attempt ${answer?.attempt ?? '?'}`,
+            scenarioName,
+            fault ?? 'no fault',
+            answer?.outcome ?? 'no answer',
+          );
+          let row = await latest(reference);
+          if (row !== undefined && ['unknown', 'received', 'sent'].includes(row.state)) {
+            // No outcome seen: the POS sends the order again at once (the same attempt must
+            // come back, replayed); then pays another order, before which the connector asks
+            // the terminal what became of it.
+            await pay(reference, minor);
+            await another();
+            row = await latest(reference);
+          }
+          if (row === undefined || !['declined', 'cancelled', 'failed'].includes(row.state)) break;
+        }
+        // The POS retries once more (replayed, or another attempt if the last charged nothing),
+        // then the next payment settles what a status query can.
+        await pay(reference, minor);
+        await another();
+        const charges = simulator.ledger.all().slice(firstCharge);
+        // Wait until every attempt that happened at the terminal was acknowledged.
+        const deadline = Date.now() + NOTIFY_WAIT_MS;
+        let journaled = await attemptsAt(journalPath, references);
+        const delivered = () =>
+          [...journaled.attempts.values()]
+            .flat()
+            .every(
+              (row) =>
+                !['approved', 'declined', 'cancelled'].includes(row.state) ||
+                office.deliveries(new Set([row.reference])).some((d) => d.attempt === row.attempt),
+            );
+        while (!delivered() && Date.now() < deadline) {
+          await sleep(50);
+          journaled = await attemptsAt(journalPath, references);
+        }
+        for (const row of [...journaled.attempts.values()].flat()) {
+          const timeline = journaled.events.get(row.id) ?? [];
+          trace(
+            run,
+            seed,
+            `${row.reference} attempt ${row.attempt}: ${timeline.map((e) => e.state).join(' → ')} (${row.message ?? ''})`,
+          );
+        }
+        const rows = await rowsOf(journalPath, references);
+        checkRun(violations, { run, seed, references, charges, rows, statusQuery: true });
+        const wanted = new Set(references);
+        checkAttemptNotifications(
+          violations,
+          { run, seed, attempts: journaled.attempts },
+          office.deliveries(wanted, true),
+        );
+        for (const ref of wanted) {
+          const got = office.deliveries(new Set([ref]), true);
+          if (got.length > 0 && !got.some((d) => d.acknowledged)) {
+            violations.lost++;
+            violations.details.push(
+              `run ${run} (seed ${seed}), reference ${ref}: never acknowledged`,
+            );
+          }
+        }
+        const wires = wireIdsAt(journalPath);
+        try {
+          unknownRetries += checkAttempts(
+            violations,
+            {
+              run,
+              seed,
+              ...journaled,
+              charges,
+              rowOfWireId: wires.rowOf,
+              calls,
+              terminalRecord: new Set(
+                simulator
+                  .openBatch()
+                  .flatMap((e) => (e.reqTxnId === undefined ? [] : [e.reqTxnId])),
+              ),
+            },
+            wires.idsOf,
+          );
+        } finally {
+          wires.close();
+        }
+        attemptCount += journaled.attempts.get(reference)?.length ?? 0;
+      }
+    } finally {
+      if (child.child.exitCode === null && child.child.signalCode === null)
+        child.child.kill('SIGTERM');
+      await child.done;
+      await proxy.stop();
+      await simulator.stop();
+      await office.close();
+    }
+    report(
+      context,
+      { scenario, runs: total, payments, attempts: attemptCount, unknownRetries },
+      violations,
+    );
+    expect(attemptCount).toBeGreaterThan(total);
+    expect(fired).toBeGreaterThan(runs({ short: 0, long: total / 4 }));
   }, 900_000);
 });

@@ -343,7 +343,15 @@ export async function checkRun(ctx: RunContext, input: CheckInput): Promise<void
         row.reference,
         `the live stream never delivered its ${row.state} (stream ${feed.ended ? 'ended' : 'open'})`,
       );
+  // Earlier attempts of a refID (each its own row) are in the journal too.
   const known = new Set(settled.map((r) => r.id));
+  for (const reference of rows.keys())
+    for (const attempt of await input.journal.attemptsOf({
+      merchantId: input.merchantId,
+      terminalId: input.terminalId,
+      reference,
+    }))
+      known.add(attempt.id);
   const runRefs = new Set(rows.keys());
   for (const event of feed.events)
     if (runRefs.has(event.reference) && !known.has(event.id))
@@ -471,6 +479,8 @@ export async function simulatorAt(
     readonly cardDelayMs: number;
     readonly slowAnswerMs?: number;
     readonly startMs: number;
+    /** Open the simulator's control port (`POST /next`) here; 0 picks a free one. */
+    readonly controlPort?: number;
   },
 ): Promise<{ simulator: EconduitSimulator; virtual: VirtualTerminal }> {
   const simulator = await new EconduitSimulator({
@@ -479,6 +489,7 @@ export async function simulatorAt(
     heartbeatIntervalMs: 1_000,
     cardDelayMs: options.cardDelayMs,
     slowAnswerMs: options.slowAnswerMs,
+    ...(options.controlPort === undefined ? {} : { controlPort: options.controlPort }),
   }).start(options.startMs);
   cleanups.push(() => simulator.stop());
   return { simulator, virtual: simulator.terminal(terminalId) as VirtualTerminal };
@@ -611,4 +622,46 @@ export async function faultScenario(
   expect(disturbed, `${name}: runs whose fault disturbed a payment`).toBeGreaterThan(
     runs({ short: 0, long: total / 4 }),
   );
+}
+
+/**
+ * Invariant (d) for every attempt of a retried refID: the journal's change feed of each attempt
+ * ends in its state, the live stream `feed` delivered each attempt's final state, and named no
+ * transaction of the refID that is not one of its attempts.
+ */
+export async function checkAttemptFeed(
+  ctx: RunContext,
+  journal: Journal,
+  attempts: ReadonlyMap<string, readonly JournalRow[]>,
+  feed: LiveFeed,
+  feedWaitMs = 10_000,
+): Promise<void> {
+  const rows = [...attempts.values()].flat();
+  for (const row of rows) {
+    const events = await journal.eventsOf(row.id);
+    if (events.at(-1)?.state !== row.state)
+      violation(
+        ctx,
+        'lost',
+        row.reference,
+        `attempt ${row.attempt}: change feed ends in ${events.at(-1)?.state ?? 'nothing'}, the row is ${row.state}`,
+      );
+  }
+  const delivered = (row: JournalRow) =>
+    feed.events.some((e) => e.id === row.id && e.state === row.state);
+  await waitForAsync(async () => rows.every(delivered), feedWaitMs, 'the live stream').catch(
+    () => {},
+  );
+  for (const row of rows)
+    if (!delivered(row))
+      violation(
+        ctx,
+        'lost',
+        row.reference,
+        `attempt ${row.attempt}: the live stream never delivered its ${row.state} (stream ${feed.ended ? 'ended' : 'open'})`,
+      );
+  const known = new Set(rows.map((r) => r.id));
+  for (const event of feed.events)
+    if (attempts.has(event.reference) && !known.has(event.id))
+      violation(ctx, 'lost', event.reference, `live event for a transaction not in the journal`);
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import type { JournalRow, TransactionEvent } from '../../src/journal/journal.js';
 import { EconduitAgent } from '../../src/gateway/agent.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { SqliteTenantStore } from '../../src/gateway/tenants.js';
@@ -9,6 +10,8 @@ import { closedPort, tempDir, waitForAsync } from '../helpers.js';
 import { FaultProxy, type Direction } from '../support/fault-proxy.js';
 import {
   atPickedPoint,
+  checkAttemptFeed,
+  checkRun,
   CARD_MS,
   checksOn,
   CliProcess,
@@ -16,6 +19,7 @@ import {
   faultScenario,
   openFeed,
   payment,
+  posCall,
   posPay,
   POS_PATIENCE_MS,
   simulatorAt,
@@ -24,8 +28,17 @@ import {
   type Cleanup,
   type Merchant,
   type Payment,
+  type PosResult,
 } from './gateway-support.js';
-import { runs, type Rng } from './harness.js';
+import { FAULT_MODE, noViolations, report, Rng, runs, seedFor, trace } from './harness.js';
+import {
+  checkAttempts,
+  clearNext,
+  queueNext,
+  REFUSALS,
+  wireIdsAt,
+  type RetryCall,
+} from './invariants.js';
 
 /**
  * Invariant suite, single gateway (issue 9): payments through the eConduit-compatible gateway
@@ -69,7 +82,8 @@ function posAt(base: string, merchant: Merchant) {
  */
 async function singleGateway(cleanups: Cleanup[]) {
   const dir = tempDir('faults-gateway-');
-  const { journal, tenants, merchant } = journalAt(cleanups, join(dir, 'journal.db'));
+  const journalPath = join(dir, 'journal.db');
+  const { journal, tenants, merchant } = journalAt(cleanups, journalPath);
   const gateway = await new Gateway({
     journal,
     tenants,
@@ -91,12 +105,14 @@ async function singleGateway(cleanups: Cleanup[]) {
     cardDelayMs: CARD_MS,
     slowAnswerMs: 400,
     startMs: 10_000,
+    // `POST /next` for the retry scenario (the others leave it alone).
+    controlPort: 0,
   });
   const base = `http://127.0.0.1:${gateway.httpPort}`;
   const feed = await openFeed(cleanups, base, merchant);
   // A terminal with a history: its status query can name an earlier transaction of ours.
   await warmUp(() => [base], merchant, TERMINAL);
-  return { journal, gateway, proxy, simulator, virtual, base, merchant, feed };
+  return { journal, journalPath, gateway, proxy, simulator, virtual, base, merchant, feed };
 }
 
 type SingleGateway = Awaited<ReturnType<typeof singleGateway>>;
@@ -269,6 +285,242 @@ describe.concurrent('invariant suite: single gateway', () => {
             ),
         },
       );
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+  /**
+   * A refID declined, cancelled or busy-refused (queued with `POST /next` on the terminal
+   * simulator, so every attempt has the same amount), then paid again under the same refID up to
+   * a few times while the link is cut (inside the request's frame, after the card read, inside
+   * the answer's frame) or the terminal restarts; each attempt's scenario picked by the seed. The
+   * POS of each attempt, on `ResultFinal: false`, sends `runTransaction` again at once (which
+   * must replay the unknown attempt, never start another), then either keeps doing so or polls
+   * `checkStatus` until the answer is final.
+   */
+  it(
+    'gateway: retry a declined or busy refID under faults',
+    async (context) => {
+      const name = 'gateway: retry a declined or busy refID under faults';
+      const cleanups = cleanupsOf(context);
+      const setup = await singleGateway(cleanups);
+      const { base, merchant, simulator, virtual, journal, journalPath, proxy, feed } = setup;
+      let agent: EconduitAgent = virtual.agent;
+      cleanups.push(() => agent.stop());
+      type Fault =
+        'cut in the request' | 'cut after the card read' | 'cut in the answer' | 'restart';
+      const faults: readonly Fault[] = [
+        'cut in the request',
+        'cut after the card read',
+        'cut in the answer',
+        'restart',
+      ];
+      const outcomes = [...REFUSALS, 'approved', 'partial', 'slow-approve', 'drop-after-card'];
+      const charging = new Set(['approved', 'partial', 'slow-approve', 'drop-after-card']);
+      const fault = async (rng: Rng, kind: Fault, scenario: string, ref: string) => {
+        if (kind === 'cut in the request' || kind === 'cut in the answer') {
+          // A cut that never lands stays armed for the next frame naming the refID.
+          proxy.injectFaults([
+            {
+              direction: kind === 'cut in the request' ? 'down' : 'up',
+              kind: 'cut',
+              at: { contains: ref, offset: rng.int(1, kind === 'cut in the request' ? 260 : 300) },
+            },
+          ]);
+          return;
+        }
+        const points = charging.has(scenario)
+          ? (['card-step', 'charge', 'after-charge'] as const)
+          : (['card-step'] as const);
+        await atPickedPoint(rng, points, simulator, virtual, ref);
+        if (kind === 'cut after the card read') return proxy.dropConnections();
+        const old = agent;
+        await Promise.all([old.stop(), virtual.terminal.stop()]);
+        await sleep(rng.int(0, 800));
+        agent = new EconduitAgent({
+          endpoints: [{ host: '127.0.0.1', port: proxy.port }],
+          registration: REGISTRATION,
+          heartbeatIntervalMs: 1_000,
+        });
+        agent.on('session', (link) => virtual.terminal.attach(link));
+        agent.start();
+      };
+      const total = runs({ short: 1, long: 30 });
+      const violations = noViolations();
+      let payments = 0;
+      let attemptCount = 0;
+      let unknownRetries = 0;
+      let disturbed = 0;
+      let fired = 0;
+      for (let run = 0; run < total; run++) {
+        const seed = seedFor(name, run);
+        const rng = new Rng(seed);
+        const ctx = { run, seed, violations };
+        const firstCharge = simulator.ledger.count;
+        const calls: RetryCall[] = [];
+        const pay: Payment = payment(rng, 'GR');
+        const latest = () =>
+          journal.find({ merchantId: 'shop', terminalId: TERMINAL, reference: pay.reference });
+        /** One attempt as the POS makes it: runTransaction until an answer, then until final. */
+        const attempt = async (retryUnknown: boolean): Promise<PosResult> => {
+          const deadline = Date.now() + POS_PATIENCE_MS;
+          const answers: string[] = [];
+          let retried = false;
+          const fields = {
+            command: 'Sale',
+            key: merchant.key,
+            password: merchant.password,
+            amount: pay.amount,
+            refID: pay.reference,
+            terminalId: TERMINAL,
+          };
+          while (Date.now() < deadline) {
+            payments++;
+            const before = await latest();
+            const answer = await posCall(base, 'runTransaction', fields);
+            const code = `${String(answer?.body.ResultCode)}${answer?.body.ResultFinal === true ? '' : ' (not final)'}`;
+            answers.push(answer === undefined ? 'no answer' : `${answer.status} ${code}`);
+            if (answer === undefined || answer.status !== 200) {
+              await sleep(250);
+              continue;
+            }
+            calls.push({
+              reference: pay.reference,
+              before:
+                before === undefined ? undefined : { attempt: before.attempt, state: before.state },
+              // eConduit's answer names no attempt: the journal's latest right after it.
+              attempt: (await latest())?.attempt,
+            });
+            if (answer.body.ResultFinal === true)
+              return { payment: pay, final: answer.body, answers };
+            // Not final: runTransaction once more at once (it must replay the unknown attempt),
+            // then again and again, or checkStatus, as this POS does.
+            if (retryUnknown || !retried) {
+              retried = true;
+              await sleep(200);
+              continue;
+            }
+            while (Date.now() < deadline) {
+              await sleep(200);
+              const status = await posCall(base, 'checkStatus', {
+                key: merchant.key,
+                password: merchant.password,
+                refID: pay.reference,
+                terminalId: TERMINAL,
+              });
+              if (status?.status === 200 && status.body.ResultFinal === true) {
+                answers.push(`checkStatus ${String(status.body.ResultCode)}`);
+                return { payment: pay, final: status.body, answers };
+              }
+            }
+          }
+          return { payment: pay, final: undefined, answers };
+        };
+        const tries = rng.int(2, 5);
+        let last: PosResult | undefined;
+        let wasDisturbedRun = false;
+        for (let i = 0; i < tries; i++) {
+          // The first attempt is refused cleanly; the first retry always meets a fault, later
+          // ones now and then; a faulted attempt reaches the card step (busy is refused before).
+          const kind =
+            i === 0 ? undefined : i === 1 || rng.next() < 0.5 ? rng.pick(faults) : undefined;
+          const choices = outcomes.filter((o) => kind === undefined || o !== 'busy');
+          const scenario = i === 0 ? rng.pick(REFUSALS) : rng.pick(choices);
+          const retryUnknown = rng.next() < 0.5;
+          await queueNext(simulator.controlPort, scenario);
+          const applied = proxy.stats.faultsApplied;
+          const paying = attempt(retryUnknown);
+          if (kind !== undefined) await fault(rng, kind, scenario, pay.reference);
+          last = await paying;
+          // A cut landed in a frame, or the link was dropped or the terminal restarted.
+          if (
+            kind !== undefined &&
+            (kind === 'restart' ||
+              kind === 'cut after the card read' ||
+              proxy.stats.faultsApplied > applied)
+          )
+            fired++;
+          await clearNext(simulator.controlPort);
+          const shaken =
+            last.answers.length > 1 ||
+            last.answers.some((a) => !a.startsWith('200 ') || a.includes('not final')) ||
+            /status query|came back|no answer seen|interrupted/.test(
+              String(last.final?.Message ?? ''),
+            );
+          if (kind !== undefined && shaken) wasDisturbedRun = true;
+          trace(
+            run,
+            seed,
+            `attempt ${(await latest())?.attempt ?? '?'}`,
+            scenario,
+            kind ?? 'no fault',
+            last.answers.join(', '),
+          );
+          const row = await latest();
+          if (row === undefined || !['declined', 'cancelled', 'failed'].includes(row.state)) break;
+        }
+        if (wasDisturbedRun) disturbed++;
+        // The next run starts with the terminal back.
+        await waitForAsync(
+          async () => (await terminalsOnline(base)) === 1,
+          30_000,
+          'the terminal back',
+        );
+        const attempts = new Map<string, JournalRow[]>([
+          [
+            pay.reference,
+            await journal.attemptsOf({
+              merchantId: 'shop',
+              terminalId: TERMINAL,
+              reference: pay.reference,
+            }),
+          ],
+        ]);
+        const events = new Map<number, TransactionEvent[]>();
+        for (const row of attempts.get(pay.reference) ?? [])
+          events.set(row.id, await journal.eventsOf(row.id));
+        await checkRun(ctx, {
+          ...checksOn(simulator, journal, TERMINAL),
+          results: last === undefined ? [] : [last],
+        });
+        await checkAttemptFeed(ctx, journal, attempts, feed);
+        const wires = wireIdsAt(journalPath);
+        try {
+          unknownRetries += checkAttempts(
+            violations,
+            {
+              run,
+              seed,
+              attempts,
+              events,
+              charges: simulator.ledger.all().slice(firstCharge),
+              rowOfWireId: wires.rowOf,
+              calls,
+              terminalRecord: new Set(
+                virtual.terminal
+                  .openBatch()
+                  .flatMap((e) => (e.reqTxnId === undefined ? [] : [e.reqTxnId])),
+              ),
+            },
+            wires.idsOf,
+          );
+        } finally {
+          wires.close();
+        }
+        attemptCount += attempts.get(pay.reference)?.length ?? 0;
+      }
+      report(
+        context,
+        { scenario: name, runs: total, payments, attempts: attemptCount, unknownRetries },
+        violations,
+      );
+      expect(attemptCount).toBeGreaterThan(total);
+      // The faults happened; over a long run, they disturbed the POS in a quarter of the runs at
+      // least (one short run may see its fault land after the answer).
+      expect(fired).toBeGreaterThan(0);
+      if (FAULT_MODE === 'long')
+        expect(disturbed, `${name}: runs whose fault disturbed a payment`).toBeGreaterThan(
+          total / 4,
+        );
     },
     SCENARIO_TIMEOUT_MS,
   );

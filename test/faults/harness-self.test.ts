@@ -33,9 +33,24 @@ describe('fault harness', () => {
         unresolved: 2,
         seed: 1,
       },
+      {
+        scenario: 'semi tcp: retry a declined or busy reference under faults',
+        runs: 3,
+        payments: 12,
+        lost: 0,
+        duplicated: 0,
+        unresolved: 0,
+        attempts: 7,
+        unknownRetries: 2,
+        seed: 1,
+      },
     ]);
     const lines = table.split('\n');
-    expect(lines[1]).toMatch(/^scenario\s+runs\s+payments\s+lost\s+duplicated\s+unresolved$/);
-    expect(lines.at(-1)).toMatch(/^total\s+15\s+45\s+1\s+0\s+2$/);
+    expect(lines[1]).toMatch(
+      /^scenario\s+runs\s+payments\s+lost\s+duplicated\s+unresolved\s+attempts\s+unknown retries$/,
+    );
+    // A scenario that does not retry shows a dash, not a zero, in the retry columns.
+    expect(lines[3]).toMatch(/^semi tcp: cut mid-answer\s+10\s+40\s+0\s+0\s+0\s+-\s+-$/);
+    expect(lines.at(-1)).toMatch(/^total\s+18\s+57\s+1\s+0\s+2\s+7\s+2$/);
   });
 });

@@ -4,7 +4,9 @@ import { redactPans } from '../../src/core/pan.js';
 /**
  * The invariant suite's shared pieces: a seeded random source, how many runs a scenario makes,
  * and the row every scenario reports. The summary reporter (test/summary-reporter.ts) prints the
- * rows as one table: scenario × runs × lost × duplicated × unresolved.
+ * rows as one table: scenario × runs × lost × duplicated × unresolved, and for the scenarios that
+ * retry a declined or busy reference, how many attempts they made and how many retries met an
+ * `unknown` latest attempt (a dash for the other scenarios: they do not count them).
  *
  * A scenario is one `it` that makes `runs(…)` runs, each with its own seed (`seedFor`), counts
  * violations of the four invariants over all of them, and ends with `report(…)`:
@@ -28,6 +30,16 @@ export interface FaultRow {
   readonly lost: number;
   readonly duplicated: number;
   readonly unresolved: number;
+  /**
+   * Retry scenarios only: journal attempts (rows) under the references they retried, over all
+   * runs. Undefined elsewhere (printed as a dash: not counted, not zero).
+   */
+  readonly attempts?: number;
+  /**
+   * Retry scenarios only: POS retries sent while the reference's latest attempt was `unknown`
+   * (each must replay it, never start a new attempt).
+   */
+  readonly unknownRetries?: number;
   /** The base seed: `ECR_BRIDGE_FAULT_SEED=<seed>` repeats the same runs. */
   readonly seed: number;
 }
@@ -147,7 +159,18 @@ export function report(
 
 /** The table the reporter prints, one line per scenario plus a total. */
 export function faultTable(rows: readonly FaultRow[]): string {
-  const header = ['scenario', 'runs', 'payments', 'lost', 'duplicated', 'unresolved'];
+  const header = [
+    'scenario',
+    'runs',
+    'payments',
+    'lost',
+    'duplicated',
+    'unresolved',
+    'attempts',
+    'unknown retries',
+  ];
+  const optional = (value: number | undefined): string =>
+    value === undefined ? '-' : String(value);
   const body = rows.map((r) => [
     r.scenario,
     String(r.runs),
@@ -155,9 +178,16 @@ export function faultTable(rows: readonly FaultRow[]): string {
     String(r.lost),
     String(r.duplicated),
     String(r.unresolved),
+    optional(r.attempts),
+    optional(r.unknownRetries),
   ]);
   const sum = (pick: (r: FaultRow) => number): string =>
     String(rows.reduce((total, r) => total + pick(r), 0));
+  // The optional columns add up the scenarios that count them; a dash when none does.
+  const sumOptional = (pick: (r: FaultRow) => number | undefined): string => {
+    const counted = rows.map(pick).filter((v): v is number => v !== undefined);
+    return counted.length === 0 ? '-' : String(counted.reduce((a, b) => a + b, 0));
+  };
   body.push([
     'total',
     sum((r) => r.runs),
@@ -165,6 +195,8 @@ export function faultTable(rows: readonly FaultRow[]): string {
     sum((r) => r.lost),
     sum((r) => r.duplicated),
     sum((r) => r.unresolved),
+    sumOptional((r) => r.attempts),
+    sumOptional((r) => r.unknownRetries),
   ]);
   const widths = header.map((h, i) =>
     Math.max(h.length, ...body.map((line) => line[i]?.length ?? 0)),

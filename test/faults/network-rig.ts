@@ -35,6 +35,15 @@ export interface NetworkRig {
   readonly service: TransactionService;
   readonly driver: TerminalDriver;
   readonly ledger: ChargeLedger;
+  /** The journal's file (the retry scenarios read its wire ids). */
+  readonly journalPath: string;
+  /** The simulator's control port (now): `POST /next` queues the next payment's scenario. */
+  readonly controlPort: number;
+  /**
+   * The wire ids of every card request the terminal ran to an answer (SEMI's batch, which
+   * survives a restart); undefined for PAYable, whose simulator keeps no such record.
+   */
+  terminalRecord(): ReadonlySet<string> | undefined;
   /** The protocol can say what became of an `unknown` (SEMI's status query). */
   readonly statusQuery: boolean;
   /** Called right before the first byte of each request goes out (after the link is up). */
@@ -48,6 +57,7 @@ export interface NetworkRig {
 
 interface Simulator {
   readonly ledger: ChargeLedger;
+  readonly controlPort: number;
   start(): Promise<unknown>;
   stop(): Promise<void>;
 }
@@ -72,19 +82,21 @@ export async function networkRig(terminal: NetworkTerminal): Promise<NetworkRig>
   const simPort = await closedPort();
   const dir = tempDir('faults-');
   let simulator: Simulator;
+  let semi: SemiSimulator | undefined;
   let currency: string;
   if (terminal === 'payable ws') {
     currency = 'LKR';
     simulator = new PayableSimulator({
       port: simPort,
       statusPort: 0,
+      controlPort: 0,
       token: 'FAULTS',
       cardDelayMs: CARD_DELAY_MS,
       slowAnswerMs: 50,
     });
   } else {
     currency = 'USD';
-    simulator = new SemiSimulator({
+    simulator = semi = new SemiSimulator({
       wsPort: terminal === 'semi ws' ? simPort : null,
       tcpPort: terminal === 'semi tcp' ? simPort : null,
       controlPort: 0,
@@ -97,7 +109,8 @@ export async function networkRig(terminal: NetworkTerminal): Promise<NetworkRig>
     { host: '127.0.0.1', port: simPort },
     { framing: terminal === 'semi tcp' ? { type: 'chunks' } : { type: 'websocket' } },
   ).start();
-  const journal = new SqliteJournal({ path: join(dir, 'ecr-bridge.db') });
+  const journalPath = join(dir, 'ecr-bridge.db');
+  const journal = new SqliteJournal({ path: journalPath });
   const common = { answerTimeoutMs: ANSWER_TIMEOUT_MS, connectTimeoutMs: 2_000 };
   const driver: TerminalDriver =
     terminal === 'payable ws'
@@ -127,6 +140,15 @@ export async function networkRig(terminal: NetworkTerminal): Promise<NetworkRig>
     service,
     driver,
     ledger: simulator.ledger,
+    journalPath,
+    // A getter: a restarted simulator's control port is a new one.
+    get controlPort() {
+      return simulator.controlPort;
+    },
+    terminalRecord: () =>
+      semi === undefined
+        ? undefined
+        : new Set(semi.openBatch().flatMap((e) => (e.reqTxnId === undefined ? [] : [e.reqTxnId]))),
     statusQuery: terminal !== 'payable ws',
     onSend: undefined,
     restartTerminal: async () => {
