@@ -72,8 +72,17 @@ export class GatewayMetrics {
       },
     });
     new Counter({
+      name: 'ecr_gateway_registrations_refused_elsewhere_total',
+      help: 'Registrations refused because the terminal is live on another address (alert on any: an impostor, or two devices sharing a serial).',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(listener.stats.refusedFromElsewhere);
+      },
+    });
+    new Counter({
       name: 'ecr_gateway_registrations_replaced_elsewhere_total',
-      help: 'Registrations that replaced a live connection of the same terminal from another address (alert if it keeps rising: two devices may share a serial).',
+      help: 'Registrations from another address that replaced a connection of the same terminal gone silent past its heartbeat window (a terminal that moved).',
       registers: [registry],
       collect() {
         this.reset();

@@ -153,8 +153,16 @@ export interface ListenerStats {
   heartbeats: number;
   /** Transaction answers that came with no request waiting (ignored). */
   unexpectedAnswers: number;
-  /** Registrations that replaced a live connection of the same terminal from another address. */
+  /**
+   * Registrations from another address that replaced a connection of the same terminal gone
+   * silent past its heartbeat window (a terminal that moved), before the sweep dropped it.
+   */
   replacedFromElsewhere: number;
+  /**
+   * Registrations refused because the terminal is live on another address (an impostor, or two
+   * devices sharing a serial): the live connection keeps its place.
+   */
+  refusedFromElsewhere: number;
   /** TLS listener: connections closed for a failed or missing TLS handshake (plain TCP, …). */
   tlsRefused: number;
 }
@@ -294,6 +302,7 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     heartbeats: 0,
     unexpectedAnswers: 0,
     replacedFromElsewhere: 0,
+    refusedFromElsewhere: 0,
     tlsRefused: 0,
   };
   private readonly options: Readonly<z.output<typeof OPTIONS>>;
@@ -445,7 +454,7 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
   private accept(link: MessageLink): void {
     const framer = this.accepting;
     this.accepting = undefined;
-    const address = link.remote.slice(0, link.remote.lastIndexOf(':'));
+    const address = addressOf(link.remote);
     const pending = (this.unregistered.get(address) ?? 0) + 1;
     if (pending > this.options.maxUnregisteredPerAddress) {
       this.warnOnce(address, 'too many unregistered connections from this address: refusing');
@@ -577,10 +586,33 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     if ('result' in verdict) return refuse(verdict.result, verdict.why, terminalId);
     // The connection may have ended while the terminal was looked up.
     if (!link.isOpen) return undefined;
+    // A live terminal keeps its place: the seed's Register carries no secret, so a registration
+    // of a terminal heard within its heartbeat window (or in the middle of a transaction) from
+    // another address is refused, whoever sent it. The same address replaces its own half-open
+    // connection; another address takes over only once the terminal has gone silent.
+    const previous = this.sessions.get(terminalId);
+    if (previous !== undefined) {
+      const before = addressOf(previous.link.remote);
+      if (before !== address) {
+        const silentFor = Date.now() - previous.lastSeenAt;
+        if (previous.channel !== undefined || silentFor <= this.silenceLimitMs()) {
+          this.stats.refusedFromElsewhere++;
+          return refuse(
+            'FAILED-REGISTRATION',
+            `TerminalID: live from ${before} (heard ${silentFor} ms ago): a registration from another address may take over only after ${this.silenceLimitMs()} ms of silence`,
+            terminalId,
+          );
+        }
+        this.stats.replacedFromElsewhere++;
+        this.logger.warn(
+          { terminalId: redactPans(terminalId), remote: link.remote, before, silentFor },
+          'a silent terminal registered from another address: its old connection is replaced',
+        );
+      }
+    }
     const session = new Session(link, registration, verdict.payload, (s, reason) =>
       this.ended(s, reason),
     );
-    const previous = this.sessions.get(terminalId);
     this.sessions.set(terminalId, session);
     if (previous !== undefined)
       previous.drop('replaced by a new registration of the same terminal');
@@ -656,9 +688,14 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     this.emit('offline', session.info(), reason);
   }
 
+  /** How long an idle terminal may stay silent before its connection counts as gone. */
+  private silenceLimitMs(): number {
+    return this.options.heartbeatIntervalMs * this.options.missedHeartbeats;
+  }
+
   /** Closes the connections of terminals silent too long while idle. */
   private sweep(): void {
-    const limit = this.options.heartbeatIntervalMs * this.options.missedHeartbeats;
+    const limit = this.silenceLimitMs();
     const now = Date.now();
     for (const session of [...this.sessions.values()]) {
       // A request in flight has its own answer bound; a terminal at the card step does not
@@ -667,4 +704,9 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
         session.drop(`silent for more than ${limit} ms`);
     }
   }
+}
+
+/** The host part of a `host:port` remote (IPv6 hosts keep their colons). */
+function addressOf(remote: string): string {
+  return remote.slice(0, remote.lastIndexOf(':'));
 }

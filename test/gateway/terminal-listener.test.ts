@@ -270,6 +270,35 @@ describe('terminal listener: registered terminals', () => {
     expect(events).toEqual(['online 29531204', 'online 29531204']);
   });
 
+  it('a live terminal keeps its place: a registration of it from another address is refused, logged and counted', async () => {
+    const listener = await listen();
+    const real = await terminal(listener, '127.0.0.1');
+    await real.register('29531204');
+    const impostor = await terminal(listener, '127.0.0.2');
+    expect(await impostor.register('29531204')).toBe('FAILED-REGISTRATION');
+    await impostor.closed;
+    expect(listener.stats.refusedFromElsewhere).toBe(1);
+    expect(listener.stats.replacedFromElsewhere).toBe(0);
+    // The real one is untouched: still online on its own connection, still heard.
+    expect(listener.terminal('29531204')?.remote).toBe(`127.0.0.1:${real.socket.localPort ?? 0}`);
+    expect(real.isClosed).toBe(false);
+    real.send('{"Command":"TerminalHeartbeat"}');
+    expect(await real.next()).toBe('{"Status":"OK"}');
+  });
+
+  it('a terminal that really moved (a new address after its heartbeat window of silence) registers', async () => {
+    const listener = await listen({ heartbeatIntervalMs: 100, missedHeartbeats: 2 });
+    const before = await terminal(listener, '127.0.0.1');
+    await before.register('29531204');
+    const early = await terminal(listener, '127.0.0.2');
+    expect(await early.register('29531204')).toBe('FAILED-REGISTRATION');
+    // Silent past 2 × 100 ms: gone, whether the sweep dropped it yet or not.
+    await sleep(350);
+    const moved = await terminal(listener, '127.0.0.2');
+    expect(await moved.register('29531204')).toBe('OK-REGISTRATION');
+    expect(listener.terminal('29531204')?.remote).toBe(`127.0.0.2:${moved.socket.localPort ?? 0}`);
+  });
+
   it('marks a terminal silent for the configured heartbeats offline and closes its socket', async () => {
     const listener = await listen({ heartbeatIntervalMs: 50, missedHeartbeats: 2 });
     const offline: string[] = [];
