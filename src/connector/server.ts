@@ -9,12 +9,13 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { ERROR_CODES, EcrError, isEcrError, toEcrError } from '../core/errors.js';
+import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import type { TransactionService } from '../core/transaction-service.js';
 import type { TerminalDriver } from '../core/driver.js';
 import { EventEmitter } from 'node:events';
 import type { Awaitable, Journal } from '../journal/journal.js';
+import { firstDuplicateKey } from '../protocols/json-object.js';
 import { isDashboardRequest, registerDashboard } from '../web/dashboard.js';
 import { registerApiV1 } from './api-v1.js';
 import { connectorDashboard, UNREACHABLE, type ConnectorActivity } from './dashboard.js';
@@ -167,6 +168,22 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
 
   // JSON only: Fastify would otherwise accept text/plain bodies (415 for anything else).
   app.removeContentTypeParser('text/plain');
+  // A key sent twice (`"amount":"1.00","amount":"2.00"`) would be taken last-wins by JSON.parse:
+  // refused, naming the key, before Fastify's own parser (and its prototype-poisoning checks).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    const duplicate = firstDuplicateKey(text);
+    if (duplicate !== undefined) {
+      done(
+        invalid('INVALID_INPUT', duplicate.slice(0, 64), 'must appear once in the body'),
+        undefined,
+      );
+      return;
+    }
+    void parseJson(request, text, done);
+  });
   // Route schemas are documentation (OpenAPI at /docs): requests are validated by the same zod
   // schemas in the handlers, whose errors name the field; answers are sent as built.
   app.setValidatorCompiler(() => () => true);

@@ -69,3 +69,54 @@ export function parseJsonObject(
   }
   return value as Record<string, unknown>;
 }
+
+/**
+ * The first key that appears twice in one object of the JSON `text`, or undefined. JSON.parse
+ * keeps the last of duplicate keys silently (`{"amount":"1.00","amount":"2.00"}` is 2.00), so an
+ * edge that moves money refuses such a body instead of guessing which one was meant. A scan of
+ * the text, without recursion (any depth), keys compared decoded (`"a"` and `"\u0061"` are one).
+ * Text that is not JSON is left to the parser: it answers undefined whenever it cannot tell.
+ */
+export function firstDuplicateKey(text: string): string | undefined {
+  // One entry per open object (its keys so far) or array (null).
+  const stack: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let end = i + 1;
+      while (end < text.length && text.charCodeAt(end) !== 0x22) {
+        if (text.charCodeAt(end) === 0x5c) end++; // a backslash: the next character is escaped
+        end++;
+      }
+      const keys = stack[stack.length - 1];
+      if (expectKey && keys instanceof Set) {
+        let key: unknown;
+        try {
+          key = JSON.parse(text.slice(i, end + 1));
+        } catch {
+          return undefined;
+        }
+        if (typeof key !== 'string') return undefined;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = end;
+    } else if (c === 0x7b) {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b) {
+      stack.push(null);
+      expectKey = false;
+    } else if (c === 0x7d || c === 0x5d) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c) {
+      expectKey = stack[stack.length - 1] instanceof Set;
+    } else if (c === 0x3a) {
+      expectKey = false;
+    }
+  }
+  return undefined;
+}

@@ -102,6 +102,27 @@ describe('the connector /api/v1 and its OpenAPI document', () => {
     expect(simulator.ledger.forReference('V1-D')).toHaveLength(1);
   });
 
+  it('a key sent twice ("amount":"1.00","amount":"2.00") is refused 400 naming it, on every route; nothing is charged', async () => {
+    const { app, simulator } = await setup();
+    const own = await app.inject({
+      method: 'POST',
+      url: '/api/v1/payments',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      payload: '{"reference":"DUP-1","amount":"1.00","amount":"2.00"}',
+    });
+    expect(own.statusCode).toBe(400);
+    expect(own.json()).toMatchObject({ error: { code: 'INVALID_INPUT', field: 'amount' } });
+    const kiosk = await app.inject({
+      method: 'POST',
+      url: '/',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      payload: '{"orderId":"DUP-2","amount":1,"basket":{"a":1},"\\u0061mount":2}',
+    });
+    expect(kiosk.statusCode).toBe(400);
+    expect(JSON.stringify(kiosk.json())).toContain('amount');
+    expect(simulator.ledger.count).toBe(0);
+  });
+
   it('bad input answers {error:{code, field, rule}}: unknown field, missing reference, bad amount; unknown reference → 404', async () => {
     const { app } = await setup();
     const cases: [unknown, number, string, string][] = [
