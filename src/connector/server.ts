@@ -10,7 +10,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
-import { silentLogger } from '../core/logger.js';
+import { httpServiceLogger, silentLogger } from '../core/logger.js';
 import type { TransactionService } from '../core/transaction-service.js';
 import type { TerminalDriver } from '../core/driver.js';
 import { EventEmitter } from 'node:events';
@@ -117,7 +117,7 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
     // Fastify's logger type is narrower than pino's: the instance is the same pino logger.
     // Fastify logs each request at info; only its warnings and errors go to our log (request
     // lines would add nothing a payment's own log lines do not say).
-    loggerInstance: logger.child({}, { level: 'warn' }) as unknown as FastifyBaseLogger,
+    loggerInstance: httpServiceLogger(logger) as unknown as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? CONNECTOR_MAX_BODY_BYTES,
     // No idle-socket timeout: a payment may wait minutes for the cardholder and the recovery,
     // and a dropped answer makes a POS retry. requestTimeout bounds slow uploads (slow-loris).

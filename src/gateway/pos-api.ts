@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { toJson, toJsonWithAttempts } from '../connector/api-v1.js';
 import { LoginGuard } from '../connector/auth.js';
 import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
-import { silentLogger } from '../core/logger.js';
+import { httpServiceLogger, silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
 import {
   chargedNothing,
@@ -287,7 +287,7 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
             ...checking,
           },
         }),
-    loggerInstance: logger.child({}, { level: 'warn' }) as unknown as FastifyBaseLogger,
+    loggerInstance: httpServiceLogger(logger) as unknown as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? POS_API_MAX_BODY_BYTES,
     // No idle timeout while a transaction runs (the cardholder may take minutes); slow or stalled
     // uploads are cut by the header and request bounds, checked often.
