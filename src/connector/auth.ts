@@ -101,6 +101,17 @@ export interface LoginGuardOptions {
   readonly windowMs?: number;
   /** Clock (ms). @default Date.now */
   readonly now?: () => number;
+  /**
+   * Clients on the loopback network (127.0.0.0/8, ::1) are limited per login only, not per
+   * address: a local service's callers all share one address, so any local process could
+   * otherwise lock the POS out with failures under made-up logins. @default false
+   */
+  readonly loopbackPerLoginOnly?: boolean;
+}
+
+/** 127.0.0.0/8 (also IPv4-mapped, as addressKey writes it) and ::1. */
+function isLoopback(address: string): boolean {
+  return address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
 }
 
 /**
@@ -115,6 +126,7 @@ export class LoginGuard {
   private readonly perAddress: FailedLoginLimiter;
   /** Checks under way per limiter key, by password digest. */
   private readonly checking = new Map<string, Map<string, number>>();
+  private readonly loopbackPerLoginOnly: boolean;
 
   constructor(options: LoginGuardOptions = {}) {
     const windowMs = options.windowMs ?? DEFAULT_AUTH_WINDOW_MS;
@@ -129,15 +141,22 @@ export class LoginGuard {
       windowMs,
       now,
     );
+    this.loopbackPerLoginOnly = options.loopbackPerLoginOnly ?? false;
   }
 
   /** Seconds `address` must wait before trying `login` again, or 0. */
   retryAfter(client: string, login: string): number {
     const address = addressKey(client);
+    const perAddress = this.addressKeyOf(address);
     return Math.max(
       this.perLogin.retryAfter(loginKey(address, login)),
-      this.perAddress.retryAfter(`address|${address}`),
+      perAddress === undefined ? 0 : this.perAddress.retryAfter(perAddress),
     );
+  }
+
+  /** The per-address limiter's key, or undefined where only logins are counted. */
+  private addressKeyOf(address: string): string | undefined {
+    return this.loopbackPerLoginOnly && isLoopback(address) ? undefined : `address|${address}`;
   }
 
   /**
@@ -151,14 +170,15 @@ export class LoginGuard {
     verify: () => Promise<T | undefined>,
   ): Promise<T | undefined> {
     const address = addressKey(client);
-    const keys = [loginKey(address, login), `address|${address}`];
+    const perAddress = this.addressKeyOf(address);
+    const keys = [loginKey(address, login), ...(perAddress === undefined ? [] : [perAddress])];
     const digest = createHash('sha256').update(password, 'utf8').digest('hex');
     // Other passwords being checked for this client count as failures; this one does not.
     const others = (key: string) =>
       (this.checking.get(key)?.size ?? 0) - (this.checking.get(key)?.has(digest) ? 1 : 0);
     const wait = Math.max(
       this.perLogin.retryAfter(keys[0] as string, others(keys[0] as string)),
-      this.perAddress.retryAfter(keys[1] as string, others(keys[1] as string)),
+      perAddress === undefined ? 0 : this.perAddress.retryAfter(perAddress, others(perAddress)),
     );
     if (wait > 0) {
       throw Object.assign(
@@ -175,7 +195,7 @@ export class LoginGuard {
     }
     if (found === undefined) {
       this.perLogin.recordFailure(keys[0] as string);
-      this.perAddress.recordFailure(keys[1] as string);
+      if (perAddress !== undefined) this.perAddress.recordFailure(perAddress);
     }
     return found;
   }

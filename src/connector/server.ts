@@ -107,7 +107,9 @@ function fromFastify(error: FastifyError): EcrError {
  */
 export async function buildConnector(options: ConnectorServerOptions): Promise<FastifyInstance> {
   const logger = options.logger ?? silentLogger;
-  const guard = options.guard ?? new LoginGuard();
+  // The connector serves the shop's own machine: its callers share the loopback address, so a
+  // local process's failures under made-up logins must not lock the POS out (per login only).
+  const guard = options.guard ?? new LoginGuard({ loopbackPerLoginOnly: true });
   const requestTimeout = options.requestTimeoutMs ?? CONNECTOR_REQUEST_TIMEOUT_MS;
   const headersTimeout = Math.min(
     options.headersTimeoutMs ?? CONNECTOR_HEADERS_TIMEOUT_MS,

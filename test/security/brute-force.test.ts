@@ -11,12 +11,13 @@ const PER_LOGIN = 3;
 const PER_ADDRESS = 6;
 const WINDOW_MS = 60_000;
 let clockMs = Date.now();
-const guard = () =>
+const guard = (loopbackPerLoginOnly = false) =>
   new LoginGuard({
     perLogin: PER_LOGIN,
     perAddress: PER_ADDRESS,
     windowMs: WINDOW_MS,
     now: () => clockMs,
+    loopbackPerLoginOnly,
   });
 const afterTheWindow = () => {
   clockMs += WINDOW_MS + 1;
@@ -26,8 +27,8 @@ const basic = (login: string, password: string) =>
   `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`;
 
 /** A desktop connector (with its dashboard) with the test's guard, and a call to `/version`. */
-async function connector() {
-  const { base } = await startConnector({ guard: guard() });
+async function connector(loopbackPerLoginOnly = false) {
+  const { base } = await startConnector({ guard: guard(loopbackPerLoginOnly) });
   const version = (login: string, password: string) =>
     fetch(`${base}/version`, { headers: { authorization: basic(login, password) } });
   return { base, version };
@@ -70,6 +71,27 @@ describe('brute force: the connector (Basic Auth and its dashboard share one all
     await expectLimited(await version('log', 'pwd'));
     afterTheWindow();
     expect((await version('log', 'pwd')).status).toBe(200);
+  });
+
+  it(`on loopback (the connector's default) failures under made-up logins lock no one out: past ${PER_ADDRESS} of them the POS still signs in`, async () => {
+    const { version } = await connector(true);
+    for (let i = 0; i < PER_ADDRESS + 5; i++)
+      expect((await version(`user${letters(6)}`, `guess${letters(6)}`)).status).toBe(401);
+    expect((await version('log', 'pwd')).status).toBe(200);
+    // The trade-off: the POS's own login is still limited per login, from any local process.
+    for (let i = 0; i < PER_LOGIN; i++)
+      expect((await version('log', `guess${letters(6)}`)).status).toBe(401);
+    await expectLimited(await version('log', 'pwd'));
+  });
+
+  it('off loopback, the per-address count stays whatever the option', async () => {
+    const limited = guard(true);
+    for (let i = 0; i < PER_ADDRESS; i++)
+      await limited.attempt('203.0.113.7', `user${letters(6)}`, 'x', () =>
+        Promise.resolve(undefined),
+      );
+    expect(limited.retryAfter('203.0.113.7', 'log')).toBeGreaterThan(0);
+    expect(limited.retryAfter('127.0.0.1', 'log')).toBe(0);
   });
 
   it('a burst of parallel guesses gets no more than the allowance', async () => {
