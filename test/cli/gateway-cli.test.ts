@@ -5,8 +5,8 @@ import { SqliteTenantStore } from '../../src/gateway/tenants.js';
 import { JOURNAL_FILE_NAME, SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { EconduitSimulator } from '../../src/simulators/econduit/simulator.js';
 import { RawTerminal, SEED_REGISTER } from '../gateway/raw-terminal.js';
-import { closedPort, tempDir, waitFor } from '../helpers.js';
-import { json, runCli, startCli } from './run-cli.js';
+import { closedPort, tempDir } from '../helpers.js';
+import { json, runCli, startGatewayCli } from './run-cli.js';
 
 const gateway = (dataDir: string, ...args: string[]) =>
   runCli(['gateway', ...args, '--data-dir', dataDir]);
@@ -18,27 +18,9 @@ afterEach(async () => {
 
 /** `gateway start` as a real process on free ports; resolves once it says where it listens. */
 async function startGateway(dataDir: string, ...extra: string[]) {
-  const [tcpPort, httpPort] = [await closedPort(), await closedPort()];
-  const run = startCli([
-    'gateway',
-    'start',
-    '--data-dir',
-    dataDir,
-    '--tcp-port',
-    String(tcpPort),
-    '--http-port',
-    String(httpPort),
-    '--json',
-    ...extra,
-  ]);
-  cleanups.push(() => {
-    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
-  });
-  let out = '';
-  run.child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  await waitFor(() => out.includes('\n') || run.child.exitCode !== null, 20_000, 'gateway up');
-  if (!out.includes('\n')) throw new Error(`gateway did not start: ${(await run.done).stderr}`);
-  return { tcpPort, httpPort };
+  const ports = { tcpPort: await closedPort(), httpPort: await closedPort() };
+  await startGatewayCli(dataDir, ports, cleanups, ...extra);
+  return ports;
 }
 
 /** A raw terminal connection to the gateway, sending `register` and reading the answer. */

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EconduitSimulator } from '../../src/simulators/econduit/simulator.js';
 import { closedPort, tempDir, waitFor } from '../helpers.js';
-import { json, runCli, startCli } from './run-cli.js';
+import { json, runCli, startCli, startGatewayCli } from './run-cli.js';
 
 const TERMINAL = '29531204';
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -13,26 +13,8 @@ afterEach(async () => {
 });
 
 /** `gateway start` as a real process; resolves once it says where it listens. */
-async function startGateway(dataDir: string, tcpPort: number, httpPort: number) {
-  const run = startCli([
-    'gateway',
-    'start',
-    '--data-dir',
-    dataDir,
-    '--tcp-port',
-    String(tcpPort),
-    '--http-port',
-    String(httpPort),
-    '--json',
-  ]);
-  cleanups.push(() => {
-    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
-  });
-  let out = '';
-  run.child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  await waitFor(() => out.includes('\n') || run.child.exitCode !== null, 20_000, 'gateway up');
-  if (!out.includes('\n')) throw new Error(`gateway did not start: ${(await run.done).stderr}`);
-  return run;
+function startGateway(dataDir: string, tcpPort: number, httpPort: number) {
+  return startGatewayCli(dataDir, { tcpPort, httpPort }, cleanups);
 }
 
 async function checkStatus(base: string, fields: Record<string, string>) {
