@@ -73,6 +73,7 @@ export {
 } from './core/transaction-service.js';
 export { DEFAULT_MAX_QUEUE } from './core/terminal-queue.js';
 export type { Journal, JournalRow, ListFilter } from './journal/journal.js';
+export { isPublicId, PUBLIC_ID_PREFIX } from './journal/public-id.js';
 export {
   JOURNAL_FILE_NAME,
   SqliteJournal,
@@ -141,7 +142,24 @@ export {
   type ConnectorServerOptions,
 } from './connector/server.js';
 export { LoginGuard, type LoginGuardOptions } from './connector/auth.js';
+export {
+  CONNECTOR_LISTEN_HOST,
+  CONNECTOR_MAX_ALLOWED_HOSTS,
+  CONNECTOR_MAX_HOST_LENGTH,
+  LOOPBACK_HOSTS,
+} from './connector/host-check.js';
 export { sameSecret } from './core/secret.js';
+export { systemClock, type Clock, type ClockTimer } from './core/clock.js';
+export {
+  DEFAULT_READINESS_CACHE_MS,
+  DEFAULT_READINESS_TIMEOUT_MS,
+  Readiness,
+  READINESS_BACKSTOP_MARGIN_MS,
+  type ReadinessCheck,
+  type ReadinessCheckResult,
+  type ReadinessOptions,
+  type ReadinessReport,
+} from './core/readiness.js';
 export {
   loadTlsServer,
   type TlsClientConfig,
@@ -192,6 +210,7 @@ export {
   type Merchant,
   type NewMerchant,
   type TenantStore,
+  type TerminalIdentityChange,
 } from './gateway/tenants.js';
 export { ECONDUIT_TERMINATOR, EconduitFramer, encodeFrame } from './protocols/econduit/framer.js';
 export {

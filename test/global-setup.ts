@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -11,11 +11,13 @@ declare module 'vitest' {
   }
 }
 
+/** Regular files under `dir`: links are not followed (a test may link a log to /dev/full). */
 export function* files(dir: string): Generator<string> {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) yield* files(path);
-    else yield path;
+    const stat = lstatSync(path);
+    if (stat.isDirectory()) yield* files(path);
+    else if (stat.isFile()) yield path;
   }
 }
 

@@ -11,7 +11,7 @@
  * @typedef {{ terminalId: string, protocol: string, serial: string | null,
  *   status: 'online' | 'offline' | 'busy', statusText: string, lastHeartbeatAt: string | null,
  *   model: string | null, address: string | null }} Terminal
- * @typedef {{ id: number, reference: string, terminalId: string, kind: string, amount: string,
+ * @typedef {{ id: string, reference: string, terminalId: string, kind: string, amount: string,
  *   currency: string, state: string, outcome: string | null, errorCode: string | null,
  *   message: string | null, maskedPan: string | null, cardBrand: string | null,
  *   approvalCode: string | null, terminalTxId: string | null, attempt: number,
@@ -20,7 +20,7 @@
  *   timeline: { state: string, at: string, note: string | null }[],
  *   notifications: { state: string, attempts: number, lastAttemptAt: string | null,
  *     lastError: string | null }[] }} Detail
- * @typedef {{ id: number, reference: string, terminalId: string, state: string }} TransactionEvent
+ * @typedef {{ id: string, reference: string, terminalId: string, state: string }} TransactionEvent
  * @typedef {Node | string | null | undefined | false} Child
  */
 
@@ -134,10 +134,10 @@ const lastStatus = new Map();
 const remembered = new Map();
 /** @type {{ reference: string, done: boolean } | null} the test payment being watched */
 let pending = null;
-/** @type {number | null} the transaction shown in the detail dialog */
+/** @type {string | null} the transaction shown in the detail dialog (its public id, tx_…) */
 let detailId = null;
 let detailNotice = '';
-/** @type {Map<number, { signature: string, row: HTMLTableRowElement }>} */
+/** @type {Map<string, { signature: string, row: HTMLTableRowElement }>} */
 let txRows = new Map();
 /** @type {AbortController | null} */
 let listAbort = null;
@@ -617,7 +617,7 @@ ui.payForm.addEventListener('submit', async (event) => {
     pending = { reference: answer.reference, done: false };
     const seen = remembered.get(answer.reference);
     await showPayment(
-      seen ?? { id: -1, reference: answer.reference, terminalId, state: 'received' },
+      seen ?? { id: '', reference: answer.reference, terminalId, state: 'received' },
     );
   } catch (error) {
     if (error instanceof SignedOut) return;
@@ -671,9 +671,9 @@ async function showPayment(event) {
   // One look at the journal for the bank's words, so the outcome is announced once, complete.
   /** @type {Transaction | null} */
   let tx = null;
-  if (event.id > 0) {
+  if (event.id !== '') {
     try {
-      tx = /** @type {Detail} */ (await api(`/ui/api/transactions/${event.id}`)).transaction;
+      tx = /** @type {Detail} */ (await api(transactionPath(event.id))).transaction;
     } catch {
       tx = null;
     }
@@ -685,7 +685,7 @@ async function showPayment(event) {
         .join(' · ')
     : '';
   const open =
-    event.id > 0 &&
+    event.id !== '' &&
     h('button', { type: 'button', class: 'quiet', 'aria-haspopup': 'dialog' }, 'Show details');
   if (open) open.addEventListener('click', () => openDetail(event.id, open));
   setProgress(
@@ -771,7 +771,7 @@ function renderTransactions(list) {
   const body = ui.txBody;
   const focused = document.activeElement?.closest('tr[data-id]');
   const focusedAt = focused ? [...body.children].indexOf(focused) : -1;
-  /** @type {Map<number, { signature: string, row: HTMLTableRowElement }>} */
+  /** @type {Map<string, { signature: string, row: HTMLTableRowElement }>} */
   const next = new Map();
   const rows = list.map((tx) => {
     const signature = JSON.stringify(tx);
@@ -796,7 +796,7 @@ function renderTransactions(list) {
   // Keep keyboard focus in the table: on the same transaction, or where it was if it left the list.
   if (focused && !body.contains(document.activeElement)) {
     const row =
-      txRows.get(Number(focused.getAttribute('data-id')))?.row ??
+      txRows.get(focused.getAttribute('data-id') ?? '')?.row ??
       body.children[Math.min(focusedAt, body.children.length - 1)];
     (row?.querySelector('button') ?? ui.filterOutcome).focus();
   }
@@ -816,7 +816,7 @@ ui.txBody.addEventListener('click', (event) => {
   const row = target.closest('tr[data-id]');
   // Selecting text in a row (to copy a reference) is not a click on the row.
   if (!row || (target.tagName !== 'BUTTON' && String(window.getSelection() ?? '') !== '')) return;
-  openDetail(Number(row.getAttribute('data-id')), row.querySelector('button'));
+  openDetail(row.getAttribute('data-id') ?? '', row.querySelector('button'));
 });
 
 // ——— detail ———
@@ -824,7 +824,7 @@ ui.txBody.addEventListener('click', (event) => {
 /** @type {HTMLElement | null} where focus returns when the dialog closes */
 let returnFocus = null;
 
-/** @param {number} id @param {HTMLElement | null} from */
+/** @param {string} id @param {HTMLElement | null} from */
 function openDetail(id, from) {
   if (detailId !== id) {
     ui.resolveForm.reset();
@@ -842,11 +842,20 @@ function openDetail(id, from) {
   void loadDetail();
 }
 
+/**
+ * The API path of a transaction. Its id is the public one (`tx_…`, random): the journal's
+ * sequential ids never reach the page.
+ * @param {string} id
+ */
+function transactionPath(id) {
+  return `/ui/api/transactions/${encodeURIComponent(id)}`;
+}
+
 async function loadDetail() {
   const id = detailId;
   if (id === null) return;
   try {
-    const detail = /** @type {Detail} */ (await api(`/ui/api/transactions/${id}`));
+    const detail = /** @type {Detail} */ (await api(transactionPath(id)));
     if (id === detailId) renderDetail(detail);
   } catch (error) {
     if (!(error instanceof SignedOut) && id === detailId)
@@ -862,7 +871,7 @@ function renderDetail(detail) {
   /** @type {[string, Child][]} */
   const fields = [
     ['Reference', h('span', { class: 'mono' }, tx.reference)],
-    ['Id', String(tx.id)],
+    ['Id', h('span', { class: 'mono' }, tx.id)],
     ['Terminal', tx.terminalId],
     ['Attempt', `${tx.attempt} of ${detail.attempts.length}`],
     ['Kind', capital(tx.kind)],
@@ -958,7 +967,7 @@ ui.resolveForm.addEventListener('submit', async (event) => {
   busy.resolve = true;
   setBusy(true, ui.resolveSubmit);
   try {
-    await api(`/ui/api/transactions/${id}/resolve`, { method: 'POST', body: { outcome, reason } });
+    await api(`${transactionPath(id)}/resolve`, { method: 'POST', body: { outcome, reason } });
     // Nothing charged reopens the reference: the POS's next retry is a new attempt.
     const reopened = ['declined', 'cancelled', 'failed'].includes(outcome)
       ? ' Nothing was charged: the same reference sent again is a new attempt.'

@@ -7,6 +7,7 @@ import {
   type ConnectorConfig,
 } from '../connector/config.js';
 import { MaintenanceScheduler, runMaintenance } from '../connector/maintenance.js';
+import { CONNECTOR_LISTEN_HOST } from '../connector/host-check.js';
 import { Notifier } from '../connector/notifier.js';
 import { buildConnector } from '../connector/server.js';
 import { EcrError } from '../core/errors.js';
@@ -96,17 +97,20 @@ export async function startConnector(
           })
         ).find((row) => row.attempt === attempt)?.id,
       ...(notifier === undefined ? {} : { notifier }),
+      ...(config.allowedHosts === undefined ? {} : { allowedHosts: config.allowedHosts }),
       onStop: () => requestStop(),
       logger: context.logger,
     });
     closers.push(() => app.close());
-    await app.listen({ port: config.localPort, host: '127.0.0.1' }).catch((error: unknown) => {
-      throw new EcrError(
-        'INVALID_INPUT',
-        `LOCAL_PORT: ${config.localPort} cannot be used (${(error as Error).message}); choose another in config.txt`,
-        { field: 'LOCAL_PORT', rule: 'must be a free port' },
-      );
-    });
+    await app
+      .listen({ port: config.localPort, host: CONNECTOR_LISTEN_HOST })
+      .catch((error: unknown) => {
+        throw new EcrError(
+          'INVALID_INPUT',
+          `LOCAL_PORT: ${config.localPort} cannot be used (${(error as Error).message}); choose another in config.txt`,
+          { field: 'LOCAL_PORT', rule: 'must be a free port' },
+        );
+      });
     if (config.updateTime !== undefined) {
       // UPDATE_TIME (seed 003): the daily batch close and journal upkeep, stopped first on close.
       const logger = context.logger.child({ component: 'maintenance' });

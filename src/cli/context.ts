@@ -24,6 +24,25 @@ export interface Context {
   close(): Promise<void>;
 }
 
+/** Exit code of a process whose journal broke under it (sysexits.h EX_IOERR). */
+export const JOURNAL_BROKEN_EXIT_CODE = 74;
+/** How long the answers already on their way get before such a process stops. */
+const BROKEN_EXIT_DELAY_MS = 200;
+
+/**
+ * The journal broke under the process (its shared memory cut, see guardSharedMemory): every
+ * access is refused already; say why on standard error and stop with JOURNAL_BROKEN_EXIT_CODE,
+ * so a supervisor restarts it (the restart repairs the file).
+ */
+function stopBroken(error: Error): void {
+  process.exitCode = JOURNAL_BROKEN_EXIT_CODE;
+  try {
+    process.stderr.write(`ecr-bridge: stopping: ${error.message}\n`);
+  } finally {
+    setTimeout(() => process.exit(JOURNAL_BROKEN_EXIT_CODE), BROKEN_EXIT_DELAY_MS);
+  }
+}
+
 /**
  * Opens the journal of a data directory, with logs in `<data-dir>/logs/ecr-bridge.log`, and
  * recovers what a crashed process left in flight (rows become `unknown`).
@@ -49,7 +68,7 @@ export async function openContext(options: {
       }),
     });
     if (options.journal === undefined)
-      sqlite = new SqliteJournal({ path: join(dataDir, JOURNAL_FILE_NAME) });
+      sqlite = new SqliteJournal({ path: join(dataDir, JOURNAL_FILE_NAME), onBroken: stopBroken });
   } catch (error) {
     throw new EcrError(
       'INVALID_INPUT',

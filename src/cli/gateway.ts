@@ -13,15 +13,19 @@ import { OUTCOME_EXIT_CODES } from './output.js';
 import { httpCall } from '../transports/http-client.js';
 import { loadTlsCa, loadTlsServer, tlsFailureReason } from '../transports/tls.js';
 import { untilInterrupted } from './simulate.js';
-import {
-  type GatewayTerminal,
-  type Merchant,
-  type TenantStore,
-  validateTenantId,
-} from '../gateway/tenants.js';
+import { type Merchant, type TenantStore, validateTenantId } from '../gateway/tenants.js';
 import { ClusterNode, DEFAULT_SUBJECT_PREFIX } from '../gateway/cluster.js';
 import { PostgresJournal } from '../journal/postgres-journal.js';
 import { openContext, type Context } from './context.js';
+import {
+  identityFlags,
+  runTerminalAdd,
+  runTerminalList,
+  runTerminalUpdate,
+  shortDate,
+  table,
+  withTenants,
+} from './gateway-terminals.js';
 import type { CommandOutput, CommonOptions } from './main.js';
 
 /** What `main.ts` lends a command group: its common options and its action wrapper. */
@@ -104,6 +108,12 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
           'ECR_BRIDGE_TLS_KEY',
         ),
       )
+      .addOption(
+        new Option(
+          '--tls-client-ca <file>',
+          'mutual TLS (with --tls-cert): ask terminals for a client certificate signed by this CA (PEM); terminals added with --require-certificate must present one naming them',
+        ).env('ECR_BRIDGE_TLS_CLIENT_CA'),
+      )
       .option(
         '--cluster',
         'run as one node of a cluster: needs --nats and a PostgreSQL --journal shared by all nodes',
@@ -158,20 +168,37 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
 
   const terminal = gateway.command('terminal').description("the merchants' terminals");
   common(
-    terminal
-      .command('add')
-      .description(
-        'give a terminal (its device serial, the TerminalID it registers with) to a merchant',
-      )
-      .argument('<id>', 'the terminal id: 1–64 letters, digits, . _ -; unique across all merchants')
-      .requiredOption('--merchant <name>', 'the merchant that owns it')
-      .requiredOption('--type <type>', 'its terminal type (the TerminalType it registers with)')
-      .option(
-        '--payload <format>',
-        `the format of its transactions: ${PAYLOAD_PROTOCOLS.join(', ')} (SEMI JSON, seed 004)`,
-        DEFAULT_PAYLOAD,
-      ),
+    identityFlags(
+      terminal
+        .command('add')
+        .description(
+          'give a terminal (its device serial, the TerminalID it registers with) to a merchant',
+        )
+        .argument(
+          '<id>',
+          'the terminal id: 1–64 letters, digits, . _ -; unique across all merchants',
+        )
+        .requiredOption('--merchant <name>', 'the merchant that owns it')
+        .requiredOption('--type <type>', 'its terminal type (the TerminalType it registers with)')
+        .option(
+          '--payload <format>',
+          `the format of its transactions: ${PAYLOAD_PROTOCOLS.join(', ')} (SEMI JSON, seed 004)`,
+          DEFAULT_PAYLOAD,
+        ),
+      false,
+    ),
   ).action(action(runTerminalAdd));
+  common(
+    identityFlags(
+      terminal
+        .command('update')
+        .description(
+          "set, rotate or clear a terminal's registration secret, or its client certificate requirement",
+        )
+        .argument('<id>', 'the terminal id'),
+      true,
+    ),
+  ).action(action(runTerminalUpdate));
   common(
     terminal
       .command('list')
@@ -182,47 +209,12 @@ export function registerGatewayCommands(program: Command, kit: CommandKit): Comm
   return gateway;
 }
 
-/** Opens the data directory's journal and its tenants; closes both after `fn`. */
-async function withTenants<T>(
-  options: CommonOptions,
-  fn: (tenants: TenantStore, context: Context) => Promise<T>,
-): Promise<T> {
-  const context = await openContext(options);
-  try {
-    return await fn(context.tenants, context);
-  } finally {
-    await context.close();
-  }
-}
-
 const iso = (ms: number): string => new Date(ms).toISOString();
-const shortDate = (ms: number): string => iso(ms).slice(0, 19).replace('T', ' ');
-
-function table(header: readonly string[], body: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)),
-  );
-  return [header, ...body]
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] as number))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
 
 const merchantJson = (m: Merchant) => ({
   name: m.name,
   key: m.apiKey,
   createdAt: iso(m.createdAt),
-});
-const terminalJson = (t: GatewayTerminal) => ({
-  terminalId: t.terminalId,
-  merchant: t.merchant,
-  terminalType: t.terminalType,
-  payload: t.payload,
-  createdAt: iso(t.createdAt),
 });
 
 export async function runMerchantAdd(options: CommonOptions, name: string): Promise<CommandOutput> {
@@ -261,76 +253,6 @@ export async function runMerchantList(options: CommonOptions): Promise<CommandOu
   });
 }
 
-export async function runTerminalAdd(
-  options: CommonOptions & { merchant: string; type: string; payload?: string },
-  terminalId: string,
-): Promise<CommandOutput> {
-  return withTenants(options, async (tenants, context) => {
-    const terminal = await tenants.addTerminal({
-      terminalId,
-      merchant: options.merchant,
-      terminalType: options.type,
-      payload: options.payload ?? DEFAULT_PAYLOAD,
-    });
-    context.logger.info(
-      {
-        terminalId,
-        merchant: terminal.merchant,
-        terminalType: terminal.terminalType,
-        payload: terminal.payload,
-      },
-      'gateway terminal added',
-    );
-    return {
-      exitCode: 0,
-      // What the gateway accepts from it, so that nothing else needs configuring.
-      text: [
-        `✔ terminal ${terminalId} (${terminal.terminalType}) added to merchant ${terminal.merchant}`,
-        `  the gateway accepts its Register with "TerminalID":"${terminalId}","TerminalType":"${terminal.terminalType}"`,
-        `  and its transactions as ${terminal.payload} payloads; any other TerminalType gets FAILED-INVALID-TERMINAL-TYPE`,
-      ].join('\n'),
-      json: terminalJson(terminal),
-    };
-  });
-}
-
-export async function runTerminalList(
-  options: CommonOptions & { merchant?: string },
-): Promise<CommandOutput> {
-  return withTenants(options, async (tenants) => {
-    const only =
-      options.merchant === undefined ? undefined : validateTenantId('merchant', options.merchant);
-    if (only !== undefined && (await tenants.merchant(only)) === undefined) {
-      throw invalid(
-        'NOT_FOUND',
-        'merchant',
-        'must name an existing merchant',
-        `no merchant ${only}`,
-      );
-    }
-    const terminals = await (only === undefined
-      ? tenants.allTerminals()
-      : tenants.terminalsOf(only));
-    return {
-      exitCode: 0,
-      text:
-        terminals.length === 0
-          ? 'No terminals yet (add one with `ecr-bridge gateway terminal add ID --merchant NAME --type T`).'
-          : table(
-              ['terminal', 'merchant', 'type', 'payload', 'created'],
-              terminals.map((t) => [
-                t.terminalId,
-                t.merchant,
-                t.terminalType,
-                t.payload,
-                shortDate(t.createdAt),
-              ]),
-            ),
-      json: { count: terminals.length, terminals: terminals.map(terminalJson) },
-    };
-  });
-}
-
 export interface GatewayStartOptions extends CommonOptions {
   readonly host: string;
   readonly tcpPort: number;
@@ -343,6 +265,8 @@ export interface GatewayStartOptions extends CommonOptions {
   /** TLS certificate and key files for both listeners. */
   readonly tlsCert?: string;
   readonly tlsKey?: string;
+  /** Mutual TLS on the terminal listener: the CA file client certificates are checked against. */
+  readonly tlsClientCa?: string;
   readonly cluster?: boolean;
   readonly nats?: string;
   readonly nodeId?: string;
@@ -431,6 +355,17 @@ export async function startGateway(
   const tenants = context.tenants;
   // Checked before anything starts: a bad certificate names its flag and path, exit 64.
   const tls = gatewayTls(options);
+  if (options.tlsClientCa !== undefined && tls === undefined) {
+    throw invalid(
+      'INVALID_INPUT',
+      '--tls-client-ca',
+      'is only used with --tls-cert and --tls-key (terminals connect over TLS)',
+    );
+  }
+  const tlsClientCa =
+    options.tlsClientCa === undefined
+      ? undefined
+      : loadTlsCa(options.tlsClientCa, '--tls-client-ca');
   const cluster = await joinCluster(context, options);
   const gateway = new Gateway({
     ...(cluster === undefined ? {} : { cluster }),
@@ -442,6 +377,7 @@ export async function startGateway(
     currency: options.currency,
     ...(tls === undefined ? {} : { tls }),
     terminals: {
+      ...(tlsClientCa === undefined ? {} : { tlsClientCa }),
       ...(options.terminalType === undefined ? {} : { terminalTypes: options.terminalType }),
       ...(options.heartbeatInterval === undefined
         ? {}

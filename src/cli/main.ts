@@ -183,7 +183,7 @@ export function buildProgram(): Command {
   common(
     tx
       .command('show')
-      .description('show the transactions with a reference')
+      .description('show the transactions with a reference, or the one with a public id (tx_…)')
       .argument('<reference>'),
   ).action(action(runTxShow));
   common(
@@ -263,6 +263,15 @@ export function buildProgram(): Command {
       .option(
         '--tls-ca <file>',
         "econduit: the CA (PEM) that signed the gateway's certificate; implies --tls",
+      )
+      .option(
+        '--tls-client-cert <file>',
+        'econduit: present this client certificate (PEM) to the gateway (mutual TLS); needs --tls-client-key; implies --tls',
+      )
+      .option('--tls-client-key <file>', "econduit: the client certificate's private key (PEM)")
+      .option(
+        '--terminal-secret <secret>',
+        'econduit: the registration secret every terminal sends (TerminalSecret); better from ECR_BRIDGE_TERMINAL_SECRET, which ps does not show',
       )
       .option('--id <terminalId>', 'econduit: the terminal id (device serial), default 29531204')
       .option('--type <type>', 'econduit: the terminal type it registers with, default Valor')

@@ -7,7 +7,7 @@ import { PayableSimulator } from '../simulators/payable/simulator.js';
 import { SEMI_WAITING_TEXT, SemiSimulator } from '../simulators/semi/simulator.js';
 import { ConcertSimulator } from '../simulators/concert/simulator.js';
 import { EconduitSimulator } from '../simulators/econduit/simulator.js';
-import { loadTlsCa } from '../transports/tls.js';
+import { loadTlsCa, loadTlsClientCertificate } from '../transports/tls.js';
 import type { CommandOutput, CommonOptions } from './main.js';
 
 /** Ports of the simulators when the command line names none (the vendors' defaults). */
@@ -20,6 +20,8 @@ export const SIMULATOR_DEFAULTS = {
 
 /** The simulators this release has. */
 export const SIMULATED_PROTOCOLS = ['payable', 'semi', 'concert', 'econduit'] as const;
+/** `simulate econduit`: where the terminals' registration secret comes from without --terminal-secret. */
+export const TERMINAL_SECRET_ENV = 'ECR_BRIDGE_TERMINAL_SECRET';
 
 export interface SimulateOptions extends CommonOptions {
   readonly host: string;
@@ -53,6 +55,11 @@ export interface SimulateOptions extends CommonOptions {
   readonly tls?: boolean;
   /** econduit: the CA file the gateway's certificate is checked against (implies tls). */
   readonly tlsCa?: string;
+  /** econduit: the client certificate and key files presented to the gateway (implies tls). */
+  readonly tlsClientCert?: string;
+  readonly tlsClientKey?: string;
+  /** econduit: the registration secret (default: TERMINAL_SECRET_ENV). */
+  readonly terminalSecret?: string;
   readonly cardDelay: number;
   readonly slowAnswer: number;
 }
@@ -211,15 +218,23 @@ export async function startEconduitSimulator(options: StartOptions) {
     endpoint('--gateway', options.gateway),
     ...(options.secondary === undefined ? [] : [endpoint('--secondary', options.secondary)]),
   ];
+  const client = loadTlsClientCertificate(
+    { certFile: options.tlsClientCert, keyFile: options.tlsClientKey },
+    { cert: '--tls-client-cert', key: '--tls-client-key' },
+  );
   const tls =
-    options.tlsCa !== undefined
-      ? { ca: loadTlsCa(options.tlsCa, '--tls-ca') }
-      : options.tls === true
-        ? {}
-        : undefined;
+    options.tlsCa !== undefined || client !== undefined || options.tls === true
+      ? {
+          ...(options.tlsCa === undefined ? {} : { ca: loadTlsCa(options.tlsCa, '--tls-ca') }),
+          ...client,
+        }
+      : undefined;
+  // From the environment by default: a flag's value is on every `ps` listing.
+  const terminalSecret = options.terminalSecret ?? process.env[TERMINAL_SECRET_ENV];
   const simulator = new EconduitSimulator({
     endpoints,
     ...(tls === undefined ? {} : { tls }),
+    ...(terminalSecret === undefined || terminalSecret === '' ? {} : { terminalSecret }),
     ...(options.id === undefined ? {} : { terminalId: options.id }),
     ...(options.type === undefined ? {} : { terminalType: options.type }),
     ...(options.count === undefined ? {} : { count: options.count }),
@@ -236,6 +251,9 @@ export async function startEconduitSimulator(options: StartOptions) {
   const info = {
     protocol: 'econduit',
     tls: tls !== undefined,
+    clientCertificate: client !== undefined,
+    // Whether one is sent; never the secret.
+    terminalSecret: terminalSecret !== undefined && terminalSecret !== '',
     endpoints: endpoints.map((e) => `${tls === undefined ? '' : 'tls://'}${e.host}:${e.port}`),
     terminals: ids.length,
     first: ids[0],
@@ -269,6 +287,9 @@ const ONLY_FOR: Readonly<
   heartbeat: { protocols: ['econduit'], flag: '--heartbeat' },
   tls: { protocols: ['econduit'], flag: '--tls' },
   tlsCa: { protocols: ['econduit'], flag: '--tls-ca' },
+  tlsClientCert: { protocols: ['econduit'], flag: '--tls-client-cert' },
+  tlsClientKey: { protocols: ['econduit'], flag: '--tls-client-key' },
+  terminalSecret: { protocols: ['econduit'], flag: '--terminal-secret' },
 };
 
 /** Waits for Ctrl-C or SIGTERM. */

@@ -8,6 +8,7 @@ import {
   type Outcome,
 } from '../core/transaction.js';
 import type { JournalRow } from '../journal/journal.js';
+import { isPublicId } from '../journal/public-id.js';
 import { openContext } from './context.js';
 import type { CommandOutput, CommonOptions } from './main.js';
 import { rowJson } from './output.js';
@@ -62,7 +63,12 @@ export async function runTxShow(options: CommonOptions, reference: string): Prom
   validateReference(reference);
   const context = await openContext(options);
   try {
-    const rows = await context.journal.findByReference(reference);
+    // A public id (`tx_…`, what a merchant sees in the dashboard) names one attempt; anything
+    // else is a reference, with all its attempts on every terminal.
+    const named = isPublicId(reference)
+      ? await context.journal.getByPublicId(reference)
+      : undefined;
+    const rows = named === undefined ? await context.journal.findByReference(reference) : [named];
     if (rows.length === 0)
       throw new EcrError('NOT_FOUND', `no transaction has reference ${reference}`, {
         field: 'reference',
@@ -84,7 +90,11 @@ export async function runTxShow(options: CommonOptions, reference: string): Prom
     return {
       exitCode: 0,
       text,
-      json: { reference, outcome: first.outcome ?? null, transactions: rows.map(rowJson) },
+      json: {
+        reference: first.reference,
+        outcome: first.outcome ?? null,
+        transactions: rows.map(rowJson),
+      },
     };
   } finally {
     await context.close();

@@ -29,6 +29,7 @@ export const CONFIG_KEYS = [
   'NOTIFY_URL',
   'POS_NUMBER',
   'CURRENCY',
+  'ALLOWED_HOSTS',
 ] as const;
 
 export type ConfigKey = (typeof CONFIG_KEYS)[number];

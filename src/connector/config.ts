@@ -21,6 +21,7 @@ import {
   type ConfigKey,
   type Origin,
 } from './config-text.js';
+import { ALLOWED_HOSTS_RULE, parseAllowedHosts } from './host-check.js';
 
 // The reader's bounds and keys are part of this module's surface (src/index.ts, tests).
 export {
@@ -93,6 +94,11 @@ export interface ConnectorConfig {
   readonly currency?: string;
   /** SERIAL_PORT: the terminal's serial device, as written (`/dev/ttyUSB0`). */
   readonly serialPort?: string;
+  /**
+   * ALLOWED_HOSTS: names (lower case) the local API answers to in the `Host` header besides
+   * localhost, 127.0.0.1 and [::1]. @default []
+   */
+  readonly allowedHosts?: readonly string[];
   /** The file it was read from, absolute; absent when no file was read. */
   readonly file?: string;
 }
@@ -219,6 +225,13 @@ const SCHEMA = z.strictObject({
       });
     })
     .optional(),
+  ALLOWED_HOSTS: text()
+    .transform((value, ctx) => {
+      const names = parseAllowedHosts(value);
+      if (names === undefined) ctx.addIssue({ code: 'custom', message: ALLOWED_HOSTS_RULE });
+      return Object.freeze(names ?? []);
+    })
+    .optional(),
 });
 const WINDOWS_SCHEMA = SCHEMA.extend({ SERIAL_PORT: WINDOWS_SERIAL_PORT_RULE });
 
@@ -334,6 +347,7 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
     ...(parsed.POS_NUMBER === undefined ? {} : { posNumber: parsed.POS_NUMBER }),
     ...(parsed.CURRENCY === undefined ? {} : { currency: parsed.CURRENCY }),
     ...(parsed.SERIAL_PORT === undefined ? {} : { serialPort: parsed.SERIAL_PORT }),
+    ...(parsed.ALLOWED_HOSTS === undefined ? {} : { allowedHosts: parsed.ALLOWED_HOSTS }),
   };
   return Object.freeze(config);
 }
@@ -467,5 +481,6 @@ export function describeConfig(config: ConnectorConfig): Record<string, string |
   if (config.notifyUrl !== undefined) out.NOTIFY_URL = maskUrl(config.notifyUrl);
   if (config.posNumber !== undefined) out.POS_NUMBER = config.posNumber;
   if (config.currency !== undefined) out.CURRENCY = config.currency;
+  if (config.allowedHosts !== undefined) out.ALLOWED_HOSTS = config.allowedHosts.join(',');
   return out;
 }

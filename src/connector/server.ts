@@ -11,15 +11,18 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
 import { httpServiceLogger, silentLogger } from '../core/logger.js';
+import { journalCheck, Readiness, type ReadinessOptions } from '../core/readiness.js';
 import type { TransactionService } from '../core/transaction-service.js';
 import type { TerminalDriver } from '../core/driver.js';
 import { EventEmitter } from 'node:events';
 import type { Awaitable, Journal } from '../journal/journal.js';
 import { firstDuplicateKey } from '../protocols/json-object.js';
 import { isDashboardRequest, registerDashboard } from '../web/dashboard.js';
+import { isHealthRequest, registerHealthRoutes } from '../web/health.js';
 import { registerApiV1 } from './api-v1.js';
 import { connectorDashboard, UNREACHABLE, type ConnectorActivity } from './dashboard.js';
 import { credentialsMatch, LoginGuard } from './auth.js';
+import { allowedHosts, checkHost } from './host-check.js';
 import {
   desktopAnswer,
   errorAnswer,
@@ -72,8 +75,18 @@ export interface ConnectorServerOptions {
   readonly requestTimeoutMs?: number;
   /** @default CONNECTOR_HEADERS_TIMEOUT_MS */
   readonly headersTimeoutMs?: number;
-  /** The journal behind `service`: with it, the dashboard is served at `/ui/`. */
+  /**
+   * The journal behind `service`: with it, the dashboard is served at `/ui/`, and `/readyz`
+   * checks that it takes a write.
+   */
   readonly journal?: Journal;
+  /** Bounds of `/readyz` (each check's timeout, how long an answer is reused, the clock). */
+  readonly readiness?: ReadinessOptions;
+  /**
+   * Host names (or IP addresses) answered to besides the loopback names and
+   * CONNECTOR_LISTEN_HOST: config.txt's ALLOWED_HOSTS. Any other `Host` gets 421. @default []
+   */
+  readonly allowedHosts?: readonly string[];
 }
 
 /** Fastify's own errors (bad JSON, body too large, wrong content type) as project errors. */
@@ -101,9 +114,10 @@ function fromFastify(error: FastifyError): EcrError {
 }
 
 /**
- * The HiPay-compatible local connector (seeds 001 and 003) on Fastify: Basic Auth on every route,
- * the flavour's payment shape on `POST /` and `POST /payment`, and the maintenance routes. Every
- * payment goes through TransactionService (journal, idempotent order id, one at a time).
+ * The HiPay-compatible local connector (seeds 001 and 003) on Fastify: Basic Auth on every route
+ * but `/livez`, `/readyz` and `/healthz`, the flavour's payment shape on `POST /` and
+ * `POST /payment`, and the maintenance routes. Every payment goes through TransactionService
+ * (journal, idempotent order id, one at a time).
  */
 export async function buildConnector(options: ConnectorServerOptions): Promise<FastifyInstance> {
   const logger = options.logger ?? silentLogger;
@@ -130,6 +144,14 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
       headersTimeout,
       connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
     },
+  });
+  // First of all hooks, before Basic Auth, on every route (the dashboard, its files, /docs, 404s
+  // included): a request naming a host the connector is not known by is DNS rebinding, or lost.
+  const hosts = allowedHosts(options.allowedHosts);
+  app.addHook('onRequest', (request, _reply, done) => {
+    const refused = checkHost(request.headers.host, hosts);
+    if (refused !== undefined) logger.debug({ err: refused.message }, 'Host refused');
+    done(refused);
   });
   const flavour = options.flavour;
   let paymentsInFlight = 0;
@@ -265,6 +287,8 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
       request.url.startsWith('/ui/') ||
       (request.method === 'GET' && request.url === '/');
     if (options.journal !== undefined && page) return done();
+    // Health probes come from a supervisor or monitor that holds no login (as on the gateway).
+    if (isHealthRequest(request.url)) return done();
     return app.basicAuth(request, reply, done);
   });
   app.addHook('onSend', async (request, reply, payload) => {
@@ -332,6 +356,14 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
     // Before the server closes: its live streams would keep it open.
     app.addHook('preClose', async () => dashboard.close());
   }
+
+  // What a payment needs here: the journal (the terminal is asked only when a payment comes).
+  registerHealthRoutes(app, {
+    readiness: new Readiness(
+      options.journal === undefined ? [] : [journalCheck(options.journal)],
+      options.readiness,
+    ),
+  });
 
   registerApiV1(app, {
     service: options.service,

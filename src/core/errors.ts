@@ -67,6 +67,10 @@ export const ERROR_CODES = {
     http: 429,
     summary: 'Too many failed logins from this address: wait for Retry-After seconds.',
   },
+  MISDIRECTED_REQUEST: {
+    http: 421,
+    summary: "The request's Host header names no host this service answers to; nothing was done.",
+  },
   NOT_FOUND: {
     http: 404,
     summary: 'Nothing has this reference or name (a transaction, terminal or merchant).',

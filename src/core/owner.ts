@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Owner } from '../journal/journal.js';
+import { randomLetters } from './random-text.js';
 
 /**
  * When a process started, as the kernel counts it (`/proc/<pid>/stat` field 22, clock ticks
@@ -38,11 +38,6 @@ function pidNamespace(): string {
   } catch {
     return '';
   }
-}
-
-/** Letters only, so that a token can never look like a card number to the card-data scans. */
-function randomLetters(length: number): string {
-  return [...randomBytes(length)].map((byte) => String.fromCharCode(97 + (byte % 26))).join('');
 }
 
 const HOST = hostname();

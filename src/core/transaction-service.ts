@@ -43,6 +43,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 25;
 /** How often a journal write that failed is tried again in the background, and for how long. */
 export const JOURNAL_RETRY_MS = 2_000;
 export const JOURNAL_RETRY_FOR_MS = 600_000;
+/** How many `unknown` rows one `recover()` looks at for the never-sent ones of earlier versions. */
+export const RECOVERY_BATCH = 500;
 
 export interface TransactionServiceOptions {
   readonly journal: Journal;
@@ -133,6 +135,8 @@ export class TransactionService {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Attempts this process is driving, by journal id, so same-process retries await them. */
   private readonly inFlight = new Map<number, Promise<TransactionResult>>();
+  /** Answers given for attempts whose outcome the journal could not record yet, by journal id. */
+  private readonly unrecorded = new Map<number, JournalRow>();
 
   constructor(input: TransactionServiceOptions) {
     const options = parseOptions(OPTIONS, input, 'TransactionService');
@@ -148,15 +152,29 @@ export class TransactionService {
   }
 
   /**
-   * Marks rows a crashed process left `received`/`sent` as `unknown` (never `failed`, never
-   * retried). Call once at start-up; returns what it changed.
+   * Settles what a crashed process left in flight: a row still `received` was never sent and
+   * becomes `failed`, a `sent` one `unknown` (never retried). Rows an earlier version left
+   * `unknown` although never sent (RECOVERED_BEFORE_SENT, at most RECOVERY_BATCH of them per
+   * call) are settled `failed` too. Call once at start-up; returns the rows recovery changed.
    */
   async recover(): Promise<JournalRow[]> {
+    const recovered = await this.recoverOrphans();
+    const left = await this.journal.list({ state: 'unknown', limit: RECOVERY_BATCH });
+    for (const row of left) {
+      if (row.message === RECOVERED_BEFORE_SENT)
+        await this.settleIfNeverSent(row, 'at start-up', this.logger.child({ id: row.id }));
+    }
+    return recovered;
+  }
+
+  private async recoverOrphans(): Promise<JournalRow[]> {
     const recovered = await this.journal.recoverOrphans((owner) => this.isAlive(owner));
     for (const row of recovered) {
       this.logger.warn(
-        { reference: row.reference, terminalId: row.terminalId, id: row.id },
-        'crash left a transaction unresolved: now unknown',
+        { reference: row.reference, terminalId: row.terminalId, id: row.id, state: row.state },
+        row.state === 'failed'
+          ? 'crash left a transaction before it was sent: failed, nothing was charged'
+          : 'crash left a transaction unresolved: now unknown',
       );
     }
     return recovered;
@@ -217,8 +235,7 @@ export class TransactionService {
       }
       return this.awaitExisting(row, options.signal);
     }
-    options.onClaimed?.(claim.row.reference);
-    const attempt = this.drive(
+    const attempt = this.driveClaimed(
       terminal,
       claim.row,
       original === undefined ? valid : { ...valid, original },
@@ -602,7 +619,8 @@ export class TransactionService {
     this.retryLater('closing a claim whose answer was lost', log, async () => {
       const row = await this.journal.find(key);
       if (row === undefined || row.ownerToken !== this.owner.token) return true;
-      if (row.state !== 'received' || this.inFlight.has(row.id)) return true;
+      if (row.state !== 'received' || this.inFlight.has(row.id) || this.unrecorded.has(row.id))
+        return true;
       await this.journal.complete(row.id, this.owner, {
         outcome: 'failed',
         errorCode: 'JOURNAL_ERROR',
@@ -651,24 +669,91 @@ export class TransactionService {
    * the background (`step` resolves true once done): a database away for a moment must not leave
    * a terminal's answer unrecorded or a terminal locked while this process lives.
    */
-  private retryLater(what: string, log: Logger, step: () => Promise<boolean>): void {
+  private retryLater(
+    what: string,
+    log: Logger,
+    step: () => Promise<boolean>,
+    ended: () => void = () => undefined,
+  ): void {
     const deadline = Date.now() + JOURNAL_RETRY_FOR_MS;
     const attempt = (): void => {
       const timer = setTimeout(() => {
         step().then(
           (done) => {
-            if (done) log.warn(`${what}: written on a later try`);
-            else if (Date.now() < deadline) attempt();
+            if (done) {
+              ended();
+              log.warn(`${what}: written on a later try`);
+            } else if (Date.now() < deadline) attempt();
+            else ended();
           },
           () => {
-            if (Date.now() < deadline) attempt();
-            else log.error(`${what}: gave up after ${JOURNAL_RETRY_FOR_MS} ms; reconcile`);
+            if (Date.now() < deadline) return attempt();
+            ended();
+            log.error(`${what}: gave up after ${JOURNAL_RETRY_FOR_MS} ms; reconcile`);
           },
         );
       }, JOURNAL_RETRY_MS);
       timer.unref();
     };
     attempt();
+  }
+
+  /**
+   * Drives a row this call claimed, and answers whatever fails on the way: once claimed, the row
+   * is this process's to close. An error that escapes driving (a journal write, a caller's
+   * callback) closes it `failed` while it is still `received` (nothing was sent) and `unknown`
+   * otherwise, so that a retry of the reference, and `checkStatus`, get an answer rather than a
+   * row in flight that nobody drives.
+   */
+  private async driveClaimed(
+    terminal: Terminal,
+    row: JournalRow,
+    request: PaymentRequest & { readonly original?: OriginalTransaction },
+    wireId: number,
+    options: PayOptions,
+  ): Promise<TransactionResult> {
+    try {
+      options.onClaimed?.(row.reference);
+    } catch (error) {
+      // The caller's bookkeeping failed; the payment it asked for goes on.
+      this.logger.error(
+        { reference: row.reference, err: toEcrError(error).message },
+        'onClaimed failed',
+      );
+    }
+    try {
+      return await this.drive(terminal, row, request, wireId, options);
+    } catch (thrown) {
+      const error = toEcrError(thrown);
+      let current: JournalRow | undefined;
+      try {
+        current = await this.journal.get(row.id);
+      } catch {
+        current = undefined;
+      }
+      // Stored before the failure (it came after, e.g. from a log line): that is the answer.
+      if (current !== undefined && isFinal(current.state)) return toResult(current, false);
+      // Only a row read back `received` proves nothing left.
+      const sent = current?.state !== 'received';
+      const log = this.logger.child({ terminalId: row.terminalId, reference: row.reference });
+      log.error({ err: error.message, sent }, 'a transaction failed on the way: closing it');
+      const stored = await this.store(
+        row,
+        sent
+          ? {
+              outcome: 'unknown',
+              errorCode: 'OUTCOME_UNKNOWN',
+              message: `${error.message}: the request may have reached the terminal; reconcile`,
+            }
+          : {
+              outcome: 'failed',
+              errorCode: error.code,
+              message: `${error.message}: the request was not sent, nothing was charged`,
+            },
+        log,
+      );
+      return toResult(stored, false);
+    }
   }
 
   /** Drives one claimed row while telling the journal, every few seconds, that we are alive. */
@@ -787,34 +872,54 @@ export class TransactionService {
         log.error({ err: toEcrError(again).message }, 'the journal is unusable');
       }
       if (settled !== undefined && isFinal(settled.state)) return settled;
-      this.retryLater('the outcome of an attempt this process drove', log, async () => {
-        try {
-          await this.journal.complete(row.id, this.owner, outcome);
-          return true;
-        } catch {
-          // Recovered to `unknown` by another process meanwhile: the answer settles it.
-          const now =
-            (await this.journal.resolveUnknown(row.id, outcome)) ??
-            (await this.journal.get(row.id));
-          return now !== undefined && isFinal(now.state);
-        }
-      });
-      // Not recorded anywhere we can read back: the caller must reconcile, so the answer is
-      // `unknown`, carrying what the terminal said.
-      return {
-        ...row,
-        state: 'unknown',
-        outcome: 'unknown',
-        errorCode: 'JOURNAL_ERROR',
-        message: `the terminal answered ${outcome.outcome} but the journal could not record it: reconcile`,
-        approvalCode: outcome.approvalCode,
-        maskedPan: outcome.maskedPan,
-        cardBrand: outcome.cardBrand,
-        terminalTxId: outcome.terminalTxId,
-        details: outcome.details,
-        updatedAt: Date.now(),
-        completedAt: undefined,
-      };
+      // Not recorded anywhere we can read back. A request that was never sent charged nothing:
+      // `failed`, as recovery would record it. Otherwise the caller must reconcile: `unknown`,
+      // carrying what the terminal said. Until the journal takes it, a retry of the reference
+      // gets this same answer (awaitExisting), not a row in flight that nobody drives.
+      const answer: JournalRow =
+        outcome.outcome === 'failed'
+          ? {
+              ...row,
+              state: 'failed',
+              outcome: 'failed',
+              errorCode: 'JOURNAL_ERROR',
+              message: `${outcome.message ?? 'failed'}: nothing was charged, but the journal could not record it yet`,
+              updatedAt: Date.now(),
+              completedAt: undefined,
+            }
+          : {
+              ...row,
+              state: 'unknown',
+              outcome: 'unknown',
+              errorCode: 'JOURNAL_ERROR',
+              message: `the terminal answered ${outcome.outcome} but the journal could not record it: reconcile`,
+              approvalCode: outcome.approvalCode,
+              maskedPan: outcome.maskedPan,
+              cardBrand: outcome.cardBrand,
+              terminalTxId: outcome.terminalTxId,
+              details: outcome.details,
+              updatedAt: Date.now(),
+              completedAt: undefined,
+            };
+      this.unrecorded.set(row.id, answer);
+      this.retryLater(
+        'the outcome of an attempt this process drove',
+        log,
+        async () => {
+          try {
+            await this.journal.complete(row.id, this.owner, outcome);
+            return true;
+          } catch {
+            // Recovered by another process meanwhile: the answer settles an `unknown` row.
+            const now =
+              (await this.journal.resolveUnknown(row.id, outcome)) ??
+              (await this.journal.get(row.id));
+            return now !== undefined && isFinal(now.state);
+          }
+        },
+        () => this.unrecorded.delete(row.id),
+      );
+      return answer;
     }
   }
 
@@ -896,6 +1001,8 @@ export class TransactionService {
         'ABORTED',
         `stopped waiting for reference ${row.reference}; the payment in flight goes on`,
       );
+    const unrecorded = this.unrecorded.get(row.id);
+    if (unrecorded !== undefined) return toResult(unrecorded, true);
     const local = this.inFlight.get(row.id);
     if (local !== undefined) {
       if (signal === undefined) return { ...(await local), replayed: true };
@@ -916,12 +1023,14 @@ export class TransactionService {
       if (isFinal(current.state)) return toResult(current, true);
       const mine = this.inFlight.get(row.id);
       if (mine !== undefined) return { ...(await mine), replayed: true };
+      const answered = this.unrecorded.get(row.id);
+      if (answered !== undefined) return toResult(answered, true);
       const owner =
         current.ownerPid === undefined || current.ownerToken === undefined
           ? undefined
           : { pid: current.ownerPid, token: current.ownerToken };
       if (owner === undefined || !this.isAlive(owner)) {
-        await this.recover();
+        await this.recoverOrphans();
         continue;
       }
       if (Date.now() >= deadline) {

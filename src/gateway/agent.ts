@@ -14,6 +14,7 @@ import {
   decodeRegister,
   encodeRegister,
   HEARTBEAT,
+  MAX_TERMINAL_SECRET_LENGTH,
   POS_OFFLINE,
   POS_ONLINE,
   type Registration,
@@ -22,7 +23,12 @@ import {
 import { backoffDelay } from '../transports/backoff.js';
 import { Inbox, type LinkClosed, type MessageLink } from '../transports/message-link.js';
 import { connectTcp } from '../transports/tcp.js';
-import { checkTlsCa, tlsFailureReason, type TlsClientConfig } from '../transports/tls.js';
+import {
+  checkTlsCa,
+  loadTlsClientCertificate,
+  tlsFailureReason,
+  type TlsClientConfig,
+} from '../transports/tls.js';
 
 /** Seed 002: "we recommend once per minute" while the terminal is idle. */
 export const AGENT_HEARTBEAT_INTERVAL_MS = 60_000;
@@ -52,6 +58,11 @@ export interface EconduitAgentOptions {
   readonly endpoints: readonly AgentEndpoint[];
   /** What the terminal registers as; `ackHeartbeat` asks the gateway to ack each heartbeat. */
   readonly registration: Registration;
+  /**
+   * The terminal's registration secret, sent as its Register's `TerminalSecret` (for a terminal
+   * provisioned with one; see docs/gateway.md). Never logged. @default none sent
+   */
+  readonly terminalSecret?: string;
   /** Heartbeat period while idle. @default AGENT_HEARTBEAT_INTERVAL_MS */
   readonly heartbeatIntervalMs?: number;
   /** Wait for OK-REGISTRATION, and for a heartbeat's ack. @default AGENT_ACK_TIMEOUT_MS */
@@ -67,7 +78,8 @@ export interface EconduitAgentOptions {
   /**
    * Connect over TLS only, verifying the gateway's certificate against `ca` (PEM; the system's
    * CAs without it) and its host name: an endpoint that does not speak TLS or whose certificate
-   * is not trusted is never registered with (the agent never falls back to plain TCP).
+   * is not trusted is never registered with (the agent never falls back to plain TCP). With
+   * `cert` and `key` (PEM), it presents that client certificate (mutual TLS).
    * @default plain TCP
    */
   readonly tls?: TlsClientConfig;
@@ -109,13 +121,23 @@ const OPTIONS = z
       softwareVersion: text,
       ackHeartbeat: z.boolean({ error: 'must be true or false' }),
     }),
+    terminalSecret: text
+      .min(1, 'must not be empty')
+      .max(MAX_TERMINAL_SECRET_LENGTH, `must be at most ${MAX_TERMINAL_SECRET_LENGTH} characters`)
+      .optional(),
     heartbeatIntervalMs: wholeNumber(1, MAX_TIMER_MS).default(AGENT_HEARTBEAT_INTERVAL_MS),
     ackTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(AGENT_ACK_TIMEOUT_MS),
     connectTimeoutMs: wholeNumber(1, MAX_TIMER_MS).default(AGENT_CONNECT_TIMEOUT_MS),
     backoffBaseMs: wholeNumber(1, MAX_TIMER_MS).default(AGENT_BACKOFF_BASE_MS),
     backoffMaxMs: wholeNumber(1, MAX_TIMER_MS).default(AGENT_BACKOFF_MAX_MS),
     maxFrameBytes: wholeNumber(1024, ECONDUIT_MAX_FRAME_BYTES).default(ECONDUIT_MAX_FRAME_BYTES),
-    tls: z.strictObject({ ca: z.string().min(1, 'must be PEM text').optional() }).optional(),
+    tls: z
+      .strictObject({
+        ca: z.string().min(1, 'must be PEM text').optional(),
+        cert: z.string().min(1, 'must be PEM text').optional(),
+        key: z.string().min(1, 'must be PEM text').optional(),
+      })
+      .optional(),
     logger: loggerOption(),
   })
   .refine((o) => o.backoffMaxMs >= o.backoffBaseMs, {
@@ -213,8 +235,16 @@ export class EconduitAgent extends EventEmitter<EconduitAgentEvents> {
     this.options = parseOptions(OPTIONS, input, 'EconduitAgent');
     checkRegistration(this.options.registration);
     if (this.options.tls?.ca !== undefined) checkTlsCa(this.options.tls.ca, 'tls.ca');
+    if (this.options.tls !== undefined) {
+      loadTlsClientCertificate(
+        { cert: this.options.tls.cert, key: this.options.tls.key },
+        { cert: 'tls.cert', key: 'tls.key' },
+      );
+    }
     this.endpoints = Object.freeze(this.options.endpoints.map((e) => Object.freeze({ ...e })));
-    this.registerFrame = encodeFrame(encodeRegister(this.options.registration));
+    this.registerFrame = encodeFrame(
+      encodeRegister(this.options.registration, this.options.terminalSecret),
+    );
     this.logger = (this.options.logger ?? silentLogger).child({
       component: 'econduit-agent',
       terminalId: this.options.registration.terminalId,

@@ -369,6 +369,28 @@ export class ClusterNode {
     return this.connected && !this.nc.isClosed();
   }
 
+  /**
+   * Readiness: a round trip to the NATS server (PING/PONG), so that a connection that looks up but
+   * carries nothing counts as down. CLUSTER_UNAVAILABLE at once while disconnected; the caller
+   * bounds the wait (a PING sent while NATS is silent is answered when it is back, or rejected
+   * when the connection drops).
+   */
+  async ping(): Promise<void> {
+    if (!this.isConnected) {
+      throw new EcrError(
+        'CLUSTER_UNAVAILABLE',
+        `${this.where}: connection lost, reconnecting: payments are refused`,
+      );
+    }
+    try {
+      await this.nc.flush();
+    } catch (error) {
+      throw new EcrError('CLUSTER_UNAVAILABLE', `${this.where}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
   /** Terminals this node serves now. */
   get heldCount(): number {
     return this.held.size;

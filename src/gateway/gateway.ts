@@ -7,6 +7,7 @@ import { silentLogger } from '../core/logger.js';
 import { requireCurrency } from '../core/money.js';
 import { parseOptions } from '../core/options.js';
 import { makeOwner } from '../core/owner.js';
+import { Readiness, type ReadinessOptions } from '../core/readiness.js';
 import { toResult, TransactionService } from '../core/transaction-service.js';
 import type { TransactionResult } from '../core/transaction.js';
 import { SemiDriver } from '../drivers/semi.js';
@@ -24,6 +25,7 @@ import { gatewayDashboard } from './dashboard.js';
 import type { ClusterNode } from './cluster.js';
 import { buildPosApi, type PosApiOptions } from './pos-api.js';
 import { GatewayMetrics } from './metrics.js';
+import { gatewayChecks } from './readiness.js';
 import type { PayloadProtocol } from './provisioning.js';
 import type { GatewayTerminal, TenantStore } from './tenants.js';
 import {
@@ -62,8 +64,14 @@ export interface GatewayOptions extends GatewayDriverSettings {
   readonly httpPort?: number;
   /** @default GATEWAY_DEFAULT_CURRENCY */
   readonly currency?: string;
-  /** The terminal listener's settings (types, heartbeat, bounds). */
-  readonly terminals?: Omit<TerminalListenerOptions, 'host' | 'port' | 'lookup' | 'logger'>;
+  /**
+   * The terminal listener's settings (types, heartbeat, bounds; `tlsClientCa` for mutual TLS with
+   * `tls`). Registration secrets are checked against the tenants.
+   */
+  readonly terminals?: Omit<
+    TerminalListenerOptions,
+    'host' | 'port' | 'lookup' | 'checkSecret' | 'logger'
+  >;
   /** The POS API's settings (timeouts, limits). */
   readonly api?: Omit<PosApiOptions, 'gateway' | 'logger' | 'tls'>;
   /**
@@ -81,6 +89,8 @@ export interface GatewayOptions extends GatewayDriverSettings {
    * are refused. @default plain TCP and HTTP
    */
   readonly tls?: TlsServerInput;
+  /** Bounds of `/readyz` (each check's timeout, how long an answer is reused, the clock). */
+  readonly readiness?: ReadinessOptions;
   readonly logger?: Logger;
 }
 
@@ -142,6 +152,8 @@ function payloadDriver(
 export class Gateway {
   readonly listener: TerminalListener;
   readonly metrics: GatewayMetrics;
+  /** What `/readyz` answers: the journal, the terminal listener and, in a cluster, NATS. */
+  readonly readiness: Readiness;
   readonly currency: string;
   private readonly journal: Journal;
   private readonly tenants: TenantStore;
@@ -191,9 +203,18 @@ export class Gateway {
         else this.provisioned.set(terminalId, terminal);
         return terminal;
       },
+      checkSecret: (terminalId, secret) => this.tenants.checkTerminalSecret(terminalId, secret),
       logger: this.logger,
     });
     this.metrics = new GatewayMetrics(this.listener);
+    this.readiness = new Readiness(
+      gatewayChecks({
+        journal: this.journal,
+        listener: this.listener,
+        ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
+      }),
+      options.readiness,
+    );
     this.listener.on('tlsRefused', () => this.metrics.tlsRefused('terminals'));
     this.listener.on('online', (info) => {
       this.terminalBack(info).catch((error: unknown) => {
@@ -513,8 +534,9 @@ export class Gateway {
   }
 
   /**
-   * Rows left `received`/`sent` by a process that is gone (this one before a crash, or in a
-   * cluster another node) become `unknown`; the terminals' status queries settle them.
+   * Rows left in flight by a process that is gone (this one before a crash, or in a cluster
+   * another node): `received` ones were never sent and become `failed`; `sent` ones become
+   * `unknown`, and the terminals' status queries settle them.
    */
   private async sweepOrphans(): Promise<void> {
     const recovered = await new TransactionService({
@@ -523,8 +545,9 @@ export class Gateway {
       owner: this.owner,
     }).recover();
     if (recovered.length === 0) return;
-    this.logger.warn({ count: recovered.length }, 'transactions left in flight are now unknown');
+    this.logger.warn({ count: recovered.length }, 'transactions left in flight were settled');
     if (this.options.cluster === undefined) return;
-    for (const row of recovered) this.reconcileSoon(row.merchantId, row.terminalId);
+    for (const row of recovered)
+      if (row.state === 'unknown') this.reconcileSoon(row.merchantId, row.terminalId);
   }
 }

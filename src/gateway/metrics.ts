@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { logWriteFailures } from '../core/logger.js';
 import type { Outcome } from '../core/transaction.js';
 import type { TerminalListener } from './terminal-listener.js';
 
@@ -63,6 +64,15 @@ export class GatewayMetrics {
       },
     });
     new Counter({
+      name: 'ecr_log_write_failures_total',
+      help: 'Log lines this process could not write (full disk, unwritable file): dropped, payments go on.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(logWriteFailures());
+      },
+    });
+    new Counter({
       name: 'ecr_gateway_unexpected_answers_total',
       help: 'Transaction answers that came with no request waiting (ignored).',
       registers: [registry],
@@ -87,6 +97,26 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         this.inc(listener.stats.replacedFromElsewhere);
+      },
+    });
+    new Counter({
+      name: 'ecr_gateway_registrations_refused_credentials_total',
+      help: 'Registrations of a terminal provisioned with a registration secret or a client certificate requirement that did not prove it, by reason (secret-missing, secret-wrong, certificate-missing, certificate-untrusted, certificate-name); refused FAILED-REGISTRATION. Alert on any.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [reason, count] of Object.entries(listener.stats.refusedCredentials))
+          this.inc({ reason }, count);
+      },
+    });
+    new Counter({
+      name: 'ecr_gateway_registrations_replaced_verified_total',
+      help: 'Registrations that proved the terminal’s identity (secret, client certificate) and replaced a live connection of it from another address (a terminal that moved; if it repeats, two devices hold one terminal’s credentials).',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(listener.stats.replacedVerified);
       },
     });
     this.transactions = new Counter({

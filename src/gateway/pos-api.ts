@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, {
@@ -15,6 +14,7 @@ import { LoginGuard } from '../connector/auth.js';
 import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
 import { httpServiceLogger, silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
+import { randomLetters } from '../core/random-text.js';
 import {
   chargedNothing,
   validateReference,
@@ -22,6 +22,7 @@ import {
   type TransactionResult,
 } from '../core/transaction.js';
 import { isDashboardRequest } from '../web/dashboard.js';
+import { registerHealthRoutes } from '../web/health.js';
 import { mapLimited, PRESENCE_CONCURRENCY, type Gateway } from './gateway.js';
 import type { Merchant } from './tenants.js';
 import { TLS_MIN_VERSION, type TlsServerConfig } from '../transports/tls.js';
@@ -243,19 +244,15 @@ function fromFastify(error: FastifyError): EcrError {
 }
 
 /** Letters only: a test-transaction reference must not look like a card number to a scan. */
-function randomLetters(count: number): string {
-  const letters = 'ABCDEFGHJKLMNPQRSTUVWXYZ';
-  let text = '';
-  for (let i = 0; i < count; i++) text += letters[randomInt(letters.length)];
-  return text;
-}
+const TEST_REFERENCE_LETTERS = 'ABCDEFGHJKLMNPQRSTUVWXYZ';
 
 /**
  * The gateway's HTTP API for POS programs: eConduit-compatible `runTransaction` and
  * `checkStatus` under `/services/api.asmx/` (query string on GET, JSON body on POST), the
- * project's own `/api/v1` (HTTP Basic with the merchant's key and password), `/healthz`,
- * `/metrics` and the OpenAPI document at `/docs`. Every transaction goes through the merchant's
- * TransactionService; a merchant's key reaches only its own terminals.
+ * project's own `/api/v1` (HTTP Basic with the merchant's key and password), `/livez`,
+ * `/readyz` and `/healthz`, `/metrics` and the OpenAPI document at `/docs`. Every transaction
+ * goes through the merchant's TransactionService; a merchant's key reaches only its own
+ * terminals.
  */
 export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstance> {
   const gateway = options.gateway;
@@ -500,10 +497,11 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
 
   registerApiV1(app, gateway, authenticate);
 
-  app.get('/healthz', async () => ({
-    status: 'ok',
-    terminalsOnline: gateway.listener.onlineCount,
-  }));
+  // /livez, /readyz and /healthz (readiness, with the terminals online here), no credentials.
+  registerHealthRoutes(app, {
+    readiness: gateway.readiness,
+    extra: () => ({ terminalsOnline: gateway.listener.onlineCount }),
+  });
   app.get('/metrics', async (_request, reply) =>
     reply.header('content-type', gateway.metrics.contentType).send(await gateway.metrics.text()),
   );
@@ -629,7 +627,7 @@ function registerApiV1(
     }
     const result = await service.pay(id, {
       kind: 'sale',
-      reference: `test-${randomLetters(12)}`,
+      reference: `test-${randomLetters(12, TEST_REFERENCE_LETTERS)}`,
       amount: parseAmount(text, gateway.currency),
     });
     gateway.metrics.transaction('Test', result.outcome, undefined);

@@ -4,11 +4,15 @@ import {
   CredentialCheck,
   duplicateMerchant,
   duplicateTerminal,
+  identityUpdate,
   newMerchant,
   newTerminal,
   noMerchant,
+  noTerminal,
+  TERMINAL_COLUMNS as TERMINAL_FIELDS,
   tenantError,
   toMerchant,
+  toNewTerminal,
   toTerminal,
   validateTenantId,
   type GatewayTerminal,
@@ -18,12 +22,14 @@ import {
   type NewTerminal,
   type TenantStore,
   type TenantStoreOptions,
+  type TerminalIdentityChange,
   type TerminalRow,
 } from './tenants.js';
+import { matchesSecretHash } from './terminal-secret.js';
 
 /** bigint columns come back as strings from pg: the tenant rows' times as numbers. */
 const MERCHANT_COLUMNS = 'name, api_key, password_hash, created_at::float8 AS created_at';
-const TERMINAL_COLUMNS = 'terminal_id, merchant, terminal_type, created_at::float8 AS created_at';
+const TERMINAL_COLUMNS = TERMINAL_FIELDS.replace('created_at', 'created_at::float8 AS created_at');
 
 /**
  * The gateway's tenants in the cluster's PostgreSQL journal (its migration creates the same
@@ -77,17 +83,57 @@ export class PostgresTenantStore implements TenantStore {
       'write',
       `WITH m AS (SELECT name FROM merchants WHERE name = $2),
             ins AS (
-              INSERT INTO gateway_terminals (terminal_id, merchant, terminal_type, created_at)
-              SELECT $1, name, $3, $4 FROM m
+              INSERT INTO gateway_terminals
+                (terminal_id, merchant, terminal_type, created_at, secret_hash, require_certificate)
+              SELECT $1, name, $3, $4, $5, $6 FROM m
               ON CONFLICT (terminal_id) DO NOTHING RETURNING terminal_id)
        SELECT (SELECT terminal_id FROM ins) AS terminal_id,
               EXISTS (SELECT 1 FROM m) AS merchant_exists`,
-      [row.terminal_id, row.merchant, row.terminal_type, row.created_at],
+      [
+        row.terminal_id,
+        row.merchant,
+        row.terminal_type,
+        row.created_at,
+        row.secret_hash,
+        row.require_certificate === 1,
+      ],
     );
     const result = inserted[0];
     if (result?.merchant_exists !== true) throw noMerchant(row.merchant);
     if (result.terminal_id === null) throw duplicateTerminal(row.terminal_id);
+    return toNewTerminal(row);
+  }
+
+  async updateTerminalIdentity(
+    terminalId: string,
+    change: TerminalIdentityChange,
+  ): Promise<GatewayTerminal> {
+    const update = identityUpdate(change);
+    const [row] = await this.query<TerminalRow>(
+      'write',
+      `UPDATE gateway_terminals
+       SET secret_hash = CASE WHEN $2 THEN $3::text ELSE secret_hash END,
+           require_certificate = coalesce($4::boolean, require_certificate)
+       WHERE terminal_id = $1
+       RETURNING ${TERMINAL_COLUMNS}`,
+      [
+        terminalId,
+        update.setSecret,
+        update.secretHash,
+        update.requireCertificate === null ? null : update.requireCertificate === 1,
+      ],
+    );
+    if (row === undefined) throw noTerminal(terminalId);
     return toTerminal(row);
+  }
+
+  async checkTerminalSecret(terminalId: string, secret: string): Promise<boolean> {
+    const [row] = await this.query<{ secret_hash: string | null }>(
+      'read',
+      'SELECT secret_hash FROM gateway_terminals WHERE terminal_id = $1',
+      [terminalId],
+    );
+    return matchesSecretHash(secret, row?.secret_hash);
   }
 
   async terminal(terminalId: string): Promise<GatewayTerminal | undefined> {

@@ -27,6 +27,16 @@ export interface ProvisionedTerminal {
   readonly terminalType: string;
   /** The format of its transaction payloads. */
   readonly payload: PayloadProtocol;
+  /**
+   * Provisioned with a registration secret: its Register must carry it (`TerminalSecret`),
+   * checked against the stored hash (terminal-identity.ts). @default false
+   */
+  readonly hasSecret?: boolean;
+  /**
+   * It must connect over TLS with a client certificate the gateway's client CA signed, naming its
+   * TerminalID (CN or DNS subjectAltName). @default false
+   */
+  readonly requireCertificate?: boolean;
 }
 
 /** Checks a payload format name; INVALID_INPUT naming `field` otherwise. */

@@ -1,12 +1,30 @@
-import { createHash, randomBytes, randomInt, scrypt, scryptSync } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { z } from 'zod';
 import { EcrError, invalid } from '../core/errors.js';
-import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
-import { sameSecret } from '../core/secret.js';
+import { randomLetters } from '../core/random-text.js';
+import { CREDENTIAL_LETTERS, hashSecret } from '../core/secret-hash.js';
 import type { Awaitable } from '../journal/journal.js';
 import type { SqliteJournal } from '../journal/sqlite-journal.js';
 import { DEFAULT_PAYLOAD, validatePayload, type PayloadProtocol } from './provisioning.js';
+import {
+  CredentialCheck,
+  toMerchant,
+  type Merchant,
+  type MerchantRow,
+  type TenantStoreOptions,
+} from './merchant-credentials.js';
+import { hashTerminalSecret, matchesSecretHash } from './terminal-secret.js';
+
+export {
+  CredentialCheck,
+  DEFAULT_CREDENTIAL_CACHE_TTL_MS,
+  DEFAULT_MAX_CACHED_CREDENTIALS,
+  MAX_CREDENTIAL_LENGTH,
+  toMerchant,
+  type Merchant,
+  type MerchantRow,
+  type TenantStoreOptions,
+} from './merchant-credentials.js';
+export { SCRYPT_N, SCRYPT_P, SCRYPT_R } from '../core/secret-hash.js';
 
 /**
  * The cloud gateway's tenants (seed 002): merchants, each with an API key and a password the POS
@@ -20,30 +38,9 @@ export const MAX_TENANT_ID_LENGTH = 64;
 export const API_KEY_PREFIX = 'ek_';
 export const API_KEY_LETTERS = 24;
 export const PASSWORD_LETTERS = 32;
-/** scrypt cost parameters of new hashes (RFC 7914; OWASP's interactive-login minimum). */
-export const SCRYPT_N = 16_384;
-export const SCRYPT_R = 8;
-export const SCRYPT_P = 1;
-const SALT_BYTES = 16;
-const HASH_BYTES = 32;
-/** How long a verified key + password is trusted without running scrypt again. */
-export const DEFAULT_CREDENTIAL_CACHE_TTL_MS = 60_000;
-/** Verified credentials remembered at most; the oldest are forgotten past this. */
-export const DEFAULT_MAX_CACHED_CREDENTIALS = 10_000;
-/** Longer keys or passwords are refused without a look at the database (same time as any refusal). */
-export const MAX_CREDENTIAL_LENGTH = 256;
 
-// Letters only: a credential with digit runs could look like a card number to the card-data scans.
-const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const TENANT_ID = /^[A-Za-z0-9._-]+$/;
 const ID_RULE = `must be 1–${MAX_TENANT_ID_LENGTH} characters: letters, digits, . _ -`;
-
-export interface Merchant {
-  readonly name: string;
-  readonly apiKey: string;
-  /** Milliseconds since the epoch. */
-  readonly createdAt: number;
-}
 
 export interface GatewayTerminal {
   /** The device serial (the eConduit Register's TerminalID): unique across all merchants. */
@@ -53,6 +50,10 @@ export interface GatewayTerminal {
   readonly terminalType: string;
   /** The format of its transaction payloads (SEMI JSON: the only one, so not stored). */
   readonly payload: PayloadProtocol;
+  /** It has a registration secret (only its hash is stored, and never read out). */
+  readonly hasSecret: boolean;
+  /** It must register with a client certificate naming it (mutual TLS). */
+  readonly requireCertificate: boolean;
   readonly createdAt: number;
 }
 
@@ -63,6 +64,19 @@ export interface NewTerminal {
   readonly terminalType: string;
   /** @default DEFAULT_PAYLOAD */
   readonly payload?: string;
+  /** Its registration secret (terminal-secret.ts rules); stored as a scrypt hash. @default none */
+  readonly secret?: string;
+  /** @default false */
+  readonly requireCertificate?: boolean;
+}
+
+/**
+ * A change to a provisioned terminal's proof of identity. `secret`: a new one (replacing any),
+ * or null to clear it; `requireCertificate`: the new requirement. Absent: left as it is.
+ */
+export interface TerminalIdentityChange {
+  readonly secret?: string | null;
+  readonly requireCertificate?: boolean;
 }
 
 /** A merchant just added, with its credentials: the only time the password is ever returned. */
@@ -95,102 +109,16 @@ export interface TenantStore {
   referenceTerminal(merchant: string, reference: string): Awaitable<string | undefined>;
   /** The merchant whose key and password these are, or undefined. Constant time whatever is wrong. */
   authenticate(key: string, password: string): Promise<Merchant | undefined>;
-}
-
-const OPTIONS = z.strictObject({
-  /** How long a verified key + password skips scrypt. @default DEFAULT_CREDENTIAL_CACHE_TTL_MS */
-  cacheTtlMs: wholeNumber(0, MAX_TIMER_MS).default(DEFAULT_CREDENTIAL_CACHE_TTL_MS),
-  /** @default DEFAULT_MAX_CACHED_CREDENTIALS */
-  maxCachedCredentials: wholeNumber(0, 1_000_000).default(DEFAULT_MAX_CACHED_CREDENTIALS),
-  /** Clock, in milliseconds since the epoch. @default Date.now */
-  now: z
-    .custom<() => number>((value) => typeof value === 'function', 'must be a function')
-    .optional(),
-});
-export type TenantStoreOptions = z.input<typeof OPTIONS>;
-
-/** `count` letters, each drawn uniformly (randomInt rejects rather than reduces: no modulo bias). */
-function randomLetters(count: number): string {
-  let text = '';
-  for (let i = 0; i < count; i++) text += LETTERS[randomInt(LETTERS.length)] as string;
-  return text;
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
-}
-
-/** `scrypt$N$r$p$<salt base64>$<hash base64>`: the parameters travel with the hash. */
-interface StoredHash {
-  readonly n: number;
-  readonly r: number;
-  readonly p: number;
-  readonly salt: Buffer;
-  readonly hash: Buffer;
-}
-
-function hashPassword(password: string): string {
-  const salt = randomBytes(SALT_BYTES);
-  const hash = scryptSync(password, salt, HASH_BYTES, { N: SCRYPT_N, r: SCRYPT_R, p: SCRYPT_P });
-  return [
-    'scrypt',
-    SCRYPT_N,
-    SCRYPT_R,
-    SCRYPT_P,
-    salt.toString('base64'),
-    hash.toString('base64'),
-  ].join('$');
-}
-
-/** Reads a stored hash; parameters are bounded so that a damaged row cannot ask for gigabytes. */
-function parseHash(stored: string): StoredHash | undefined {
-  const parts = stored.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') return undefined;
-  const [n, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];
-  const salt = Buffer.from(parts[4] as string, 'base64');
-  const hash = Buffer.from(parts[5] as string, 'base64');
-  const powerOfTwo = Number.isInteger(n) && n >= 1024 && n <= 131_072 && (n & (n - 1)) === 0;
-  if (
-    !powerOfTwo ||
-    !Number.isInteger(r) ||
-    r < 1 ||
-    r > 16 ||
-    !Number.isInteger(p) ||
-    p < 1 ||
-    p > 4
-  )
-    return undefined;
-  if (salt.length < 8 || hash.length < 16 || hash.length > 64) return undefined;
-  return { n, r, p, salt, hash };
-}
-
-/** A hash no password matches in practice, run for unknown keys so that they take as long. */
-const DUMMY_HASH = parseHash(
-  [
-    'scrypt',
-    SCRYPT_N,
-    SCRYPT_R,
-    SCRYPT_P,
-    Buffer.alloc(SALT_BYTES).toString('base64'),
-    Buffer.alloc(HASH_BYTES).toString('base64'),
-  ].join('$'),
-) as StoredHash;
-
-/** Whether `password` is the one `stored` was made from (scrypt off the main thread). */
-function verifyPassword(password: string, stored: StoredHash): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const maxmem = 256 * stored.n * stored.r + 1024 * 1024;
-    scrypt(
-      password,
-      stored.salt,
-      stored.hash.length,
-      { N: stored.n, r: stored.r, p: stored.p, maxmem },
-      (error, derived) => {
-        if (error) reject(error);
-        else resolve(sameSecret(derived, stored.hash));
-      },
-    );
-  });
+  /** Sets, rotates or clears a terminal's secret, or its certificate requirement (NOT_FOUND: no such terminal). */
+  updateTerminalIdentity(
+    terminalId: string,
+    change: TerminalIdentityChange,
+  ): Awaitable<GatewayTerminal>;
+  /**
+   * Whether `secret` is the registration secret of `terminalId`: one scrypt, compared in constant
+   * time; false for a terminal without one. The hash never leaves the store.
+   */
+  checkTerminalSecret(terminalId: string, secret: string): Promise<boolean>;
 }
 
 /** Checks a merchant name, terminal id or terminal type; INVALID_INPUT naming `field` otherwise. */
@@ -211,154 +139,44 @@ export function validateTenantId(field: string, value: unknown): string {
   return value;
 }
 
-export interface MerchantRow {
-  name: string;
-  api_key: string;
-  password_hash: string;
-  created_at: number;
-}
-
+/** A terminal as read (`TERMINAL_COLUMNS`): whether it has a secret, never the hash. */
 export interface TerminalRow {
   terminal_id: string;
   merchant: string;
   terminal_type: string;
   created_at: number;
+  /** 0/1 from SQLite, a boolean from PostgreSQL. */
+  has_secret: number | boolean;
+  require_certificate: number | boolean;
 }
 
-export const toMerchant = (row: MerchantRow): Merchant => ({
-  name: row.name,
-  apiKey: row.api_key,
-  createdAt: row.created_at,
-});
+/** A terminal as written. */
+export interface NewTerminalRow {
+  terminal_id: string;
+  merchant: string;
+  terminal_type: string;
+  created_at: number;
+  secret_hash: string | null;
+  require_certificate: 0 | 1;
+}
+
+/** The columns a terminal is read with, in both stores. */
+export const TERMINAL_COLUMNS =
+  'terminal_id, merchant, terminal_type, created_at, secret_hash IS NOT NULL AS has_secret, require_certificate';
 
 export const toTerminal = (row: TerminalRow): GatewayTerminal => ({
   terminalId: row.terminal_id,
   merchant: row.merchant,
   terminalType: row.terminal_type,
   payload: DEFAULT_PAYLOAD,
+  hasSecret: row.has_secret === true || row.has_secret === 1,
+  requireCertificate: row.require_certificate === true || row.require_certificate === 1,
   createdAt: row.created_at,
 });
 
-interface CachedCredential {
-  /** SHA-256 of the password that passed scrypt. */
-  readonly digest: Buffer;
-  /** The stored hash it passed against: a changed password invalidates the entry. */
-  readonly passwordHash: string;
-  readonly expiresAt: number;
-}
-
-/**
- * Checks a key and password against the merchant stored under the key. Unknown keys, over-long
- * input and wrong passwords all cost one scrypt, so timing tells nothing about which keys exist.
- * Every POS request carries the key and password, so a verified pair is remembered (as a SHA-256
- * of the password) for `cacheTtlMs`; a pair that fails is never remembered.
- */
-export class CredentialCheck {
-  private readonly now: () => number;
-  private readonly cacheTtlMs: number;
-  private scrypts = 0;
-  private readonly maxCached: number;
-  private readonly cache = new Map<string, CachedCredential>();
-  /** scrypt verifications under way, by key and password digest: a burst shares one. */
-  private readonly verifying = new Map<string, Promise<boolean>>();
-
-  constructor(options: TenantStoreOptions = {}, who = 'TenantStore') {
-    const parsed = parseOptions(OPTIONS, options, who);
-    this.now = parsed.now ?? Date.now;
-    this.cacheTtlMs = parsed.cacheTtlMs;
-    this.maxCached = parsed.maxCachedCredentials;
-  }
-
-  /** The clock the store stamps rows with. */
-  time(): number {
-    return this.now();
-  }
-
-  async authenticate(
-    key: string,
-    password: string,
-    byKey: (key: string) => Awaitable<MerchantRow | undefined>,
-  ): Promise<Merchant | undefined> {
-    if (
-      typeof key !== 'string' ||
-      typeof password !== 'string' ||
-      key.length > MAX_CREDENTIAL_LENGTH ||
-      password.length > MAX_CREDENTIAL_LENGTH
-    ) {
-      this.scrypts++;
-      await verifyPassword('', DUMMY_HASH);
-      return undefined;
-    }
-    const row = await byKey(key);
-    if (row === undefined) {
-      this.scrypts++;
-      await verifyPassword(password, DUMMY_HASH);
-      return undefined;
-    }
-    const digest = sha256(password);
-    const now = this.now();
-    const cached = this.cache.get(key);
-    if (cached !== undefined && cached.expiresAt <= now) this.cache.delete(key);
-    else if (
-      cached !== undefined &&
-      cached.passwordHash === row.password_hash &&
-      sameSecret(cached.digest, digest)
-    ) {
-      return toMerchant(row);
-    }
-    if (!(await this.verify(key, password, digest, row.password_hash))) return undefined;
-    this.remember(key, {
-      digest,
-      passwordHash: row.password_hash,
-      expiresAt: now + this.cacheTtlMs,
-    });
-    return toMerchant(row);
-  }
-
-  /** scrypt computations run by `authenticate` so far (what the cache saves, made countable). */
-  get scryptRuns(): number {
-    return this.scrypts;
-  }
-
-  /** Verified credentials held in memory now (expired ones may linger until looked up). */
-  get cachedCredentials(): number {
-    return this.cache.size;
-  }
-
-  private verify(
-    key: string,
-    password: string,
-    digest: Buffer,
-    passwordHash: string,
-  ): Promise<boolean> {
-    const stored = parseHash(passwordHash);
-    if (stored === undefined) {
-      // Never quote the hash: it is as good as the password to an offline guesser.
-      return Promise.reject(
-        new EcrError('JOURNAL_ERROR', 'a merchant’s stored password hash is damaged'),
-      );
-    }
-    const id = `${key}\u0000${digest.toString('hex')}`;
-    let pending = this.verifying.get(id);
-    if (pending === undefined) {
-      this.scrypts++;
-      pending = verifyPassword(password, stored).finally(() => this.verifying.delete(id));
-      this.verifying.set(id, pending);
-    }
-    return pending;
-  }
-
-  private remember(key: string, entry: CachedCredential): void {
-    if (this.maxCached === 0 || this.cacheTtlMs === 0) return;
-    this.cache.delete(key);
-    this.cache.set(key, entry);
-    // Map order is insertion order, and every entry lives as long: the first is the oldest.
-    for (const oldest of this.cache.keys()) {
-      if (this.cache.size <= this.maxCached) break;
-      this.cache.delete(oldest);
-    }
-  }
-}
+/** The terminal a row just written reads back as. */
+export const toNewTerminal = (row: NewTerminalRow): GatewayTerminal =>
+  toTerminal({ ...row, has_secret: row.secret_hash !== null });
 
 /** A new merchant's row and its fresh credentials (validated name). */
 export function newMerchant(
@@ -366,11 +184,11 @@ export function newMerchant(
   now: number,
 ): { row: MerchantRow; key: string; password: string } {
   validateTenantId('name', name);
-  const key = API_KEY_PREFIX + randomLetters(API_KEY_LETTERS);
-  const password = randomLetters(PASSWORD_LETTERS);
+  const key = API_KEY_PREFIX + randomLetters(API_KEY_LETTERS, CREDENTIAL_LETTERS);
+  const password = randomLetters(PASSWORD_LETTERS, CREDENTIAL_LETTERS);
   // scryptSync: an administrative call, tens of milliseconds, once per merchant.
   return {
-    row: { name, api_key: key, password_hash: hashPassword(password), created_at: now },
+    row: { name, api_key: key, password_hash: hashSecret(password), created_at: now },
     key,
     password,
   };
@@ -380,7 +198,7 @@ export function newMerchant(
  * A new terminal's row (validated fields). The payload format is checked and not stored: while
  * SEMI is the only one, every row reads back as SEMI (`toTerminal`).
  */
-export function newTerminal(input: NewTerminal, now: number): TerminalRow {
+export function newTerminal(input: NewTerminal, now: number): NewTerminalRow {
   const row = {
     terminal_id: validateTenantId('terminalId', input.terminalId),
     merchant: validateTenantId('merchant', input.merchant),
@@ -388,7 +206,55 @@ export function newTerminal(input: NewTerminal, now: number): TerminalRow {
     created_at: now,
   };
   validatePayload('payload', input.payload ?? DEFAULT_PAYLOAD);
-  return row;
+  return {
+    ...row,
+    // scryptSync: an administrative call, once per terminal.
+    secret_hash: input.secret === undefined ? null : hashTerminalSecret('secret', input.secret),
+    require_certificate: requirement('requireCertificate', input.requireCertificate ?? false),
+  };
+}
+
+function requirement(field: string, value: unknown): 0 | 1 {
+  if (typeof value !== 'boolean') throw invalid('INVALID_INPUT', field, 'must be true or false');
+  return value ? 1 : 0;
+}
+
+/** A checked identity change: the new hash (null clears) when the secret changes, the new requirement. */
+export interface IdentityUpdate {
+  readonly setSecret: boolean;
+  readonly secretHash: string | null;
+  readonly requireCertificate: 0 | 1 | null;
+}
+
+/** Validates an identity change (at least one thing changes) and hashes its secret. */
+export function identityUpdate(change: TerminalIdentityChange): IdentityUpdate {
+  if (change.secret === undefined && change.requireCertificate === undefined)
+    throw invalid(
+      'INVALID_INPUT',
+      'change',
+      'must set or clear the secret, or the certificate requirement',
+    );
+  return {
+    setSecret: change.secret !== undefined,
+    secretHash:
+      change.secret === undefined || change.secret === null
+        ? null
+        : hashTerminalSecret('secret', change.secret),
+    requireCertificate:
+      change.requireCertificate === undefined
+        ? null
+        : requirement('requireCertificate', change.requireCertificate),
+  };
+}
+
+/** A terminal id that names no provisioned terminal. */
+export function noTerminal(terminalId: string): EcrError {
+  return invalid(
+    'NOT_FOUND',
+    'terminalId',
+    'must name a provisioned terminal',
+    `no terminal ${terminalId.slice(0, 64)}`,
+  );
 }
 
 /**
@@ -413,19 +279,30 @@ export class SqliteTenantStore implements TenantStore {
       merchant: db.prepare<[string], MerchantRow>('SELECT * FROM merchants WHERE name = ?'),
       merchantByKey: db.prepare<[string], MerchantRow>('SELECT * FROM merchants WHERE api_key = ?'),
       merchants: db.prepare<[], MerchantRow>('SELECT * FROM merchants ORDER BY name'),
-      insertTerminal: db.prepare<TerminalRow>(
-        `INSERT INTO gateway_terminals (terminal_id, merchant, terminal_type, created_at)
-         VALUES (@terminal_id, @merchant, @terminal_type, @created_at)
+      insertTerminal: db.prepare<NewTerminalRow>(
+        `INSERT INTO gateway_terminals
+           (terminal_id, merchant, terminal_type, created_at, secret_hash, require_certificate)
+         VALUES (@terminal_id, @merchant, @terminal_type, @created_at, @secret_hash,
+           @require_certificate)
          ON CONFLICT (terminal_id) DO NOTHING`,
       ),
       terminal: db.prepare<[string], TerminalRow>(
-        'SELECT * FROM gateway_terminals WHERE terminal_id = ?',
+        `SELECT ${TERMINAL_COLUMNS} FROM gateway_terminals WHERE terminal_id = ?`,
       ),
       terminalsOf: db.prepare<[string], TerminalRow>(
-        'SELECT * FROM gateway_terminals WHERE merchant = ? ORDER BY terminal_id',
+        `SELECT ${TERMINAL_COLUMNS} FROM gateway_terminals WHERE merchant = ? ORDER BY terminal_id`,
       ),
       allTerminals: db.prepare<[], TerminalRow>(
-        'SELECT * FROM gateway_terminals ORDER BY merchant, terminal_id',
+        `SELECT ${TERMINAL_COLUMNS} FROM gateway_terminals ORDER BY merchant, terminal_id`,
+      ),
+      updateIdentity: db.prepare<[number, string | null, 0 | 1 | null, string]>(
+        `UPDATE gateway_terminals
+         SET secret_hash = CASE WHEN ? THEN ? ELSE secret_hash END,
+             require_certificate = coalesce(?, require_certificate)
+         WHERE terminal_id = ?`,
+      ),
+      secretHash: db.prepare<[string], { secret_hash: string | null }>(
+        'SELECT secret_hash FROM gateway_terminals WHERE terminal_id = ?',
       ),
       bindReference: db.prepare<[string, string, string, number]>(
         `INSERT INTO gateway_references (merchant, reference, terminal_id, created_at)
@@ -464,7 +341,27 @@ export class SqliteTenantStore implements TenantStore {
       return this.statements.insertTerminal.run(row).changes;
     });
     if (changes === 0) throw duplicateTerminal(row.terminal_id);
+    return toNewTerminal(row);
+  }
+
+  updateTerminalIdentity(terminalId: string, change: TerminalIdentityChange): GatewayTerminal {
+    const update = identityUpdate(change);
+    const row = this.write(() => {
+      this.statements.updateIdentity.run(
+        update.setSecret ? 1 : 0,
+        update.secretHash,
+        update.requireCertificate,
+        terminalId,
+      );
+      return this.statements.terminal.get(terminalId);
+    });
+    if (row === undefined) throw noTerminal(terminalId);
     return toTerminal(row);
+  }
+
+  checkTerminalSecret(terminalId: string, secret: string): Promise<boolean> {
+    const row = this.read(() => this.statements.secretHash.get(terminalId));
+    return matchesSecretHash(secret, row?.secret_hash);
   }
 
   bindReference(merchant: string, reference: string, terminalId: string): string {

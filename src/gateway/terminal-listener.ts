@@ -11,7 +11,7 @@ import {
   encodeFrame,
 } from '../protocols/econduit/framer.js';
 import {
-  decodeRegister,
+  decodeRegisterCommand,
   decodeTerminalMessage,
   HEARTBEAT_ACK,
   type Registration,
@@ -39,6 +39,14 @@ import {
   type ProvisionedTerminal,
 } from './provisioning.js';
 import { AddressRateLimiter } from './rate-limit.js';
+import {
+  checkClientCa,
+  identityOptionShape,
+  judgeIdentity,
+  refusalCounts,
+  type IdentityRefusal,
+  type TerminalIdentityOptions,
+} from './terminal-identity.js';
 
 export {
   PAYLOAD_PROTOCOLS,
@@ -70,7 +78,7 @@ const MAX_EARLY_MESSAGES = 8;
 export const DEFAULT_REGISTRATION_BURST = 100;
 export const DEFAULT_REGISTRATIONS_PER_SECOND = 20;
 
-export interface TerminalListenerOptions {
+export interface TerminalListenerOptions extends TerminalIdentityOptions {
   /** @default '127.0.0.1' */
   readonly host?: string;
   /** 0 picks a free one. @default GATEWAY_TERMINAL_PORT */
@@ -131,6 +139,7 @@ const OPTIONS = z.strictObject({
     DEFAULT_MAX_UNREGISTERED_PER_ADDRESS,
   ),
   tls: tlsServerOption().optional(),
+  ...identityOptionShape(),
   logger: loggerOption(),
 });
 
@@ -163,6 +172,16 @@ export interface ListenerStats {
    * devices sharing a serial): the live connection keeps its place.
    */
   refusedFromElsewhere: number;
+  /**
+   * Registrations of a terminal provisioned with a secret or a certificate requirement that did
+   * not prove it, by why (terminal-identity.ts): refused FAILED-REGISTRATION.
+   */
+  readonly refusedCredentials: Record<IdentityRefusal, number>;
+  /**
+   * Registrations that proved the terminal's identity and replaced a live connection of it from
+   * another address (a terminal that moved; repeated, two holders of one terminal's credentials).
+   */
+  replacedVerified: number;
   /** TLS listener: connections closed for a failed or missing TLS handshake (plain TCP, …). */
   tlsRefused: number;
 }
@@ -303,6 +322,8 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     unexpectedAnswers: 0,
     replacedFromElsewhere: 0,
     refusedFromElsewhere: 0,
+    refusedCredentials: refusalCounts(),
+    replacedVerified: 0,
     tlsRefused: 0,
   };
   private readonly options: Readonly<z.output<typeof OPTIONS>>;
@@ -324,6 +345,7 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     super();
     this.options = parseOptions(OPTIONS, input, 'TerminalListener');
     this.tls = this.options.tls === undefined ? undefined : loadTlsServer(this.options.tls);
+    checkClientCa(this.options.tlsClientCa, this.tls !== undefined);
     this.logger = (this.options.logger ?? silentLogger).child({ component: 'terminal-listener' });
     this.limiter = new AddressRateLimiter(
       this.options.registrationBurst,
@@ -342,6 +364,11 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
   /** Whether terminals must connect over TLS. */
   get secure(): boolean {
     return this.tls !== undefined;
+  }
+
+  /** Whether terminals can connect: started and not closed. */
+  get listening(): boolean {
+    return this.server?.listening ?? false;
   }
 
   /** Terminal connections open now, registered or not. */
@@ -375,6 +402,9 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
               ...this.tls,
               handshakeTimeoutMs: this.options.registerTimeoutMs,
               maxHandshakesPerAddress: this.options.maxUnregisteredPerAddress,
+              ...(this.options.tlsClientCa === undefined
+                ? {}
+                : { clientCa: this.options.tlsClientCa }),
             },
             onTlsError: (remote: string, reason: string) => {
               this.stats.tlsRefused++;
@@ -556,8 +586,12 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     }
     this.warnedLimited.delete(address);
     let registration: Registration;
+    // The presented secret stays in this function: never in the registration, a log or a view.
+    let presentedSecret: string | undefined;
     try {
-      registration = maskRegistration(decodeRegister(text));
+      const command = decodeRegisterCommand(text);
+      registration = maskRegistration(command.registration);
+      presentedSecret = command.terminalSecret;
     } catch (error) {
       return refuse('FAILED-REGISTRATION', toEcrError(error).message);
     }
@@ -570,14 +604,31 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
       );
     }
     let provisioned: ProvisionedTerminal | undefined;
+    let proven = false;
     try {
       provisioned = await this.options.lookup(terminalId);
+      // A terminal provisioned with a secret or a certificate must prove it before anything
+      // else is said about it (its type included).
+      if (provisioned !== undefined) {
+        const identity = await judgeIdentity({
+          terminalId,
+          provisioned,
+          presentedSecret,
+          peer: link.tlsPeer,
+          checkSecret: this.options.checkSecret,
+        });
+        if (identity.type === 'refused') {
+          this.stats.refusedCredentials[identity.reason]++;
+          return refuse('FAILED-REGISTRATION', identity.why, terminalId);
+        }
+        proven = identity.type === 'proven';
+      }
     } catch (error) {
       // The database is away for a moment: not a verdict on the terminal. The connection just
       // ends, and the terminal registers again after its back-off.
       this.logger.error(
         { terminalId, err: toEcrError(error).message },
-        'terminal lookup failed: connection closed, the terminal will register again',
+        'terminal lookup or secret check failed: connection closed, the terminal will register again',
       );
       link.terminate();
       return undefined;
@@ -589,11 +640,19 @@ export class TerminalListener extends EventEmitter<ListenerEvents> {
     // A live terminal keeps its place: the seed's Register carries no secret, so a registration
     // of a terminal heard within its heartbeat window (or in the middle of a transaction) from
     // another address is refused, whoever sent it. The same address replaces its own half-open
-    // connection; another address takes over only once the terminal has gone silent.
+    // connection; another address takes over only once the terminal has gone silent. A terminal
+    // that proved its identity (terminal-identity.ts) takes its place from any address at once:
+    // no impostor can, so the live connection is its own stale one, or a clone's.
     const previous = this.sessions.get(terminalId);
     if (previous !== undefined) {
       const before = addressOf(previous.link.remote);
-      if (before !== address) {
+      if (before !== address && proven) {
+        this.stats.replacedVerified++;
+        this.logger.warn(
+          { terminalId: redactPans(terminalId), remote: link.remote, before },
+          'the terminal proved its identity from another address: its old connection is replaced',
+        );
+      } else if (before !== address) {
         const silentFor = Date.now() - previous.lastSeenAt;
         if (previous.channel !== undefined || silentFor <= this.silenceLimitMs()) {
           this.stats.refusedFromElsewhere++;

@@ -47,6 +47,11 @@ export interface Journal {
     note: string,
   ): Awaitable<JournalRow | undefined>;
   get(id: number): Awaitable<JournalRow | undefined>;
+  /**
+   * The row with this public id (`JournalRow.publicId`), what the dashboard names transactions
+   * by. Undefined for none, and for a value not of the public id's form.
+   */
+  getByPublicId(publicId: string): Awaitable<JournalRow | undefined>;
   /** The latest attempt of a reference on a terminal. */
   find(key: TransactionKey): Awaitable<JournalRow | undefined>;
   /** Every attempt of a reference on a terminal, the first one first. */
@@ -75,8 +80,8 @@ export interface Journal {
     originalReference: string,
   ): Awaitable<JournalRow[]>;
   /**
-   * Rows left `received` or `sent` by an owner that is gone (crash, kill) become `unknown`.
-   * Returns the rows it changed.
+   * Rows left by an owner that is gone (crash, kill): `received` ones become `failed` (ABORTED,
+   * never sent: nothing was charged), `sent` ones `unknown`. Returns the rows it changed.
    */
   recoverOrphans(isAlive: (owner: Owner) => boolean): Awaitable<JournalRow[]>;
   /**
@@ -152,6 +157,13 @@ export interface Journal {
    * what a terminal said that contradicts the recorded outcome, kept where a person will look.
    */
   annotate(transactionId: number, note: string): Awaitable<void>;
+  /**
+   * Readiness (`/readyz`): proves a write could be committed now, by opening a write transaction
+   * of its own and ending it within `timeoutMs`; writes no row. Rejects with JOURNAL_ERROR
+   * naming the journal and why (its write lock held elsewhere, the server gone or too slow). Never
+   * blocks the event loop for more than a few tens of milliseconds at a time.
+   */
+  probe(timeoutMs: number): Promise<void>;
   close(): Awaitable<void>;
 }
 
@@ -262,7 +274,13 @@ export interface ListFilter {
 }
 
 export interface JournalRow extends TransactionKey {
+  /** Global and sequential: for the journal and the operator's tools, never shown to a merchant. */
   readonly id: number;
+  /**
+   * Random and unique (`tx_` and 24 letters, `public-id.ts`): the id the dashboard shows and
+   * takes, which tells nothing of how many rows the journal holds.
+   */
+  readonly publicId: string;
   /** 1 for the first attempt under the reference, then 2, 3… (each attempt its own row). */
   readonly attempt: number;
   readonly kind: MoneyKind;
@@ -289,12 +307,18 @@ export interface JournalRow extends TransactionKey {
 
 /**
  * What recovery writes on a row whose owner died while it was `received`: `sent` is journaled
- * before the first byte, so the terminal was certainly never contacted. Recovery decides it
- * under the row's lock; `TransactionService` trusts this message (with the timeline) to settle
- * such a row `failed` without asking the terminal.
+ * before the first byte, so the terminal was certainly never contacted, and recovery, deciding
+ * under the row's lock, settles it `failed` (ABORTED). Earlier versions left such a row
+ * `unknown` with this message; `TransactionService` trusts it (with the timeline) to settle
+ * those `failed` without asking the terminal.
  */
 export const RECOVERED_BEFORE_SENT =
   'interrupted before the request was sent: the terminal was never contacted';
+/**
+ * Why `markSent` or `complete` refused: the row is no longer this owner's (another process
+ * recovered it). It may become an attempt's message, which a merchant reads: no integer id in it.
+ */
+export const NOT_HELD = 'this transaction is no longer held by this process';
 /** What recovery writes on a row whose owner died after `sent`: only the terminal can tell. */
 export const RECOVERED_AFTER_SENT =
   'interrupted after the request was sent: the outcome was not seen; reconcile with the terminal';

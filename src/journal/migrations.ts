@@ -247,4 +247,28 @@ export const MIGRATIONS: readonly string[] = [
             CASE WHEN new.state IN ('received', 'sent') THEN NULL ELSE new.message END);
   END;
   `,
+  // 8: public ids (issue 17). The integer id is global and sequential: shown to a merchant, the
+  // gaps between its own ids would count every other merchant's sales in the same journal. Each
+  // row gets a random id to be shown instead (`public-id.ts`: 'tx_' and 24 letters a–p, 96 bits);
+  // claims write it, and the rows already here get one now, from SQLite's generator (ChaCha20,
+  // seeded by the operating system). SQLite cannot add a NOT NULL column without a constant
+  // default: every insert names it instead. A later migration that rebuilds `transactions` must
+  // recreate this index.
+  `
+  ALTER TABLE transactions ADD COLUMN public_id TEXT;
+  UPDATE transactions SET public_id = 'tx_' ||
+    replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(
+      lower(hex(randomblob(12))),
+      '0', 'g'), '1', 'h'), '2', 'i'), '3', 'j'), '4', 'k'),
+      '5', 'l'), '6', 'm'), '7', 'n'), '8', 'o'), '9', 'p');
+  CREATE UNIQUE INDEX transactions_public_id ON transactions (public_id);
+  `,
+  // 9: strong terminal identity (issue 17, part 1), opt-in per terminal: the scrypt hash of its
+  // registration secret (never the secret; NULL: none), and whether its Register must come over
+  // TLS with a client certificate naming its TerminalID (gateway/terminal-identity.ts).
+  `
+  ALTER TABLE gateway_terminals ADD COLUMN secret_hash TEXT;
+  ALTER TABLE gateway_terminals ADD COLUMN require_certificate INTEGER NOT NULL DEFAULT 0
+    CHECK (require_certificate IN (0, 1));
+  `,
 ];

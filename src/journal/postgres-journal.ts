@@ -5,6 +5,7 @@ import { parseOptions } from '../core/options.js';
 import type { DriverOutcome, Outcome, TransactionState } from '../core/transaction.js';
 import {
   MAX_NOTIFICATION_ERROR_LENGTH,
+  NOT_HELD,
   NOTIFIED_STATES,
   RECOVERED_AFTER_SENT,
   RECOVERED_BEFORE_SENT,
@@ -34,6 +35,7 @@ import {
   type Target,
 } from './postgres-connection.js';
 import { DB_NOW_MS, migratePostgres } from './postgres-migrations.js';
+import { isPublicId, newPublicId } from './public-id.js';
 import {
   bound,
   id,
@@ -211,9 +213,9 @@ export class PostgresJournal implements Journal {
        claimed AS (
          INSERT INTO transactions (merchant_id, terminal_id, reference, attempt, kind, amount_minor,
            currency, method, original_reference, state, owner_pid, owner_token, heartbeat_at,
-           created_at, updated_at)
+           created_at, updated_at, public_id)
          VALUES ($1, $2, $3, $11, $4, $5, $6, $7, $8, 'received', $9, $10,
-           (SELECT now FROM clock), (SELECT now FROM clock), (SELECT now FROM clock))
+           (SELECT now FROM clock), (SELECT now FROM clock), (SELECT now FROM clock), $12)
          ON CONFLICT (merchant_id, terminal_id, reference, attempt) DO NOTHING
          RETURNING *
        ),
@@ -233,6 +235,8 @@ export class PostgresJournal implements Journal {
         input.owner.pid,
         input.owner.token,
         (latest?.attempt ?? 0) + 1,
+        // 96 random bits: a collision fails the insert loudly (unique), never merges two rows.
+        newPublicId(),
       ],
     );
     const row = inserted.rows[0];
@@ -255,7 +259,7 @@ export class PostgresJournal implements Journal {
        WHERE id = $1 AND state = 'received' AND owner_token = $2`,
       [id(transactionId), owner.token],
     );
-    if (result.rowCount !== 1) throw notHeld(transactionId);
+    if (result.rowCount !== 1) throw new EcrError('JOURNAL_ERROR', NOT_HELD);
   }
 
   async complete(transactionId: number, owner: Owner, outcome: DriverOutcome): Promise<JournalRow> {
@@ -266,7 +270,7 @@ export class PostgresJournal implements Journal {
       [...outcomeValues(transactionId, outcome), owner.token],
     );
     const row = result.rows[0];
-    if (row === undefined) throw notHeld(transactionId);
+    if (row === undefined) throw new EcrError('JOURNAL_ERROR', NOT_HELD);
     return toJournalRow(row);
   }
 
@@ -306,6 +310,16 @@ export class PostgresJournal implements Journal {
       'read a transaction',
       'SELECT * FROM transactions WHERE id = $1',
       [id(transactionId)],
+    );
+    return rowOrUndefined(result.rows[0]);
+  }
+
+  async getByPublicId(publicId: string): Promise<JournalRow | undefined> {
+    if (!isPublicId(publicId)) return undefined;
+    const result = await this.query<Row>(
+      'read a transaction',
+      'SELECT * FROM transactions WHERE public_id = $1',
+      [publicId],
     );
     return rowOrUndefined(result.rows[0]);
   }
@@ -425,7 +439,9 @@ export class PostgresJournal implements Journal {
          ORDER BY t.id FOR UPDATE OF t
        ),
        clock AS (SELECT ${DB_NOW_MS} AS now)
-       UPDATE transactions t SET state = 'unknown', error_code = 'OUTCOME_UNKNOWN',
+       UPDATE transactions t
+         SET state = CASE t.state WHEN 'received' THEN 'failed' ELSE 'unknown' END,
+         error_code = CASE t.state WHEN 'received' THEN 'ABORTED' ELSE 'OUTCOME_UNKNOWN' END,
          message = CASE t.state WHEN 'received' THEN $5::text ELSE $6::text END,
          owner_pid = NULL, owner_token = NULL, updated_at = clock.now, completed_at = clock.now
        FROM locked, judged j, clock
@@ -695,6 +711,51 @@ export class PostgresJournal implements Journal {
     );
   }
 
+  async probe(timeoutMs: number): Promise<void> {
+    // A commit that holds a transaction id (txid_current assigns one), so PostgreSQL writes and
+    // flushes a commit record as for a payment's row; no table is touched. A standby (after a
+    // failover) refuses the id; a server whose transactions are read-only (a provider's quota,
+    // default_transaction_read_only) would refuse every payment's write, so it fails too. Each
+    // statement is bounded by the server (statement_timeout) and, for a server gone silent, by
+    // the client (query_timeout).
+    const ms = Math.max(1, Math.floor(timeoutMs));
+    const what = 'readiness probe commit';
+    if (this.closed) throw new EcrError('JOURNAL_ERROR', `${this.where}: the journal is closed`);
+    let client: pg.PoolClient;
+    try {
+      client = await boundedConnect(this.pool, ms);
+    } catch (error) {
+      throw journalError(this.target, what, error, ms);
+    }
+    const onError = (error: Error): void =>
+      this.logger.debug(
+        { err: masked(this.target, errorText(error)), journal: this.where },
+        'journal: connection lost (readiness probe)',
+      );
+    client.on('error', onError);
+    let failed = false;
+    try {
+      const run = (text: string) => {
+        const statement: pg.QueryConfig & { query_timeout: number } = { text, query_timeout: ms };
+        return client.query<{ read_only: string }>(statement);
+      };
+      await run('BEGIN');
+      await run(`SET LOCAL statement_timeout = ${ms}`);
+      const probe = await run(
+        "SELECT txid_current(), current_setting('transaction_read_only') AS read_only",
+      );
+      if (probe.rows[0]?.read_only !== 'off') throw new Error('transactions are read-only');
+      await run('COMMIT');
+    } catch (error) {
+      failed = true;
+      throw journalError(this.target, what, error, ms);
+    } finally {
+      client.off('error', onError);
+      // After a failure the connection's state is unknown: destroyed, not reused.
+      client.release(failed);
+    }
+  }
+
   /** Ends the pool: waits for the calls in progress, then closes every connection. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -756,9 +817,28 @@ export class PostgresJournal implements Journal {
   }
 }
 
-function notHeld(transactionId: number): EcrError {
-  return new EcrError(
-    'JOURNAL_ERROR',
-    `transaction ${transactionId} is no longer held by this process`,
-  );
+/**
+ * A connection from the pool within `ms` (the pool's own bound is the connect timeout, 5 s): a
+ * probe must not wait past its bound. One that comes later goes back to the pool.
+ */
+function boundedConnect(pool: pg.Pool, ms: number): Promise<pg.PoolClient> {
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      // pg's own words for a bound passed: journalError reports "did not answer within ms".
+      reject(new Error('Query read timeout'));
+    }, ms);
+    pool.connect().then(
+      (client) => {
+        clearTimeout(timer);
+        if (late) client.release();
+        else resolve(client);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error as Error);
+      },
+    );
+  });
 }

@@ -190,6 +190,25 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE transactions ADD CONSTRAINT transactions_attempt_key
     UNIQUE (merchant_id, terminal_id, reference, attempt);
   `,
+  // 3 (SQLite migration 8): public ids, the random id a transaction is shown by (`public-id.ts`:
+  // 'tx_' and 24 letters a–p). Claims write it; the rows already here get one now: the first 12
+  // hex digits of two version-4 UUIDs (all random bits; gen_random_uuid draws them from the
+  // server's cryptographic generator), digits spelt g–p.
+  `
+  ALTER TABLE transactions ADD COLUMN public_id text;
+  UPDATE transactions SET public_id = 'tx_' || translate(
+    substr(replace(gen_random_uuid()::text, '-', ''), 1, 12) ||
+      substr(replace(gen_random_uuid()::text, '-', ''), 1, 12),
+    '0123456789', 'ghijklmnop');
+  ALTER TABLE transactions ALTER COLUMN public_id SET NOT NULL;
+  ALTER TABLE transactions ADD CONSTRAINT transactions_public_id_key UNIQUE (public_id);
+  `,
+  // 4 (SQLite migration 9): strong terminal identity, opt-in per terminal: the scrypt hash of its
+  // registration secret (NULL: none) and whether it must present a client certificate.
+  `
+  ALTER TABLE gateway_terminals ADD COLUMN secret_hash text;
+  ALTER TABLE gateway_terminals ADD COLUMN require_certificate boolean NOT NULL DEFAULT false;
+  `,
 ];
 
 /** The versions recorded in `schema_migrations`, ascending. */

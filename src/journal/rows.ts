@@ -21,6 +21,7 @@ import type {
 
 export interface Row {
   id: number;
+  public_id: string;
   merchant_id: string;
   terminal_id: string;
   reference: string;
@@ -52,6 +53,7 @@ export function toJournalRow(row: Row): JournalRow {
   const state = row.state as TransactionState;
   return {
     id: row.id,
+    publicId: row.public_id,
     merchantId: row.merchant_id,
     terminalId: row.terminal_id,
     reference: row.reference,

@@ -5,6 +5,7 @@ import { EcrError } from '../core/errors.js';
 import type { DriverOutcome, Outcome } from '../core/transaction.js';
 import {
   MAX_NOTIFICATION_ERROR_LENGTH,
+  NOT_HELD,
   NOTIFIED_STATES,
   RECOVERED_AFTER_SENT,
   RECOVERED_BEFORE_SENT,
@@ -20,6 +21,8 @@ import {
   type TransactionKey,
 } from './journal.js';
 import { MIGRATIONS } from './migrations.js';
+import { guardSharedMemory } from './shared-memory-guard.js';
+import { isPublicId, newPublicId } from './public-id.js';
 import {
   mayTryAgain,
   oneLine,
@@ -35,6 +38,13 @@ import {
 export const JOURNAL_FILE_NAME = 'ecr-bridge.db';
 /** How long a writer waits for another process's write lock before failing. */
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+/**
+ * Longest a readiness probe blocks the event loop at once while it waits for the write lock
+ * (better-sqlite3 waits synchronously); it tries again after PROBE_PAUSE_MS, until its bound.
+ */
+export const PROBE_SLICE_MS = 20;
+/** Pause between two tries of a probe: the event loop runs meanwhile. */
+export const PROBE_PAUSE_MS = 30;
 const DEFAULT_LIST_LIMIT = 100;
 
 /** A row as SQLite gives it: `details` is JSON text. */
@@ -106,6 +116,11 @@ export interface SqliteJournalOptions {
   readonly busyTimeoutMs?: number;
   /** Clock, in milliseconds since the epoch. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Called once when the journal's shared-memory file was cut or deleted under this process (see
+   * `guardSharedMemory`): every access fails JOURNAL_ERROR from then on. @default nothing more
+   */
+  readonly onBroken?: (error: EcrError) => void;
 }
 
 /**
@@ -139,14 +154,15 @@ export class SqliteJournal implements Journal {
         },
       );
     }
+    guardSharedMemory(this.db, options.path, options.onBroken ?? (() => undefined));
     const db = this.db;
     this.statements = {
       insert: db.prepare(
-        `INSERT INTO transactions (merchant_id, terminal_id, reference, attempt, kind, amount_minor,
-           currency, method, original_reference, state, owner_pid, owner_token, heartbeat_at,
-           created_at, updated_at)
-         VALUES (@merchantId, @terminalId, @reference, @attempt, @kind, @amountMinor, @currency,
-           @method, @originalReference, 'received', @pid, @token, @now, @now, @now)`,
+        `INSERT INTO transactions (public_id, merchant_id, terminal_id, reference, attempt, kind,
+           amount_minor, currency, method, original_reference, state, owner_pid, owner_token,
+           heartbeat_at, created_at, updated_at)
+         VALUES (@publicId, @merchantId, @terminalId, @reference, @attempt, @kind, @amountMinor,
+           @currency, @method, @originalReference, 'received', @pid, @token, @now, @now, @now)`,
       ),
       byKey: db.prepare<[string, string, string], Row>(
         `SELECT * FROM transactions WHERE merchant_id = ? AND terminal_id = ? AND reference = ?
@@ -157,6 +173,7 @@ export class SqliteJournal implements Journal {
          ORDER BY attempt`,
       ),
       byId: db.prepare<[number], Row>('SELECT * FROM transactions WHERE id = ?'),
+      byPublicId: db.prepare<[string], Row>('SELECT * FROM transactions WHERE public_id = ?'),
       byReference: db.prepare<[string], Row>(
         'SELECT * FROM transactions WHERE reference = ? ORDER BY id DESC',
       ),
@@ -195,8 +212,11 @@ export class SqliteJournal implements Journal {
         "SELECT * FROM transactions WHERE state IN ('received', 'sent')",
       ),
       orphan: db.prepare(
-        `UPDATE transactions SET state = 'unknown', error_code = 'OUTCOME_UNKNOWN', message = @message,
-           owner_pid = NULL, owner_token = NULL, updated_at = @now, completed_at = @now
+        `UPDATE transactions SET
+           state = CASE state WHEN 'received' THEN 'failed' ELSE 'unknown' END,
+           error_code = CASE state WHEN 'received' THEN 'ABORTED' ELSE 'OUTCOME_UNKNOWN' END,
+           message = @message, owner_pid = NULL, owner_token = NULL, updated_at = @now,
+           completed_at = @now
          WHERE id = @id AND state = @state AND owner_token IS @token`,
       ),
       lockGet: db.prepare<
@@ -310,6 +330,9 @@ export class SqliteJournal implements Journal {
         return { type: 'existing', row: toJournalRow(latest) };
       const id = Number(
         this.statements.insert.run({
+          // 96 random bits: a collision would fail the insert loudly (unique index), never
+          // merge two rows.
+          publicId: newPublicId(),
           merchantId: input.merchantId,
           terminalId: input.terminalId,
           reference: input.reference,
@@ -341,8 +364,7 @@ export class SqliteJournal implements Journal {
     const changes = this.write(
       () => this.statements.markSent.run({ id, token: owner.token, now: this.clock() }).changes,
     );
-    if (changes !== 1)
-      throw new EcrError('JOURNAL_ERROR', `transaction ${id} is no longer held by this process`);
+    if (changes !== 1) throw new EcrError('JOURNAL_ERROR', NOT_HELD);
   }
 
   complete(id: number, owner: Owner, outcome: DriverOutcome): JournalRow {
@@ -351,8 +373,7 @@ export class SqliteJournal implements Journal {
         ...outcomeParams(id, outcome, this.clock()),
         token: owner.token,
       }).changes;
-      if (changes !== 1)
-        throw new EcrError('JOURNAL_ERROR', `transaction ${id} is no longer held by this process`);
+      if (changes !== 1) throw new EcrError('JOURNAL_ERROR', NOT_HELD);
       return toJournalRow(this.statements.byId.get(id) as Row);
     });
   }
@@ -385,6 +406,12 @@ export class SqliteJournal implements Journal {
 
   get(id: number): JournalRow | undefined {
     const row = this.statements.byId.get(id);
+    return row === undefined ? undefined : toJournalRow(row);
+  }
+
+  getByPublicId(publicId: string): JournalRow | undefined {
+    if (!isPublicId(publicId)) return undefined;
+    const row = this.statements.byPublicId.get(publicId);
     return row === undefined ? undefined : toJournalRow(row);
   }
 
@@ -639,6 +666,44 @@ export class SqliteJournal implements Journal {
   annotate(transactionId: number, note: string): void {
     const text = oneLine(note, 500);
     this.write(() => this.statements.annotate.run(this.clock(), text, transactionId));
+  }
+
+  async probe(timeoutMs: number): Promise<void> {
+    // A write waits up to the busy timeout (10 s) with the event loop blocked: the probe tries
+    // in slices of PROBE_SLICE_MS instead, and lets the event loop run between them.
+    const tries = Math.max(1, Math.ceil(timeoutMs / (PROBE_SLICE_MS + PROBE_PAUSE_MS)));
+    for (let i = 1; !this.tryWriteLock(Math.min(PROBE_SLICE_MS, timeoutMs)); i++) {
+      if (i >= tries) {
+        throw new EcrError(
+          'JOURNAL_ERROR',
+          `journal at ${this.db.name}: could not take the write lock within ${timeoutMs} ms (another process or connection holds it): nothing can be committed`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, PROBE_PAUSE_MS));
+    }
+  }
+
+  /**
+   * BEGIN IMMEDIATE (the write lock, as every write takes it) then ROLLBACK, waiting at most
+   * `busyMs` for the lock; false when another connection holds it. The normal busy timeout is
+   * back before anything else can run.
+   */
+  private tryWriteLock(busyMs: number): boolean {
+    if (!this.db.open) throw new EcrError('JOURNAL_ERROR', 'journal is closed');
+    const normal = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyMs))}`);
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      this.db.exec('ROLLBACK');
+      return true;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'SQLITE_BUSY') return false;
+      const message = `journal at ${this.db.name}: write probe failed: ${(error as Error).message}`;
+      throw new EcrError('JOURNAL_ERROR', message, { cause: error });
+    } finally {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.db.pragma(`busy_timeout = ${normal}`);
+    }
   }
 
   now(): number {

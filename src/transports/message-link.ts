@@ -1,4 +1,5 @@
 import { EcrError } from '../core/errors.js';
+import type { TlsPeerCertificate } from './tls.js';
 
 /** Messages buffered while nobody listens yet (e.g. a greeting sent before a handler is set). */
 export const DEFAULT_MAX_BUFFERED_MESSAGES = 64;
@@ -26,6 +27,11 @@ export interface MessageLink {
   readonly closed: Promise<LinkClosed>;
   /** Bytes sent but not yet taken by the peer's side of the connection, where known. */
   readonly bufferedBytes?: number;
+  /**
+   * A TLS listener that asks for client certificates: what the peer's certificate proved (checked
+   * against the listener's client CA during the handshake). Undefined on every other link.
+   */
+  readonly tlsPeer?: TlsPeerCertificate;
   send(text: string): Promise<void>;
   /**
    * Sets the one message handler. Messages that arrived before are delivered to it first, in

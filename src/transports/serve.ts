@@ -7,6 +7,8 @@ export interface ListeningServer {
   readonly host: string;
   /** Connections open now. */
   readonly connections: number;
+  /** Whether it still accepts connections (false once closed, whoever closed it). */
+  readonly listening: boolean;
   /** Stops accepting, drops every open connection, and resolves once closed. */
   close(): Promise<void>;
 }
@@ -61,6 +63,9 @@ export async function serve(
     host: options.host,
     get connections() {
       return sockets.size;
+    },
+    get listening() {
+      return server.listening;
     },
     close: () =>
       new Promise<void>((resolve) => {

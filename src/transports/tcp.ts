@@ -1,5 +1,5 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { connect as tlsConnect, createSecureContext, TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { EcrError } from '../core/errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -11,7 +11,9 @@ import { serve, type ListeningServer } from './serve.js';
 import {
   TLS_MIN_VERSION,
   tlsFailureReason,
+  tlsPeerCertificate,
   type TlsClientConfig,
+  type TlsPeerCertificate,
   type TlsServerConfig,
 } from './tls.js';
 
@@ -50,6 +52,7 @@ class TcpLink implements MessageLink {
     framer: StreamFramer,
     private readonly split: WriteSplitter | undefined,
     garbage: GarbagePolicy,
+    readonly tlsPeer?: TlsPeerCertificate,
   ) {
     this.inbox = new Inbox(remote, (error) => this.fail(error));
     socket.setNoDelay(true);
@@ -191,6 +194,9 @@ export function connectSocket<T>(
             minVersion: TLS_MIN_VERSION,
             rejectUnauthorized: true,
             ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+            ...(tls.cert === undefined || tls.key === undefined
+              ? {}
+              : { cert: tls.cert, key: tls.key }),
           });
     let settled = false;
     const finish = (error?: EcrError): void => {
@@ -258,6 +264,12 @@ export interface TcpServerOptions {
      * listener. @default DEFAULT_TLS_HANDSHAKES_PER_ADDRESS
      */
     readonly maxHandshakesPerAddress?: number;
+    /**
+     * Ask every client for a certificate and check it against this CA (PEM): each link then
+     * carries `tlsPeer`. A client without one, or with one the CA did not sign, still connects
+     * (the protocol above decides what it may do). @default no client certificates asked for
+     */
+    readonly clientCa?: string;
   };
   /** A connection refused for its TLS handshake: its address and why (no bytes of it). */
   readonly onTlsError?: (remote: string, reason: string) => void;
@@ -270,23 +282,43 @@ export const DEFAULT_TLS_HANDSHAKES_PER_ADDRESS = 64;
 
 /**
  * The TLS side of `listenTcp`: each connection is counted against its address from its first
- * moment (not only once the handshake is done, as a `tls.Server` would), must finish its
- * handshake within `handshakeTimeoutMs`, and only then reaches `accept`. A plain client, a
+ * moment (not only once the handshake is done, as a listening `tls.Server` would), must finish
+ * its handshake within `handshakeTimeoutMs`, and only then reaches `accept`. A plain client, a
  * failed or late handshake, or one address past its bound is closed and reported.
+ *
+ * The handshake itself is run by a `tls.Server` that never listens: each raw connection is handed
+ * to it (its `connection` event), and it answers with `secureConnection` or `tlsClientError`. Only
+ * a `tls.Server` records whether a client certificate was verified (`authorized`); a TLSSocket
+ * made by hand never does. Its two answers are matched to the connection by the peer's address
+ * and port, which name one open TCP connection to this port.
  */
 function handshakeFirst(
   tls: NonNullable<TcpServerOptions['tls']>,
   options: TcpServerOptions,
-  accept: (socket: Socket) => void,
+  accept: (socket: TLSSocket) => void,
 ): (raw: Socket) => void {
-  const secureContext = createSecureContext({
-    cert: tls.cert,
-    key: tls.key,
-    minVersion: TLS_MIN_VERSION,
-  });
   const timeoutMs = tls.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
   const perAddress = tls.maxHandshakesPerAddress ?? DEFAULT_TLS_HANDSHAKES_PER_ADDRESS;
   const pending = new Map<string, number>();
+  const handshakes = new Map<
+    string,
+    { readonly done: (secure: TLSSocket) => void; readonly failed: (reason: string) => void }
+  >();
+  const peer = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
+  const server = createTlsServer({
+    cert: tls.cert,
+    key: tls.key,
+    minVersion: TLS_MIN_VERSION,
+    // Our own timer below bounds it; this one only keeps Node's 120 s default out of the way.
+    handshakeTimeout: timeoutMs,
+    ...(tls.clientCa === undefined
+      ? {}
+      : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false }),
+  });
+  server.on('secureConnection', (secure: TLSSocket) => handshakes.get(peer(secure))?.done(secure));
+  server.on('tlsClientError', (error: NodeJS.ErrnoException, secure: TLSSocket) =>
+    handshakes.get(peer(secure))?.failed(error.code ?? error.message),
+  );
   return (raw) => {
     const address = raw.remoteAddress ?? '';
     const remote = `${raw.remoteAddress}:${raw.remotePort}`;
@@ -297,33 +329,36 @@ function handshakeFirst(
       return;
     }
     pending.set(address, count);
+    const key = peer(raw);
     let open = true;
+    // Settling removes the entry: neither answer of the TLS server reaches a settled connection.
     const settle = (): void => {
       if (!open) return;
       open = false;
       clearTimeout(timer);
+      if (handshakes.get(key) === entry) handshakes.delete(key);
       const left = (pending.get(address) ?? 1) - 1;
       if (left > 0) pending.set(address, left);
       else pending.delete(address);
     };
-    const secure = new TLSSocket(raw, { isServer: true, secureContext });
     const refuse = (reason: string): void => {
       if (!open) return;
       settle();
       options.onTlsError?.(remote, reason);
-      secure.destroy();
+      // The TLS socket the server made runs on this socket's handle: it goes with it.
       raw.destroy();
     };
+    const entry = {
+      done: (socket: TLSSocket): void => {
+        settle();
+        accept(socket);
+      },
+      failed: refuse,
+    };
+    handshakes.set(key, entry);
     const timer = setTimeout(() => refuse('TLS handshake not done in time'), timeoutMs);
-    const failed = (error: NodeJS.ErrnoException): void => refuse(error.code ?? error.message);
-    secure.once('error', failed);
     raw.once('close', () => refuse('closed during the TLS handshake'));
-    secure.once('secure', () => {
-      if (!open) return;
-      settle();
-      secure.off('error', failed);
-      accept(secure);
-    });
+    server.emit('connection', raw);
   };
 }
 
@@ -338,6 +373,9 @@ export async function listenTcp(options: TcpServerOptions): Promise<ListeningSer
         options.framer(),
         options.split,
         'skip',
+        options.tls?.clientCa !== undefined && socket instanceof TLSSocket
+          ? tlsPeerCertificate(socket)
+          : undefined,
       ),
     );
   };

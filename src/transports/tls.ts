@@ -1,6 +1,6 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import { invalid } from '../core/errors.js';
 
@@ -31,9 +31,31 @@ export interface TlsServerConfig {
 /**
  * How a client speaks TLS: `ca` (PEM) is the only certificate authority trusted for the server's
  * certificate; without it the system's. The certificate is always verified (name and chain).
+ * `cert` and `key` (PEM, both or neither): the client certificate presented to a server that asks
+ * for one (mutual TLS).
  */
 export interface TlsClientConfig {
   readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/**
+ * What a TLS listener that asks for client certificates learnt of one connection's peer, once
+ * its handshake is done. Nothing is refused at the TLS layer for it: the protocol above decides.
+ */
+export interface TlsPeerCertificate {
+  /**
+   * The peer presented a certificate that chains up to the listener's client CA and is within
+   * its validity period (OpenSSL's verification, as for any TLS peer).
+   */
+  readonly authorized: boolean;
+  /** Why not: `no certificate`, or OpenSSL's code (`UNABLE_TO_VERIFY_LEAF_SIGNATURE`, …). */
+  readonly reason?: string;
+  /** The subject's common names (CN), as the certificate spells them. */
+  readonly commonNames: readonly string[];
+  /** Its subjectAltName entries of type DNS, as spelt. */
+  readonly dnsNames: readonly string[];
 }
 
 /** The zod shape of `tls` options (strict: unknown keys refused); `loadTlsServer` checks the rest. */
@@ -166,6 +188,97 @@ export function loadTlsServer(
     );
   }
   return Object.freeze({ cert: cert.pem, key: key.pem });
+}
+
+/**
+ * The subjectAltName entries of Node's `subjectaltname` text (`DNS:a, URI:b, DNS:"c, d"`): a
+ * value with a comma, a quote or a control character is a JSON string, so a crafted name cannot
+ * pass for two. Undefined when the text is not in that form (then no entry is trusted).
+ */
+export function subjectAltNames(
+  text: string,
+): { readonly type: string; readonly value: string }[] | undefined {
+  const names: { type: string; value: string }[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const colon = text.indexOf(':', i);
+    if (colon < 0) return undefined;
+    const type = text.slice(i, colon);
+    let end: number;
+    let value: string;
+    if (text[colon + 1] === '"') {
+      end = colon + 2;
+      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      end++;
+      try {
+        value = JSON.parse(text.slice(colon + 1, end)) as string;
+      } catch {
+        return undefined;
+      }
+    } else {
+      const comma = text.indexOf(', ', colon + 1);
+      end = comma < 0 ? text.length : comma;
+      value = text.slice(colon + 1, end);
+    }
+    names.push({ type, value });
+    if (end === text.length) break;
+    if (!text.startsWith(', ', end)) return undefined;
+    i = end + 2;
+  }
+  return names;
+}
+
+/** What the peer of a server-side TLS socket proved (see TlsPeerCertificate). */
+export function tlsPeerCertificate(socket: TLSSocket): TlsPeerCertificate {
+  const certificate = socket.getPeerCertificate() as Partial<
+    ReturnType<TLSSocket['getPeerCertificate']>
+  > | null;
+  const presented = certificate !== null && certificate.raw !== undefined;
+  const cn = presented ? certificate.subject?.CN : undefined;
+  const commonNames = cn === undefined ? [] : Array.isArray(cn) ? [...(cn as string[])] : [cn];
+  const alt = presented ? certificate.subjectaltname : undefined;
+  const dnsNames = (alt === undefined ? [] : (subjectAltNames(alt) ?? []))
+    .filter((name) => name.type === 'DNS')
+    .map((name) => name.value);
+  const authorized = presented && socket.authorized;
+  // Node types it as an Error; it is OpenSSL's code, a string.
+  const code = socket.authorizationError as unknown;
+  return {
+    authorized,
+    ...(authorized
+      ? {}
+      : { reason: presented ? String(code ?? 'not verified') : 'no certificate' }),
+    commonNames,
+    dnsNames,
+  };
+}
+
+/**
+ * A client certificate and its key for mutual TLS, as files or PEM text: both or neither, then
+ * checked as a listener's are (`loadTlsServer`: PEM, not expired, the key the certificate's own).
+ * INVALID_INPUT naming the setting (`names`) otherwise; undefined when neither is given.
+ */
+export function loadTlsClientCertificate(
+  input: TlsServerInput,
+  names: { readonly cert: string; readonly key: string },
+): { readonly cert: string; readonly key: string } | undefined {
+  const hasCert = input.cert !== undefined || input.certFile !== undefined;
+  const hasKey = input.key !== undefined || input.keyFile !== undefined;
+  if (!hasCert && !hasKey) return undefined;
+  if (!hasCert || !hasKey) {
+    throw invalid(
+      'INVALID_INPUT',
+      hasCert ? names.key : names.cert,
+      `is required with ${hasCert ? names.cert : names.key}: a client certificate goes with its key`,
+    );
+  }
+  const loaded = loadTlsServer(input, {
+    certFile: names.cert,
+    keyFile: names.key,
+    cert: names.cert,
+    key: names.key,
+  });
+  return { cert: loaded.cert, key: loaded.key };
 }
 
 /** A CA file for clients (PEM, one or more certificates), or INVALID_INPUT naming `field`. */

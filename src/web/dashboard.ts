@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -10,8 +9,10 @@ import { EcrError, invalid, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
 import { redactPans } from '../core/pan.js';
+import { randomLetters } from '../core/random-text.js';
 import type { TransactionResult } from '../core/transaction.js';
 import type { Awaitable, Journal, JournalRow, NotificationRow } from '../journal/journal.js';
+import { PUBLIC_ID_RULE, isPublicId } from '../journal/public-id.js';
 
 /**
  * The web dashboard (issue 7), one page for both services: the HiPay-compatible connector and
@@ -132,12 +133,8 @@ interface Session {
   paying: boolean;
 }
 
-function randomLetters(count: number): string {
-  const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-  let text = '';
-  for (let i = 0; i < count; i++) text += letters[randomInt(letters.length)];
-  return text;
-}
+/** Session ids and CSRF tokens (43 letters of 52: about 245 bits), test references. */
+const TOKEN_LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 const LoginBody = z.strictObject({
   login: z.string().min(1, 'is required').max(256, 'must be at most 256 characters'),
@@ -169,8 +166,10 @@ const ListQuery = z.strictObject({
     .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 500')
     .optional(),
 });
+// The public id, never the journal's integer one: that one is global and sequential, and would
+// show a gateway merchant how many sales the other merchants make (journal/public-id.ts).
 const IdParams = z.strictObject({
-  id: z.string().regex(/^\d{1,15}$/, 'must be a transaction id'),
+  id: z.string().refine(isPublicId, PUBLIC_ID_RULE),
 });
 
 function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
@@ -190,7 +189,7 @@ function iso(ms: number | undefined): string | null {
 /** A journal row as the page's transaction JSON. */
 function transactionJson(row: JournalRow) {
   return {
-    id: row.id,
+    id: row.publicId,
     reference: row.reference,
     terminalId: row.terminalId,
     attempt: row.attempt,
@@ -379,11 +378,11 @@ export function registerDashboard(
         endSession(old);
       }
     }
-    const id = randomLetters(43);
+    const id = randomLetters(43, TOKEN_LETTERS);
     const session: Session = {
       id,
       who,
-      csrf: randomLetters(43),
+      csrf: randomLetters(43, TOKEN_LETTERS),
       expiresAt: Date.now() + ttl,
       streams: 0,
       paying: false,
@@ -433,7 +432,7 @@ export function registerDashboard(
   /** A transaction of this scope, or NOT_FOUND (someone else's answers the same as none). */
   const rowOf = async (request: FastifyRequest, session: Session): Promise<JournalRow> => {
     const { id } = parse(IdParams, request.params);
-    const row = await backend.journal.get(Number(id));
+    const row = await backend.journal.getByPublicId(id);
     if (row === undefined || !backend.owns(session.who, row))
       throw new EcrError('NOT_FOUND', `id: no transaction ${id}`, {
         field: 'id',
@@ -487,11 +486,14 @@ export function registerDashboard(
       const now = await backend.journal.get(row.id);
       throw new EcrError(
         'DUPLICATE_REFERENCE',
-        `id: transaction ${row.id} is ${now?.state ?? 'gone'}, not unknown: nothing changed`,
+        `id: transaction ${row.publicId} is ${now?.state ?? 'gone'}, not unknown: nothing changed`,
         { field: 'id', rule: 'must name an unknown transaction' },
       );
     }
-    logger.warn({ who: session.who, id: row.id, outcome: body.outcome }, 'resolved by hand');
+    logger.warn(
+      { who: session.who, id: row.publicId, transactionId: row.id, outcome: body.outcome },
+      'resolved by hand',
+    );
     return { transaction: transactionJson(resolved) };
   });
 
@@ -509,7 +511,7 @@ export function registerDashboard(
         'a test payment of yours is still running: wait for its outcome',
       );
     }
-    const reference = `test-${randomLetters(12)}`;
+    const reference = `test-${randomLetters(12, TOKEN_LETTERS)}`;
     let claimed: () => void = () => {};
     const started = new Promise<void>((resolve) => (claimed = resolve));
     const done = backend.testPayment(
@@ -579,7 +581,7 @@ export function registerDashboard(
           if (!backend.owns(listener.session.who, row)) continue;
           touched.add(listener);
           send(listener, 'transaction', {
-            id: row.id,
+            id: row.publicId,
             reference: row.reference,
             terminalId: row.terminalId,
             state: event.state,

@@ -87,6 +87,39 @@ describe('ecr-bridge pay', () => {
     ]);
   });
 
+  it('tx show takes the public id a merchant sees in the dashboard (tx_…) as well as a reference', async () => {
+    const dataDir = tempDir('cli-');
+    await runCli(pay(dataDir, '20.51', 'CLI-P'));
+    await runCli(pay(dataDir, '20.51', 'CLI-P'));
+    const attempts = json(await runCli(['tx', 'show', 'CLI-P', '--json', '--data-dir', dataDir]))
+      .transactions as { id: number; publicId: string; attempt: number }[];
+    const first = attempts.find((t) => t.attempt === 1);
+    expect(first?.publicId).toMatch(/^tx_[a-p]{24}$/);
+    const one = await runCli([
+      'tx',
+      'show',
+      first?.publicId ?? '',
+      '--json',
+      '--data-dir',
+      dataDir,
+    ]);
+    expect(json(one)).toMatchObject({
+      reference: 'CLI-P',
+      transactions: [{ id: first?.id, publicId: first?.publicId, attempt: 1 }],
+    });
+    expect((json(one).transactions as unknown[]).length).toBe(1);
+    const text = await runCli(['tx', 'show', first?.publicId ?? '', '--data-dir', dataDir]);
+    expect(text.stdout).toMatch(/publicId\s+tx_[a-p]{24}/);
+    const unknown = await runCli([
+      'tx',
+      'show',
+      'tx_abcdefghijklmnopabcdefgh',
+      '--data-dir',
+      dataDir,
+    ]);
+    expect(unknown.code).toBe(66);
+  });
+
   it('ECR_BRIDGE_DATA_DIR sets the data directory; tx list and tx show read it', async () => {
     const dataDir = tempDir('cli-');
     expect(

@@ -128,7 +128,7 @@ describe('ecr-bridge gateway merchant / terminal', () => {
     });
     expect(json(ofB)).toMatchObject({ count: 1, terminals: [{ terminalId: 'SN-2' }] });
     expect(text.stdout).toMatch(
-      /^terminal\s+merchant\s+type\s+payload\s+created\nSN-1\s+a\s+semi\s+semi\s/,
+      /^terminal\s+merchant\s+type\s+payload\s+secret\s+certificate\s+created\nSN-1\s+a\s+semi\s+semi\s+no\s+no\s/,
     );
   });
 

@@ -500,7 +500,7 @@ describe('bad input is refused with the line, the key and the rule', () => {
   it('a pasted base64 password before "=" is not quoted back', () => {
     const error = failure(`${head}\ndGVzdC1zZWNyZXQ=`);
     expect(error.message).toBe(
-      `config.txt line 4: expected KEY=VALUE with a config.txt key before "=" (keys: SERIAL_PORT, LOCAL_PORT, TERMINAL_MANAGER_LOGIN, TERMINAL_MANAGER_PWD, HIPAY_LOGIN, HIPAY_PWD, UPDATE_TIME, CONNECTOR_FLAVOUR, TERMINAL_URL, DATA_DIR, NOTIFY_URL, POS_NUMBER, CURRENCY)`,
+      `config.txt line 4: expected KEY=VALUE with a config.txt key before "=" (keys: SERIAL_PORT, LOCAL_PORT, TERMINAL_MANAGER_LOGIN, TERMINAL_MANAGER_PWD, HIPAY_LOGIN, HIPAY_PWD, UPDATE_TIME, CONNECTOR_FLAVOUR, TERMINAL_URL, DATA_DIR, NOTIFY_URL, POS_NUMBER, CURRENCY, ALLOWED_HOSTS)`,
     );
   });
 

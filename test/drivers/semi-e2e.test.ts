@@ -10,6 +10,7 @@ import { makeOwner } from '../../src/core/owner.js';
 import { TransactionService } from '../../src/core/transaction-service.js';
 import type { MoneyKind, PaymentRequest } from '../../src/core/transaction.js';
 import { SemiDriver, type SemiDriverOptions } from '../../src/drivers/semi.js';
+import { RECOVERED_BEFORE_SENT } from '../../src/journal/journal.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { SIMULATED_CARD } from '../../src/simulators/scenarios.js';
 import { SemiSimulator, type SemiSimulatorOptions } from '../../src/simulators/semi/simulator.js';
@@ -381,10 +382,10 @@ describe('SEMI cancel, restarts and unknown outcomes', () => {
     expect(fresh.ledger.all().map((c) => c.reference)).toEqual(['UK-3', 'UK-4']);
   });
 
-  it('a payment whose process died between the claim and `sent` is settled failed from the journal timeline: the next payment goes at once, nothing charged; one that was `sent` still waits for the card step', async () => {
-    const { simulator, service, journal, row } = await setup();
+  it('a payment whose process died between the claim and `sent` is settled failed by recovery (and one an earlier version left unknown, from the journal timeline): the next payment goes at once, nothing charged; one that was `sent` still waits for the card step', async () => {
+    const { simulator, service, journal, row, dbPath } = await setup();
     expect(await service.pay('t1', sale('NS-0', 1000))).toMatchObject({ outcome: 'approved' });
-    // An owner whose process has exited: its rows are recovered as `unknown`.
+    // An owner whose process has exited: recovery settles its rows.
     const gone = makeOwner(spawnSync(process.execPath, ['-e', '']).pid as number);
     const claim = (reference: string) =>
       journal.claim({
@@ -399,11 +400,27 @@ describe('SEMI cancel, restarts and unknown outcomes', () => {
       });
     expect(claim('NS-1').type).toBe('claimed');
     await service.recover();
-    expect(row('NS-1')?.state).toBe('unknown');
+    expect(row('NS-1')).toMatchObject({ state: 'failed', outcome: 'failed', errorCode: 'ABORTED' });
+    expect(row('NS-1')?.message).toMatch(/never contacted/);
+    // An earlier version recovered such a row to `unknown` and waited for the terminal: the next
+    // recovery settles it from the timeline (no `sent`).
+    const legacy = claim('NS-1b');
+    if (legacy.type !== 'claimed') throw new Error('NS-1b not claimed');
+    const db = new Database(dbPath);
+    db.prepare(
+      `UPDATE transactions SET state = 'unknown', error_code = 'OUTCOME_UNKNOWN', message = ?,
+         owner_pid = NULL, owner_token = NULL WHERE id = ?`,
+    ).run(RECOVERED_BEFORE_SENT, legacy.row.id);
+    db.close();
+    await service.recover();
+    expect(row('NS-1b')).toMatchObject({
+      state: 'failed',
+      outcome: 'failed',
+      errorCode: 'ABORTED',
+    });
+    expect(row('NS-1b')?.message).toMatch(/never contacted, nothing was charged/);
     // Found by the fault suite: this used to be TERMINAL_NOT_READY for the whole card step (3 min).
     expect(await service.pay('t1', sale('NS-2', 1000))).toMatchObject({ outcome: 'approved' });
-    expect(row('NS-1')).toMatchObject({ state: 'failed', outcome: 'failed', errorCode: 'ABORTED' });
-    expect(row('NS-1')?.message).toMatch(/never contacted, nothing was charged/);
 
     // `sent` was journaled: a byte may have left, so only the terminal's word settles it.
     const sent = claim('NS-3');

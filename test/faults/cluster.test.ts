@@ -1,5 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { connect as tcpConnect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +9,7 @@ import { PostgresJournal } from '../../src/journal/postgres-journal.js';
 import { letters, NATS_URL, PG_URL, requireClusterServers } from '../gateway/cluster-support.js';
 import { closedPort, tempDir, waitFor, waitForAsync } from '../helpers.js';
 import { FaultProxy } from '../support/fault-proxy.js';
+import { PrivateNats } from '../support/private-nats.js';
 import {
   atPickedPoint,
   CARD_MS,
@@ -18,7 +17,6 @@ import {
   checksOn,
   cleanupsOf,
   faultScenario,
-  killHard,
   openFeed,
   payment,
   posPay,
@@ -116,48 +114,6 @@ function pgUrlThrough(proxy: FaultProxy): string {
   const proxied = new URL(PG_URL);
   proxied.port = String(proxy.port);
   return proxied.toString();
-}
-
-/** A private NATS server this scenario may kill: never the machine's shared one. */
-class PrivateNats {
-  private child: ChildProcess | undefined;
-
-  private constructor(readonly port: number) {}
-
-  static async start(cleanups: Cleanup[]): Promise<PrivateNats> {
-    const nats = new PrivateNats(await closedPort());
-    cleanups.push(() => nats.kill());
-    await nats.start();
-    return nats;
-  }
-
-  get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    const child = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(this.port)], {
-      stdio: 'ignore',
-    });
-    this.child = child;
-    await waitForAsync(
-      () =>
-        new Promise<boolean>((resolve) => {
-          const socket = tcpConnect(this.port, '127.0.0.1');
-          socket.once('connect', () => {
-            socket.destroy();
-            resolve(true);
-          });
-          socket.once('error', () => resolve(false));
-        }),
-      15_000,
-      'nats-server up',
-    );
-  }
-
-  kill(): Promise<void> {
-    return killHard(this.child);
-  }
 }
 
 /** What an outage scenario takes away from the two nodes, and how. */

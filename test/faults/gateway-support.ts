@@ -155,7 +155,7 @@ function short(body: Answer): string {
 
 /** One `transaction` event of the dashboard's live stream. */
 export interface FeedEvent {
-  readonly id: number;
+  readonly id: string;
   readonly reference: string;
   readonly terminalId: string;
   readonly state: string;
@@ -328,7 +328,7 @@ export async function checkRun(ctx: RunContext, input: CheckInput): Promise<void
   const feed = input.feed;
   if (feed === undefined) return;
   const delivered = (row: JournalRow) =>
-    feed.events.some((e) => e.id === row.id && e.state === row.state);
+    feed.events.some((e) => e.id === row.publicId && e.state === row.state);
   const settled = [...rows.values()].filter((r): r is JournalRow => r !== undefined);
   await waitForAsync(
     async () => settled.every(delivered),
@@ -344,14 +344,14 @@ export async function checkRun(ctx: RunContext, input: CheckInput): Promise<void
         `the live stream never delivered its ${row.state} (stream ${feed.ended ? 'ended' : 'open'})`,
       );
   // Earlier attempts of a refID (each its own row) are in the journal too.
-  const known = new Set(settled.map((r) => r.id));
+  const known = new Set(settled.map((r) => r.publicId));
   for (const reference of rows.keys())
     for (const attempt of await input.journal.attemptsOf({
       merchantId: input.merchantId,
       terminalId: input.terminalId,
       reference,
     }))
-      known.add(attempt.id);
+      known.add(attempt.publicId);
   const runRefs = new Set(rows.keys());
   for (const event of feed.events)
     if (runRefs.has(event.reference) && !known.has(event.id))
@@ -648,7 +648,7 @@ export async function checkAttemptFeed(
       );
   }
   const delivered = (row: JournalRow) =>
-    feed.events.some((e) => e.id === row.id && e.state === row.state);
+    feed.events.some((e) => e.id === row.publicId && e.state === row.state);
   await waitForAsync(async () => rows.every(delivered), feedWaitMs, 'the live stream').catch(
     () => {},
   );
@@ -660,7 +660,7 @@ export async function checkAttemptFeed(
         row.reference,
         `attempt ${row.attempt}: the live stream never delivered its ${row.state} (stream ${feed.ended ? 'ended' : 'open'})`,
       );
-  const known = new Set(rows.map((r) => r.id));
+  const known = new Set(rows.map((r) => r.publicId));
   for (const event of feed.events)
     if (attempts.has(event.reference) && !known.has(event.id))
       violation(ctx, 'lost', event.reference, `live event for a transaction not in the journal`);

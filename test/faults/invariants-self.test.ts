@@ -28,6 +28,7 @@ function charge(reference: string): Charge {
 function row(reference: string, state: JournalRow['state']): JournalRow {
   return {
     id: 1,
+    publicId: 'tx_abcdefghijklmnopabcdefgh',
     merchantId: 'default',
     terminalId: 't1',
     reference,

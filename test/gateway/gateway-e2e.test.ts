@@ -643,9 +643,13 @@ describe('gateway: own API, health and metrics', () => {
     const { base, shop } = await setup();
     await call(base, 'runTransaction', sale(shop, 'M-1', '1.00'));
     await call(base, 'runTransaction', sale(shop, 'M-2', '1.51'));
-    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({
+    expect(await (await fetch(`${base}/healthz`)).json()).toMatchObject({
       status: 'ok',
       terminalsOnline: 1,
+      checks: [
+        { name: 'journal', ok: true },
+        { name: 'terminal-listener', ok: true },
+      ],
     });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain('ecr_gateway_terminals_online 1');

@@ -121,6 +121,8 @@ describe('SqliteTenantStore: terminals', () => {
       merchant: 'a',
       terminalType: 'semi',
       payload: 'semi',
+      hasSecret: false,
+      requireCertificate: false,
       createdAt: 7,
     });
     expect(tenants.terminal('SN-2')).toEqual(t2);

@@ -437,7 +437,7 @@ export function describeJournalContract(name: string, open: () => Promise<Contra
           return owner.token === 'bob';
         });
         expect(recovered.map((r) => [r.reference, r.state, r.errorCode, r.ownerToken])).toEqual([
-          ['OA', 'unknown', 'OUTCOME_UNKNOWN', undefined],
+          ['OA', 'failed', 'ABORTED', undefined],
           ['OB', 'unknown', 'OUTCOME_UNKNOWN', undefined],
         ]);
         expect(recovered[0]?.message).toMatch(/never contacted/);
@@ -820,7 +820,7 @@ export function describeJournalContract(name: string, open: () => Promise<Contra
         expect(await journal.eventsOf(987654)).toEqual([]);
       });
 
-      it('heartbeats and refused writes record nothing; recovery records the unknown with its reason', async () => {
+      it('heartbeats and refused writes record nothing; recovery records its settlement with its reason', async () => {
         const claim = await claimed('VB');
         const latest = await journal.latestEventId();
         await journal.heartbeat(alice);
@@ -829,7 +829,7 @@ export function describeJournalContract(name: string, open: () => Promise<Contra
         expect(await journal.latestEventId()).toBe(latest);
         await journal.recoverOrphans(() => false);
         expect((await journal.eventsAfter(latest, 10)).map((e) => [e.state, e.note])).toEqual([
-          ['unknown', 'interrupted before the request was sent: the terminal was never contacted'],
+          ['failed', 'interrupted before the request was sent: the terminal was never contacted'],
         ]);
       });
 

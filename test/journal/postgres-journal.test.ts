@@ -180,7 +180,7 @@ describe('PostgresJournal', () => {
     }
   });
 
-  it('two nodes recovering the same orphans at once: each row becomes unknown once, reported by one of them', async () => {
+  it('two nodes recovering the same orphans at once: each row is settled once (never sent: failed), reported by one of them', async () => {
     const fresh = newSchema();
     const [a, b] = [await open({}, fresh), await open({}, fresh)];
     const dead = { pid: 4242, token: `dead${randomLetters(6)}` };
@@ -190,7 +190,7 @@ describe('PostgresJournal', () => {
     const [byA, byB] = await Promise.all([a.recoverOrphans(isAlive), b.recoverOrphans(isAlive)]);
     expect([...byA, ...byB].map((row) => row.id).sort((x, y) => x - y)).toEqual(ids);
     const events = await adminQuery<{ n: number }>(
-      "SELECT count(*)::int AS n FROM transaction_events WHERE state = 'unknown' GROUP BY transaction_id",
+      "SELECT count(*)::int AS n FROM transaction_events WHERE state = 'failed' GROUP BY transaction_id",
       [],
       fresh,
     );

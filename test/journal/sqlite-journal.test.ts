@@ -112,7 +112,7 @@ describe('SqliteJournal', () => {
     }
   });
 
-  it('recovery turns rows of dead owners (received or sent) into unknown, and leaves live owners alone', () => {
+  it('recovery settles rows of dead owners (received: failed, nothing sent; sent: unknown), and leaves live owners alone', () => {
     const journal = open();
     const a = journal.claim(input('A'));
     const b = journal.claim(input('B'));
@@ -122,7 +122,7 @@ describe('SqliteJournal', () => {
     journal.markSent(b.row.id, alice);
     const recovered = journal.recoverOrphans((owner) => owner.token === 'bob');
     expect(recovered.map((r) => [r.reference, r.state, r.errorCode])).toEqual([
-      ['A', 'unknown', 'OUTCOME_UNKNOWN'],
+      ['A', 'failed', 'ABORTED'],
       ['B', 'unknown', 'OUTCOME_UNKNOWN'],
     ]);
     expect(recovered[0]?.message).toMatch(/never contacted/);
@@ -133,7 +133,8 @@ describe('SqliteJournal', () => {
         .list({ unresolved: true })
         .map((r) => r.reference)
         .sort(),
-    ).toEqual(['A', 'B', 'C']);
+    ).toEqual(['B', 'C']);
+    expect(journal.eventsOf(a.row.id).map((e) => e.state)).toEqual(['received', 'failed']);
   });
 
   it('resolveUnknown settles only unknown rows, with a real outcome', () => {

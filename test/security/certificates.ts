@@ -100,3 +100,76 @@ export function makeCertificates(dir: string): TestCertificates {
     notPem: join(dir, 'not-pem.txt'),
   };
 }
+
+/** A client certificate and its key, as files. */
+export interface ClientCertificate {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * A terminal's client certificate for mutual TLS, signed by the CA of `makeCertificates` (or by
+ * its unrelated CA with `signer: 'other-ca'`): subject CN `cn`, and `dns` as DNS
+ * subjectAltNames. `serial` must differ per certificate of one CA (small: see above).
+ */
+export function makeClientCertificate(
+  certs: TestCertificates,
+  name: string,
+  options: {
+    readonly cn: string;
+    readonly dns?: readonly string[];
+    readonly signer?: 'ca' | 'other-ca';
+    readonly serial: number;
+  },
+): ClientCertificate {
+  const dir = certs.dir;
+  openssl(
+    [
+      'req',
+      '-new',
+      ...EC,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      `/CN=${options.cn}`,
+    ],
+    dir,
+  );
+  writeFileSync(
+    join(dir, `${name}.ext`),
+    [
+      ...(options.dns === undefined || options.dns.length === 0
+        ? []
+        : [`subjectAltName=${options.dns.map((d) => `DNS:${d}`).join(',')}`]),
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=clientAuth',
+      '',
+    ].join('\n'),
+  );
+  const signer = options.signer ?? 'ca';
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${signer}.crt`,
+      '-CAkey',
+      `${signer}.key`,
+      '-set_serial',
+      String(options.serial),
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.crt`,
+    ],
+    dir,
+  );
+  return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+}

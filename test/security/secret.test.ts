@@ -62,7 +62,12 @@ describe('credentials are compared in constant time, in one place', () => {
       .filter((path) => readFileSync(path, 'utf8').includes('timingSafeEqual'))
       .map((path) => relative(SRC, path));
     expect(users).toEqual(['core/secret.ts']);
-    for (const edge of ['connector/auth.ts', 'web/dashboard.ts', 'gateway/tenants.ts']) {
+    // The gateway's merchant credentials (and, through core/secret-hash.ts, terminal secrets).
+    for (const edge of [
+      'connector/auth.ts',
+      'web/dashboard.ts',
+      'gateway/merchant-credentials.ts',
+    ]) {
       expect(readFileSync(join(SRC, edge), 'utf8'), edge).toMatch(
         /import \{[^}]*\bsameSecret\b[^}]*\} from '\.\.\/core\/secret\.js'/,
       );

@@ -132,7 +132,7 @@ describe('dashboard API limits', () => {
     const session = await signIn(base, shop.key, shop.password);
     const get = async (path: string) =>
       (await (await fetch(`${base}${path}`, { headers: { cookie: session.cookie } })).json()) as {
-        transactions?: { id: number; reference: string; attempt: number }[];
+        transactions?: { id: string; reference: string; attempt: number }[];
         transaction?: { attempt: number; terminalTxId: string | null };
         attempts?: { attempt: number; outcome: string }[];
         receipt?: string;
@@ -140,7 +140,7 @@ describe('dashboard API limits', () => {
     const listed = (await get('/ui/api/transactions')).transactions ?? [];
     const latest = listed.find((t) => t.reference === 'DASH-A' && t.attempt === 2);
     expect(latest).toBeDefined();
-    const detail = await get(`/ui/api/transactions/${latest?.id ?? 0}`);
+    const detail = await get(`/ui/api/transactions/${latest?.id ?? ''}`);
     expect(detail.transaction?.attempt).toBe(2);
     expect(detail.attempts?.map((a) => [a.attempt, a.outcome])).toEqual([
       [1, 'declined'],

@@ -148,7 +148,7 @@ describe('gateway dashboard in a real browser', () => {
   });
 
   it("merchant A's session cannot see or pay on merchant B's terminal, in the page or through the API", async () => {
-    const { base, a, b, otherTerminal } = await setup();
+    const { base, a, b, otherTerminal, journal } = await setup();
     const pageB = await signIn(base, b);
     await pageB.getByLabel('Amount').fill('2.00');
     await pageB.getByRole('button', { name: 'Send test payment' }).click();
@@ -166,19 +166,23 @@ describe('gateway dashboard in a real browser', () => {
     expect(options.join(' ')).not.toContain(B_TERMINAL);
     expect(await pageA.locator('#transactions tr[data-reference]').count()).toBe(0);
     // Straight at the API with A's session: B's terminal and transaction answer like none.
-    const answers = await pageA.evaluate(async (terminalId) => {
-      const session = (await (await fetch('/ui/api/session')).json()) as { csrfToken: string };
-      const pay = await fetch('/ui/api/test-payment', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken },
-        body: JSON.stringify({ terminalId, amount: '1.00' }),
-      });
-      const list = (await (await fetch('/ui/api/transactions')).json()) as {
-        transactions: unknown[];
-      };
-      const one = await fetch('/ui/api/transactions/1');
-      return { pay: pay.status, listed: list.transactions.length, one: one.status };
-    }, B_TERMINAL);
+    const bTransaction = journal.list({ merchantId: 'other-shop' })[0]?.publicId ?? '';
+    const answers = await pageA.evaluate(
+      async ([terminalId, transactionId]) => {
+        const session = (await (await fetch('/ui/api/session')).json()) as { csrfToken: string };
+        const pay = await fetch('/ui/api/test-payment', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken },
+          body: JSON.stringify({ terminalId, amount: '1.00' }),
+        });
+        const list = (await (await fetch('/ui/api/transactions')).json()) as {
+          transactions: unknown[];
+        };
+        const one = await fetch(`/ui/api/transactions/${transactionId}`);
+        return { pay: pay.status, listed: list.transactions.length, one: one.status };
+      },
+      [B_TERMINAL, bTransaction] as const,
+    );
     expect(answers).toEqual({ pay: 404, listed: 0, one: 404 });
     expect(otherTerminal.ledger.count).toBe(1);
   });

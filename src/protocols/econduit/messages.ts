@@ -23,6 +23,12 @@ export const HEARTBEAT_ACK = '{"Status":"OK"}';
 export const POS_ONLINE = 'POS Online';
 export const POS_OFFLINE = 'POS Offline';
 
+/**
+ * Longest `TerminalSecret` a Register may carry. The field is this project's addition to the
+ * seed's Register (issue 17): a terminal provisioned with a registration secret must send it.
+ */
+export const MAX_TERMINAL_SECRET_LENGTH = 128;
+
 /** Identifiers: the device serial number and the type names (letters, digits, `._-`). */
 const ID = /^[A-Za-z0-9._-]+$/;
 
@@ -41,6 +47,9 @@ const REGISTER = z.object({
       error: 'must be true or false',
     })
     .optional(),
+  // Not in the seed: the registration secret of a terminal provisioned with one. Checked by the
+  // gateway against its hash; never kept with the registration (see RegisterCommand).
+  TerminalSecret: text(MAX_TERMINAL_SECRET_LENGTH).optional(),
 });
 
 export interface Registration {
@@ -50,6 +59,16 @@ export interface Registration {
   readonly softwareVersion: string;
   /** The terminal wants `{"Status":"OK"}` for each heartbeat. */
   readonly ackHeartbeat: boolean;
+}
+
+/**
+ * A Register as read off the wire: what the terminal says it is, and apart from it the
+ * registration secret it presented (undefined when absent or empty). The secret is never part of
+ * a `Registration`, which is what views, logs and cluster messages carry.
+ */
+export interface RegisterCommand {
+  readonly registration: Registration;
+  readonly terminalSecret: string | undefined;
 }
 
 /** A message from a terminal, as the gateway reads it. */
@@ -127,6 +146,11 @@ export function decodeTerminalMessage(text: string): TerminalMessage {
  * brace, is not), not an object, or not a Register.
  */
 export function decodeRegister(text: string): Registration {
+  return decodeRegisterCommand(text).registration;
+}
+
+/** `decodeRegister`, with the `TerminalSecret` the terminal presented kept apart. */
+export function decodeRegisterCommand(text: string): RegisterCommand {
   const value = parseJson(text);
   if (value === undefined) {
     throw protocolError(
@@ -139,12 +163,17 @@ export function decodeRegister(text: string): Registration {
     throw protocolError('Register: must be a JSON object', 'message', 'must be a JSON object');
   const message = decodeTerminalMessage(text);
   if (message.type === 'register') {
+    const secret = (value as { TerminalSecret?: unknown }).TerminalSecret;
     return {
-      terminalType: message.terminalType,
-      terminalModel: message.terminalModel,
-      terminalId: message.terminalId,
-      softwareVersion: message.softwareVersion,
-      ackHeartbeat: message.ackHeartbeat,
+      registration: {
+        terminalType: message.terminalType,
+        terminalModel: message.terminalModel,
+        terminalId: message.terminalId,
+        softwareVersion: message.softwareVersion,
+        ackHeartbeat: message.ackHeartbeat,
+      },
+      // decodeTerminalMessage checked it (a string within its bound) when present.
+      terminalSecret: typeof secret === 'string' && secret !== '' ? secret : undefined,
     };
   }
   throw protocolError(
@@ -154,8 +183,11 @@ export function decodeRegister(text: string): Registration {
   );
 }
 
-/** The Register command a terminal sends (without the terminator). */
-export function encodeRegister(registration: Registration): string {
+/**
+ * The Register command a terminal sends (without the terminator); with `terminalSecret`, its
+ * `TerminalSecret` field too.
+ */
+export function encodeRegister(registration: Registration, terminalSecret?: string): string {
   return JSON.stringify({
     Command: 'Register',
     TerminalType: registration.terminalType,
@@ -163,6 +195,7 @@ export function encodeRegister(registration: Registration): string {
     TerminalID: registration.terminalId,
     SoftwareVersion: registration.softwareVersion,
     AckHeartbeat: registration.ackHeartbeat ? 'true' : 'false',
+    ...(terminalSecret === undefined ? {} : { TerminalSecret: terminalSecret }),
   });
 }
 

@@ -38,8 +38,16 @@ export interface EconduitSimulatorOptions {
   readonly slowAnswerMs?: number;
   /** @default 'USD' */
   readonly currency?: string;
-  /** Connect to the gateway over TLS (see the agent's `tls`). @default plain TCP */
+  /**
+   * Connect to the gateway over TLS (see the agent's `tls`; with `cert` and `key`, every
+   * terminal presents that client certificate). @default plain TCP
+   */
   readonly tls?: TlsClientConfig;
+  /**
+   * The registration secret every terminal sends (`TerminalSecret`; see the agent's
+   * `terminalSecret`). @default none sent
+   */
+  readonly terminalSecret?: string;
   /** Address the control port listens on. @default '127.0.0.1' */
   readonly host?: string;
   /** Status page, `/ledger` and `/next`; 0 picks a free one, null turns it off. @default null */
@@ -67,7 +75,15 @@ const OPTIONS = z.strictObject({
   cardDelayMs: wholeNumber(0, MAX_TIMER_MS).default(0),
   slowAnswerMs: wholeNumber(0, MAX_TIMER_MS).optional(),
   currency: z.string().default('USD'),
-  tls: z.strictObject({ ca: z.string().min(1).optional() }).optional(),
+  tls: z
+    .strictObject({
+      ca: z.string().min(1).optional(),
+      cert: z.string().min(1).optional(),
+      key: z.string().min(1).optional(),
+    })
+    .optional(),
+  // The agent checks its bounds, naming `terminalSecret`.
+  terminalSecret: z.string().optional(),
   host: z.string().min(1).max(253).default('127.0.0.1'),
   controlPort: wholeNumber(0, 65_535).nullable().default(null),
   logger: loggerOption(),
@@ -141,6 +157,7 @@ export class EconduitSimulator {
           ? {}
           : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
         ...(options.tls === undefined ? {} : { tls: options.tls }),
+        ...(options.terminalSecret === undefined ? {} : { terminalSecret: options.terminalSecret }),
         logger: logger.child({ terminalId }),
       });
       agent.on('session', (link) => terminal.attach(link));
