@@ -256,7 +256,8 @@ export class Gateway {
   }
 
   async start(): Promise<this> {
-    // What a crashed gateway left in flight becomes `unknown`; registrations settle it.
+    // What a crashed gateway left in flight is settled (never sent: `failed`; sent: `unknown`,
+    // which registrations settle).
     await this.sweepOrphans();
     if (this.options.cluster !== undefined) {
       // Another node may die at any time: what it left in flight is looked for while we run.
