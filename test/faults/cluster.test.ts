@@ -8,7 +8,7 @@ import { PostgresTenantStore } from '../../src/gateway/postgres-tenants.js';
 import { PostgresJournal } from '../../src/journal/postgres-journal.js';
 import { letters, NATS_URL, PG_URL, requireClusterServers } from '../gateway/cluster-support.js';
 import { closedPort, tempDir, waitFor, waitForAsync } from '../helpers.js';
-import { FaultProxy } from '../support/fault-proxy.js';
+import { proxyInFront } from '../support/fault-proxy.js';
 import { PrivateNats } from '../support/private-nats.js';
 import {
   atPickedPoint,
@@ -96,24 +96,6 @@ async function inProcessNode(
     await journal.close();
   });
   return { gateway, cluster, base: `http://127.0.0.1:${gateway.httpPort}` };
-}
-
-/** A fault proxy in front of the shared server at `url` (`defaultPort` when it names none). */
-async function proxyTo(cleanups: Cleanup[], url: string, defaultPort: number) {
-  const server = new URL(url);
-  const proxy = await new FaultProxy({
-    host: server.hostname,
-    port: Number(server.port || defaultPort),
-  }).start();
-  cleanups.push(() => proxy.stop());
-  return proxy;
-}
-
-/** The shared PostgreSQL as seen through `proxy`. */
-function pgUrlThrough(proxy: FaultProxy): string {
-  const proxied = new URL(PG_URL);
-  proxied.port = String(proxy.port);
-  return proxied.toString();
 }
 
 /** What an outage scenario takes away from the two nodes, and how. */
@@ -308,9 +290,9 @@ describe.concurrent('invariant suite: gateway cluster', () => {
     async (cleanups) => {
       // What the nodes see of PostgreSQL: the shared server through a proxy that can cut every
       // connection and refuse new ones (an outage), and let them back.
-      const proxy = await proxyTo(cleanups, PG_URL, 5432);
+      const { proxy, url: pgUrl } = await proxyInFront(PG_URL, 5432, cleanups);
       return {
-        pgUrl: pgUrlThrough(proxy),
+        pgUrl,
         nats: NATS_URL,
         fault: async (rng) => {
           await proxy.cut();
@@ -333,7 +315,7 @@ async function natsProxied(
   cardDelayMs: number,
 ) {
   const { schema, journal, merchant, prefix } = await freshSchema(cleanups);
-  const proxy = await proxyTo(cleanups, NATS_URL, 4222);
+  const { proxy } = await proxyInFront(NATS_URL, 4222, cleanups);
   const node = (name: 'node-a' | 'node-b') =>
     inProcessNode(cleanups, {
       name,
@@ -402,8 +384,8 @@ describe('dashboard live stream: a journal read failing mid-batch (found by the 
     const cleanups = cleanupsOf(context);
     const { schema, journal: direct, merchant } = await freshSchema(cleanups);
     // The gateway reads PostgreSQL through a proxy; the rows are written directly.
-    const proxy = await proxyTo(cleanups, PG_URL, 5432);
-    const journal = await PostgresJournal.open({ url: pgUrlThrough(proxy), schema });
+    const { proxy, url } = await proxyInFront(PG_URL, 5432, cleanups);
+    const journal = await PostgresJournal.open({ url, schema });
     cleanups.push(() => journal.close());
     const gateway = await new Gateway({
       journal,

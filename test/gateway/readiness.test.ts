@@ -9,7 +9,7 @@ import { SqliteTenantStore } from '../../src/gateway/tenants.js';
 import { PostgresJournal } from '../../src/journal/postgres-journal.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { tempDir, waitForAsync } from '../helpers.js';
-import { FaultProxy } from '../support/fault-proxy.js';
+import { proxyInFront } from '../support/fault-proxy.js';
 import { PrivateNats } from '../support/private-nats.js';
 import { letters, NATS_URL, PG_URL, requireClusterServers } from './cluster-support.js';
 
@@ -200,15 +200,8 @@ describe('gateway cluster node health', () => {
 
   it('PostgreSQL paused (every byte swallowed, no connection closed): 503 naming the journal and PostgreSQL within the bound; resumed → ready', async () => {
     await requireClusterServers();
-    const server = new URL(PG_URL);
-    const proxy = await new FaultProxy({
-      host: server.hostname,
-      port: Number(server.port || 5432),
-    }).start();
-    cleanups.push(() => proxy.stop());
-    const proxied = new URL(PG_URL);
-    proxied.port = String(proxy.port);
-    const { base } = await clusterNode(proxied.toString(), NATS_URL);
+    const { proxy, url } = await proxyInFront(PG_URL, 5432, cleanups);
+    const { base } = await clusterNode(url, NATS_URL);
     expect((await health(base, '/readyz')).status).toBe(200);
 
     const silent = [

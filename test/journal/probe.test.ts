@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PostgresJournal } from '../../src/journal/postgres-journal.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { tempDir } from '../helpers.js';
-import { FaultProxy } from '../support/fault-proxy.js';
+import { proxyInFront } from '../support/fault-proxy.js';
 import { dropSchema, freshSchema, requirePostgres, TEST_PG_URL } from './postgres-helpers.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -97,15 +97,8 @@ describe('PostgresJournal.probe', () => {
   async function throughProxy() {
     const schema = freshSchema();
     cleanups.push(() => dropSchema(schema));
-    const server = new URL(TEST_PG_URL);
-    const proxy = await new FaultProxy({
-      host: server.hostname,
-      port: Number(server.port || 5432),
-    }).start();
-    cleanups.push(() => proxy.stop());
-    const url = new URL(TEST_PG_URL);
-    url.port = String(proxy.port);
-    const journal = await PostgresJournal.open({ url: url.toString(), schema });
+    const { proxy, url } = await proxyInFront(TEST_PG_URL, 5432, cleanups);
+    const journal = await PostgresJournal.open({ url, schema });
     cleanups.push(() => journal.close());
     return { journal, proxy };
   }

@@ -305,3 +305,23 @@ export class FaultProxy {
     pipe(upstream, client, 'down');
   }
 }
+
+/**
+ * A fault proxy in front of the server a URL names (`defaultPort` when it names none), stopped by
+ * `cleanups`, and the same URL pointed at the proxy instead.
+ */
+export async function proxyInFront(
+  url: string,
+  defaultPort: number,
+  cleanups: (() => unknown)[],
+): Promise<{ readonly proxy: FaultProxy; readonly url: string }> {
+  const server = new URL(url);
+  const proxy = await new FaultProxy({
+    host: server.hostname,
+    port: Number(server.port || defaultPort),
+  }).start();
+  cleanups.push(() => proxy.stop());
+  const proxied = new URL(url);
+  proxied.port = String(proxy.port);
+  return { proxy, url: proxied.toString() };
+}
