@@ -72,7 +72,7 @@ export {
   type TransactionServiceOptions,
 } from './core/transaction-service.js';
 export { DEFAULT_MAX_QUEUE } from './core/terminal-queue.js';
-export type { Journal, JournalRow, ListFilter } from './journal/journal.js';
+export type { Journal, JournalRow, ListFilter } from './core/journal-port.js';
 export { isPublicId, PUBLIC_ID_PREFIX } from './journal/public-id.js';
 export {
   JOURNAL_FILE_NAME,
@@ -182,7 +182,7 @@ export {
   type NotifierOptions,
   type NotifyResult,
 } from './connector/notifier.js';
-export type { NotificationRow } from './journal/journal.js';
+export type { NotificationRow } from './core/journal-port.js';
 export type { LinkSource, MessageLink, LinkClosed } from './transports/message-link.js';
 export {
   EconduitAgent,

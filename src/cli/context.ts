@@ -5,7 +5,7 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { TransactionService } from '../core/transaction-service.js';
 import { PostgresTenantStore } from '../gateway/postgres-tenants.js';
 import { SqliteTenantStore, type TenantStore } from '../gateway/tenants.js';
-import type { Journal } from '../journal/journal.js';
+import type { Journal } from '../core/journal-port.js';
 import { isPostgresUrl, PostgresJournal } from '../journal/postgres-journal.js';
 import { JOURNAL_FILE_NAME, SqliteJournal } from '../journal/sqlite-journal.js';
 

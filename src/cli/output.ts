@@ -2,7 +2,7 @@ import { ERROR_CODES, isEcrError, toEcrError, type ErrorCode } from '../core/err
 import { formatMoney, formatAmount } from '../core/money.js';
 import type { BatchTotals } from '../core/driver.js';
 import { chargedNothing, type Outcome, type TransactionResult } from '../core/transaction.js';
-import type { JournalRow } from '../journal/journal.js';
+import type { JournalRow } from '../core/journal-port.js';
 
 /** Exit code of `ecr-bridge pay` per outcome: 0 only when the money moved as asked. */
 export const OUTCOME_EXIT_CODES: Readonly<Record<Outcome, number>> = {

@@ -7,7 +7,7 @@ import {
   validateReference,
   type Outcome,
 } from '../core/transaction.js';
-import type { JournalRow } from '../journal/journal.js';
+import type { JournalRow } from '../core/journal-port.js';
 import { isPublicId } from '../journal/public-id.js';
 import { openContext } from './context.js';
 import type { CommandOutput, CommonOptions } from './main.js';

@@ -3,7 +3,7 @@ import type { TerminalDriver } from '../core/driver.js';
 import { parseAmount } from '../core/money.js';
 import type { TransactionService } from '../core/transaction-service.js';
 import type { TransactionResult } from '../core/transaction.js';
-import type { Journal } from '../journal/journal.js';
+import type { Journal } from '../core/journal-port.js';
 import type { DashboardBackend } from '../web/dashboard.js';
 import { credentialsMatch } from './auth.js';
 

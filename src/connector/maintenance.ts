@@ -6,7 +6,7 @@ import { silentLogger } from '../core/logger.js';
 import { formatMoney } from '../core/money.js';
 import { isOwnerAlive } from '../core/owner.js';
 import type { TransactionService } from '../core/transaction-service.js';
-import type { Journal } from '../journal/journal.js';
+import type { Journal } from '../core/journal-port.js';
 
 /**
  * UPDATE_TIME (kiosk seed 003, "Connector update time with hh:mm format"): once a day at that

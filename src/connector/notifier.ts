@@ -12,7 +12,7 @@ import {
   type JournalRow,
   type NotificationAttempt,
   type NotificationRow,
-} from '../journal/journal.js';
+} from '../core/journal-port.js';
 import { backoffDelay } from '../transports/backoff.js';
 
 /** How long one POST may take, connection included, before it counts as failed. */

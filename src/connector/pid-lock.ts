@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isOwnerAlive, makeOwner } from '../core/owner.js';
-import type { Owner } from '../journal/journal.js';
+import type { Owner } from '../core/journal-port.js';
 
 /**
  * A lock file naming the process that holds it: created with O_EXCL (`wx`), so of two processes

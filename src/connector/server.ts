@@ -15,7 +15,7 @@ import { journalCheck, Readiness, type ReadinessOptions } from '../core/readines
 import type { TransactionService } from '../core/transaction-service.js';
 import type { TerminalDriver } from '../core/driver.js';
 import { EventEmitter } from 'node:events';
-import type { Awaitable, Journal } from '../journal/journal.js';
+import type { Awaitable, Journal } from '../core/journal-port.js';
 import { firstDuplicateKey } from '../protocols/json-object.js';
 import { isDashboardRequest, registerDashboard } from '../web/dashboard.js';
 import { isHealthRequest, registerHealthRoutes } from '../web/health.js';

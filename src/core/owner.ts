@@ -1,6 +1,6 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { Owner } from '../journal/journal.js';
+import type { Owner } from './journal-port.js';
 import { randomLetters } from './random-text.js';
 
 /**

@@ -8,7 +8,7 @@ import {
   type JournalRow,
   type Owner,
   type TransactionKey,
-} from '../journal/journal.js';
+} from './journal-port.js';
 import {
   requireCapability,
   type BatchTotals,

@@ -11,7 +11,7 @@ import { Readiness, type ReadinessOptions } from '../core/readiness.js';
 import { toResult, TransactionService } from '../core/transaction-service.js';
 import type { TransactionResult } from '../core/transaction.js';
 import { SemiDriver } from '../drivers/semi.js';
-import type { Journal } from '../journal/journal.js';
+import type { Journal } from '../core/journal-port.js';
 import type { LinkSource } from '../transports/message-link.js';
 import {
   loadTlsServer,

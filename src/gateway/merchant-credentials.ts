@@ -4,7 +4,7 @@ import { EcrError } from '../core/errors.js';
 import { MAX_TIMER_MS, parseOptions, wholeNumber } from '../core/options.js';
 import { sameSecret } from '../core/secret.js';
 import { DUMMY_HASH, parseSecretHash, verifySecret } from '../core/secret-hash.js';
-import type { Awaitable } from '../journal/journal.js';
+import type { Awaitable } from '../core/journal-port.js';
 
 /**
  * Merchants' API credentials (seed 002): a key and a password the POS sends with every request,

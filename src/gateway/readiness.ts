@@ -1,5 +1,5 @@
 import { journalCheck, type ReadinessCheck } from '../core/readiness.js';
-import type { Journal } from '../journal/journal.js';
+import type { Journal } from '../core/journal-port.js';
 import type { ClusterNode } from './cluster.js';
 import type { TerminalListener } from './terminal-listener.js';
 

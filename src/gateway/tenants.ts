@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { EcrError, invalid } from '../core/errors.js';
 import { randomLetters } from '../core/random-text.js';
 import { CREDENTIAL_LETTERS, hashSecret } from '../core/secret-hash.js';
-import type { Awaitable } from '../journal/journal.js';
+import type { Awaitable } from '../core/journal-port.js';
 import type { SqliteJournal } from '../journal/sqlite-journal.js';
 import { DEFAULT_PAYLOAD, validatePayload, type PayloadProtocol } from './provisioning.js';
 import {

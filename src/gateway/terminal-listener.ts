@@ -23,7 +23,7 @@ import {
   type LinkSource,
   type MessageLink,
 } from '../transports/message-link.js';
-import type { Awaitable } from '../journal/journal.js';
+import type { Awaitable } from '../core/journal-port.js';
 import type { ListeningServer } from '../transports/serve.js';
 import { listenTcp } from '../transports/tcp.js';
 import {

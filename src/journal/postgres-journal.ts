@@ -20,7 +20,7 @@ import {
   type Owner,
   type TransactionEvent,
   type TransactionKey,
-} from './journal.js';
+} from '../core/journal-port.js';
 import {
   errorText,
   journalError,

@@ -14,7 +14,7 @@ import type {
   NotificationState,
   Owner,
   TransactionEvent,
-} from './journal.js';
+} from '../core/journal-port.js';
 
 // The journals' rows as their databases give them (`details` already parsed), and the values
 // they hand the databases.

@@ -19,7 +19,7 @@ import {
   type Owner,
   type TransactionEvent,
   type TransactionKey,
-} from './journal.js';
+} from '../core/journal-port.js';
 import { MIGRATIONS } from './migrations.js';
 import { guardSharedMemory } from './shared-memory-guard.js';
 import { isPublicId, newPublicId } from './public-id.js';

@@ -11,7 +11,7 @@ import { formatAmount, parseAmount } from '../core/money.js';
 import { redactPans } from '../core/pan.js';
 import { randomLetters } from '../core/random-text.js';
 import type { TransactionResult } from '../core/transaction.js';
-import type { Awaitable, Journal, JournalRow, NotificationRow } from '../journal/journal.js';
+import type { Awaitable, Journal, JournalRow, NotificationRow } from '../core/journal-port.js';
 import { PUBLIC_ID_RULE, isPublicId } from '../journal/public-id.js';
 
 /**

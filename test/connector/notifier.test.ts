@@ -8,7 +8,7 @@ import { Notifier, type NotifierOptions } from '../../src/connector/notifier.js'
 import { createLogger } from '../../src/core/logger.js';
 import { containsPan } from '../../src/core/pan.js';
 import type { DriverOutcome, Outcome } from '../../src/core/transaction.js';
-import type { JournalRow, NotificationRow, Owner } from '../../src/journal/journal.js';
+import type { JournalRow, NotificationRow, Owner } from '../../src/core/journal-port.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { closedPort, tempDir, thrownBy, waitFor } from '../helpers.js';
 

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import type { Owner } from '../../src/journal/journal.js';
+import type { Owner } from '../../src/core/journal-port.js';
 import {
   isOwnerAlive,
   makeOwner,

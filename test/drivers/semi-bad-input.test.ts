@@ -7,7 +7,7 @@ import { containsPan } from '../../src/core/pan.js';
 import { TransactionService } from '../../src/core/transaction-service.js';
 import type { TransactionResult } from '../../src/core/transaction.js';
 import { SemiDriver, type SemiDriverOptions } from '../../src/drivers/semi.js';
-import type { JournalRow } from '../../src/journal/journal.js';
+import type { JournalRow } from '../../src/core/journal-port.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { decodeBatchTotals, decodeResponse } from '../../src/protocols/semi/codec.js';
 import { JsonObjectFramer } from '../../src/protocols/semi/framer.js';

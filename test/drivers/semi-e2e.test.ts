@@ -10,7 +10,7 @@ import { makeOwner } from '../../src/core/owner.js';
 import { TransactionService } from '../../src/core/transaction-service.js';
 import type { MoneyKind, PaymentRequest } from '../../src/core/transaction.js';
 import { SemiDriver, type SemiDriverOptions } from '../../src/drivers/semi.js';
-import { RECOVERED_BEFORE_SENT } from '../../src/journal/journal.js';
+import { RECOVERED_BEFORE_SENT } from '../../src/core/journal-port.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { SIMULATED_CARD } from '../../src/simulators/scenarios.js';
 import { SemiSimulator, type SemiSimulatorOptions } from '../../src/simulators/semi/simulator.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TransactionService } from '../../src/core/transaction-service.js';
 import { ConcertDriver } from '../../src/drivers/concert.js';
-import type { JournalRow } from '../../src/journal/journal.js';
+import type { JournalRow } from '../../src/core/journal-port.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import type { Charge } from '../../src/simulators/ledger.js';
 import { ConcertSimulator } from '../../src/simulators/concert/simulator.js';

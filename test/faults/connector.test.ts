@@ -6,7 +6,7 @@ import { startConnector, CONNECTOR_TERMINAL_ID } from '../../src/cli/connector.j
 import { parseConfigText } from '../../src/connector/config.js';
 import { TransactionService } from '../../src/core/transaction-service.js';
 import { SEMI_CARD_STEP_MS, SemiDriver } from '../../src/drivers/semi.js';
-import type { JournalRow, TransactionEvent } from '../../src/journal/journal.js';
+import type { JournalRow, TransactionEvent } from '../../src/core/journal-port.js';
 import { JOURNAL_FILE_NAME, SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { SemiSimulator } from '../../src/simulators/semi/simulator.js';
 import { startCli } from '../cli/run-cli.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TransactionResult } from '../../src/core/transaction.js';
-import type { JournalRow, TransactionEvent } from '../../src/journal/journal.js';
+import type { JournalRow, TransactionEvent } from '../../src/core/journal-port.js';
 import { noViolations, report, Rng, runs, seedFor, trace, type Violations } from './harness.js';
 import {
   CHARGING_SCENARIOS,

@@ -6,7 +6,7 @@ import {
   type VirtualTerminal,
 } from '../../src/simulators/econduit/simulator.js';
 import type { Charge, ChargeLedger } from '../../src/simulators/ledger.js';
-import type { Journal, JournalRow } from '../../src/journal/journal.js';
+import type { Journal, JournalRow } from '../../src/core/journal-port.js';
 import { startCli } from '../cli/run-cli.js';
 import { waitFor, waitForAsync } from '../helpers.js';
 import { noViolations, report, Rng, runs, seedFor, type Violations } from './harness.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { JournalRow } from '../../src/journal/journal.js';
+import type { JournalRow } from '../../src/core/journal-port.js';
 import type { Charge } from '../../src/simulators/ledger.js';
 import { noViolations } from './harness.js';
 import {

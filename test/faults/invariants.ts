@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { JournalRow, TransactionEvent } from '../../src/journal/journal.js';
+import type { JournalRow, TransactionEvent } from '../../src/core/journal-port.js';
 import type { Charge } from '../../src/simulators/ledger.js';
 import type { Rng, Violations } from './harness.js';
 

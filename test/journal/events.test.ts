@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClaimInput, Owner } from '../../src/journal/journal.js';
+import type { ClaimInput, Owner } from '../../src/core/journal-port.js';
 import { MIGRATIONS } from '../../src/journal/migrations.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { tempDir } from '../helpers.js';

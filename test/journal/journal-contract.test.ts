@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { beforeEach, describe } from 'vitest';
-import type { Journal } from '../../src/journal/journal.js';
+import type { Journal } from '../../src/core/journal-port.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { tempDir } from '../helpers.js';
 import { describeJournalContract } from './journal-contract.js';

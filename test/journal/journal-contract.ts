@@ -8,7 +8,7 @@ import {
   type Journal,
   type JournalRow,
   type Owner,
-} from '../../src/journal/journal.js';
+} from '../../src/core/journal-port.js';
 
 /** A journal to test, and how to let it go. */
 export interface ContractSubject {

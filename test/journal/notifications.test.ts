@@ -8,7 +8,7 @@ import {
   type JournalRow,
   type NotificationRow,
   type Owner,
-} from '../../src/journal/journal.js';
+} from '../../src/core/journal-port.js';
 import { MIGRATIONS } from '../../src/journal/migrations.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { tempDir, thrownBy } from '../helpers.js';

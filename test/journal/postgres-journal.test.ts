@@ -3,7 +3,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isOwnerAlive, OWNER_STALE_AFTER_MS } from '../../src/core/owner.js';
-import type { ClaimInput, Journal, Owner } from '../../src/journal/journal.js';
+import type { ClaimInput, Journal, Owner } from '../../src/core/journal-port.js';
 import {
   isPostgresUrl,
   PostgresJournal,

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ClaimInput, Journal, JournalRow, Owner } from '../../src/journal/journal.js';
+import type { ClaimInput, Journal, JournalRow, Owner } from '../../src/core/journal-port.js';
 import { MIGRATIONS } from '../../src/journal/migrations.js';
 import { migratePostgres, POSTGRES_MIGRATIONS } from '../../src/journal/postgres-migrations.js';
 import { isPublicId, newPublicId } from '../../src/journal/public-id.js';

@@ -1,11 +1,11 @@
-import type { ErrorCode } from '../core/errors.js';
+import type { ErrorCode } from './errors.js';
 import type {
   DriverOutcome,
   MoneyKind,
   Outcome,
   PaymentMethod,
   TransactionState,
-} from '../core/transaction.js';
+} from './transaction.js';
 
 /** A value, or a promise of it: the SQLite journal answers at once, the PostgreSQL one later. */
 export type Awaitable<T> = T | Promise<T>;
