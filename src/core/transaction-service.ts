@@ -561,8 +561,8 @@ export class TransactionService {
    * this journal does not know (another POS, a truncated reference) proves nothing: `unknown`.
    */
   private async provenNotCharged(found: DriverOutcome, target: JournalRow): Promise<DriverOutcome> {
-    const last = found.details?.lastReference;
-    if (found.outcome !== 'failed' || typeof last !== 'string') return found;
+    const last = found.lastReference;
+    if (found.outcome !== 'failed' || last === undefined) return found;
     // The terminal's last is an earlier attempt under this same reference (it echoed that
     // attempt's request id): older by construction, since no attempt follows an unknown one.
     if (last === target.reference) return found;

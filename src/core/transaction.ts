@@ -87,6 +87,12 @@ export interface DriverOutcome {
   readonly terminalTxId?: string;
   /** Further protocol fields worth keeping (masked, small, JSON). */
   readonly details?: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * From a status query that found another transaction to be the terminal's last: that
+   * transaction's reference. TransactionService believes a `failed` status answer only when this
+   * names a transaction it sent before the one asked about.
+   */
+  readonly lastReference?: string;
 }
 
 /** The answer every entry point gives for a money transaction. */

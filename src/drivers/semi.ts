@@ -533,6 +533,7 @@ function statusOutcome(target: StatusTarget, response: SemiResponse): DriverOutc
     errorCode: 'TERMINAL_REFUSED',
     message: `the terminal's last transaction is ${response.merTxnId}: ${target.reference} never completed on it, nothing was charged (status query)`,
     // TransactionService checks this reference against its journal before believing it.
-    details: { resolvedBy: 'status-query', lastReference: response.merTxnId },
+    details: { resolvedBy: 'status-query' },
+    lastReference: response.merTxnId,
   };
 }
