@@ -63,14 +63,13 @@ export {
   type Transport,
 } from './core/terminal-address.js';
 export { createLogger, type Logger, type LoggerOptions } from './core/logger.js';
+export { TransactionService, type PayOptions } from './core/transaction-service.js';
 export {
   DEFAULT_IN_FLIGHT_WAIT_MS,
   DEFAULT_LOCK_WAIT_MS,
   DEFAULT_MERCHANT_ID,
-  TransactionService,
-  type PayOptions,
   type TransactionServiceOptions,
-} from './core/transaction-service.js';
+} from './core/transaction-service-options.js';
 export { DEFAULT_MAX_QUEUE } from './core/terminal-queue.js';
 export type { Journal, JournalRow, ListFilter } from './core/journal-port.js';
 export { isPublicId, PUBLIC_ID_PREFIX } from './journal/public-id.js';
@@ -141,7 +140,7 @@ export {
   type ConnectorNotifier,
   type ConnectorServerOptions,
 } from './connector/server.js';
-export { LoginGuard, type LoginGuardOptions } from './connector/auth.js';
+export { LoginGuard, type LoginGuardOptions } from './http/login-guard.js';
 export {
   CONNECTOR_LISTEN_HOST,
   CONNECTOR_MAX_ALLOWED_HOSTS,
@@ -186,11 +185,10 @@ export type { NotificationRow } from './core/journal-port.js';
 export type { LinkSource, MessageLink, LinkClosed } from './transports/message-link.js';
 export {
   EconduitAgent,
-  type AgentEndpoint,
   type AgentStatus,
   type EconduitAgentEvents,
-  type EconduitAgentOptions,
-} from './gateway/agent.js';
+} from './agent/econduit-agent.js';
+export type { AgentEndpoint, EconduitAgentOptions } from './agent/agent-options.js';
 export {
   Gateway,
   GATEWAY_DEFAULT_CURRENCY,
@@ -198,12 +196,14 @@ export {
   type GatewayOptions,
 } from './gateway/gateway.js';
 export {
-  GATEWAY_TERMINAL_PORT,
   TerminalListener,
   type PayloadProtocol,
   type TerminalInfo,
-  type TerminalListenerOptions,
 } from './gateway/terminal-listener.js';
+export {
+  GATEWAY_TERMINAL_PORT,
+  type TerminalListenerOptions,
+} from './gateway/terminal-listener-options.js';
 export {
   SqliteTenantStore,
   type GatewayTerminal,

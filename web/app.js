@@ -979,10 +979,7 @@ ui.resolveForm.addEventListener('submit', async (event) => {
     scheduleList();
   } catch (error) {
     if (error instanceof SignedOut) return;
-    if (
-      error instanceof ApiError &&
-      (error.status === 409 || error.code === 'DUPLICATE_REFERENCE')
-    ) {
+    if (error instanceof ApiError && error.code === 'INVALID_INPUT' && error.field === 'id') {
       detailNotice =
         'Nothing recorded: this transaction is no longer unknown. Its current state is shown.';
       ui.detailHeading.focus();

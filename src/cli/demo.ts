@@ -4,7 +4,7 @@ import { invalid } from '../core/errors.js';
 import type { TenantStore } from '../gateway/tenants.js';
 import { EconduitSimulator } from '../simulators/econduit/simulator.js';
 import { openContext } from './context.js';
-import { startGateway } from './gateway.js';
+import { startGateway } from './gateway-start.js';
 import type { ConnectorConfig } from '../connector/config.js';
 import { startConnector } from './connector.js';
 import type { CommandOutput, CommonOptions } from './main.js';

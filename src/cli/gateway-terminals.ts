@@ -8,6 +8,7 @@ import {
   validateTerminalSecret,
 } from '../gateway/terminal-secret.js';
 import { openContext, type Context } from './context.js';
+import { shortDate, table } from './output.js';
 import type { CommandOutput, CommonOptions } from './main.js';
 
 /**
@@ -156,24 +157,6 @@ export async function withTenants<T>(
   } finally {
     await context.close();
   }
-}
-
-export const shortDate = (ms: number): string =>
-  new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
-
-/** Text columns, padded to the widest cell. */
-export function table(header: readonly string[], body: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)),
-  );
-  return [header, ...body]
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] as number))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
 }
 
 export async function runTerminalAdd(

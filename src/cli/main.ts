@@ -4,10 +4,11 @@ import { DEFAULT_DATA_DIR } from './context.js';
 import { describeError, errorJson, exitCodeForError, ERROR_EXIT_CODES } from './output.js';
 import { runDemo } from './demo.js';
 import { runBatchClose, runPay } from './pay.js';
-import { runPorts } from './ports.js';
+import { PORTS_MAX_INTERVAL_MS, PORTS_MIN_INTERVAL_MS, runPorts } from './ports.js';
 import { runConnectorStart } from './connector.js';
 import { runConnectorAlwaysUp, runConnectorSupervise } from './supervise.js';
 import { MONEY_KINDS } from '../core/transaction.js';
+import { PACKAGE_VERSION } from '../core/version.js';
 import { runSimulate } from './simulate.js';
 import { runTxList, runTxResolve, runTxShow } from './tx.js';
 import { registerGatewayCommands } from './gateway.js';
@@ -121,7 +122,7 @@ function action<O>(run: Action<O>) {
 export function buildProgram(): Command {
   const program = new Command('ecr-bridge')
     .description('Connect point-of-sale software to card-payment terminals.')
-    .version('0.1.0')
+    .version(PACKAGE_VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
@@ -382,7 +383,7 @@ export function buildProgram(): Command {
       .option(
         '--interval <ms>',
         'with --watch: how often to look (default 1000)',
-        integerIn('--interval', 100, 60_000),
+        integerIn('--interval', PORTS_MIN_INTERVAL_MS, PORTS_MAX_INTERVAL_MS),
       ),
   ).action(action(runPorts));
 

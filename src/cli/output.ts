@@ -2,7 +2,6 @@ import { ERROR_CODES, isEcrError, toEcrError, type ErrorCode } from '../core/err
 import { formatMoney, formatAmount } from '../core/money.js';
 import type { BatchTotals } from '../core/driver.js';
 import { chargedNothing, type Outcome, type TransactionResult } from '../core/transaction.js';
-import type { JournalRow } from '../core/journal-port.js';
 
 /** Exit code of `ecr-bridge pay` per outcome: 0 only when the money moved as asked. */
 export const OUTCOME_EXIT_CODES: Readonly<Record<Outcome, number>> = {
@@ -84,15 +83,23 @@ export function resultJson(result: TransactionResult): Record<string, unknown> {
   };
 }
 
-export function rowJson(row: JournalRow): Record<string, unknown> {
-  return {
-    ...row,
-    amount: formatAmount({ minor: row.amountMinor, currency: row.currency }),
-    createdAt: new Date(row.createdAt).toISOString(),
-    updatedAt: new Date(row.updatedAt).toISOString(),
-    completedAt:
-      row.completedAt === undefined ? undefined : new Date(row.completedAt).toISOString(),
-  };
+/** A time (ms since the epoch) as `YYYY-MM-DD HH:MM:SS` in UTC, for tables. */
+export const shortDate = (ms: number): string =>
+  new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+
+/** Text columns for people, each padded to its widest cell (the header's included). */
+export function table(header: readonly string[], body: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)),
+  );
+  return [header, ...body]
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** An error for people: the code and message, never a stack trace. */

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { invalid } from '../core/errors.js';
 import { listSerialPorts, type SerialPortInfo } from '../transports/serial.js';
 import type { CommandOutput, CommonOptions } from './main.js';
+import { table } from './output.js';
 
 /** How often `ports --watch` looks, when `--interval` does not say. */
 export const PORTS_DEFAULT_INTERVAL_MS = 1_000;
@@ -27,20 +28,10 @@ function usbId(port: SerialPortInfo): string | null {
 /** The ports as a table for people, one row per port. */
 export function describePorts(ports: readonly SerialPortInfo[]): string {
   if (ports.length === 0) return `no serial ports found: ${NO_PORTS_HINT}`;
-  const header = ['PATH', 'MANUFACTURER', 'VENDOR:PRODUCT', 'SERIAL'] as const;
-  const rows: (readonly string[])[] = [
-    header,
-    ...ports.map((p) => [p.path, p.manufacturer ?? '-', usbId(p) ?? '-', p.serialNumber ?? '-']),
-  ];
-  const widths = header.map((_, i) => Math.max(...rows.map((row) => row[i]?.length ?? 0)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return table(
+    ['PATH', 'MANUFACTURER', 'VENDOR:PRODUCT', 'SERIAL'],
+    ports.map((p) => [p.path, p.manufacturer ?? '-', usbId(p) ?? '-', p.serialNumber ?? '-']),
+  );
 }
 
 /** One `--watch` line: `+ /dev/ttyACM0  Ingenico  0b00:0061  SN 1234` or `- /dev/ttyACM0`. */

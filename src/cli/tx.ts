@@ -1,22 +1,18 @@
 import { EcrError, invalid } from '../core/errors.js';
-import { redactPans } from '../core/pan.js';
 import { formatMoney } from '../core/money.js';
-import {
-  chargedNothing,
-  hasControlCharacters,
-  validateReference,
-  type Outcome,
-} from '../core/transaction.js';
+import { journalRowJson } from '../http/transaction-json.js';
+import { handResolution, resolveByHand, type HandOutcome } from '../core/settlement.js';
+import { chargedNothing, validateReference } from '../core/transaction.js';
 import type { JournalRow } from '../core/journal-port.js';
 import { isPublicId } from '../journal/public-id.js';
 import { openContext } from './context.js';
+import { shortDate, table } from './output.js';
 import type { CommandOutput, CommonOptions } from './main.js';
-import { rowJson } from './output.js';
 
-function table(rows: readonly JournalRow[]): string {
+function rowsTable(rows: readonly JournalRow[]): string {
   const header = ['created', 'terminal', 'reference', 'kind', 'amount', 'state', 'error'];
   const body = rows.map((r) => [
-    new Date(r.createdAt).toISOString().slice(0, 19).replace('T', ' '),
+    shortDate(r.createdAt),
     r.terminalId,
     // A later attempt under the same reference (a new card after a decline) is marked #2, #3…
     r.attempt > 1 ? `${r.reference} #${r.attempt}` : r.reference,
@@ -25,17 +21,7 @@ function table(rows: readonly JournalRow[]): string {
     r.state,
     r.errorCode ?? '',
   ]);
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...body.map((row) => (row[i] as string).length)),
-  );
-  return [header, ...body]
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] as number))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return table(header, body);
 }
 
 export async function runTxList(
@@ -52,8 +38,12 @@ export async function runTxList(
         ? options.unresolved
           ? 'No unresolved transactions.'
           : 'No transactions yet.'
-        : table(rows);
-    return { exitCode: 0, text, json: { count: rows.length, transactions: rows.map(rowJson) } };
+        : rowsTable(rows);
+    return {
+      exitCode: 0,
+      text,
+      json: { count: rows.length, transactions: rows.map(journalRowJson) },
+    };
   } finally {
     await context.close();
   }
@@ -75,7 +65,7 @@ export async function runTxShow(options: CommonOptions, reference: string): Prom
       });
     const text = rows
       .map((row) =>
-        Object.entries(rowJson(row))
+        Object.entries(journalRowJson(row))
           .filter(
             ([key, value]) => value !== undefined && key !== 'ownerPid' && key !== 'ownerToken',
           )
@@ -93,7 +83,7 @@ export async function runTxShow(options: CommonOptions, reference: string): Prom
       json: {
         reference: first.reference,
         outcome: first.outcome ?? null,
-        transactions: rows.map(rowJson),
+        transactions: rows.map(journalRowJson),
       },
     };
   } finally {
@@ -102,28 +92,22 @@ export async function runTxShow(options: CommonOptions, reference: string): Prom
 }
 
 export interface ResolveOptions extends CommonOptions {
-  readonly outcome: Exclude<Outcome, 'unknown'>;
+  readonly outcome: HandOutcome;
   readonly note: string;
   readonly terminal?: string;
 }
 
-/** Longest reconciliation note kept. */
-const MAX_NOTE_LENGTH = 500;
-
 /**
  * A person reconciled an `unknown` transaction (terminal receipt, acquirer report): record what
- * really happened. Only `unknown` rows can be resolved, and only once.
+ * really happened. Only `unknown` rows can be resolved, and only once (core/settlement.ts).
  */
 export async function runTxResolve(
   options: ResolveOptions,
   reference: string,
 ): Promise<CommandOutput> {
   validateReference(reference);
-  // A note may quote a receipt: card numbers in it are masked before anything keeps it.
-  const note = redactPans(options.note.trim());
-  if (note.length === 0 || note.length > MAX_NOTE_LENGTH || hasControlCharacters(note)) {
-    throw invalid('INVALID_INPUT', 'note', `must be 1–${MAX_NOTE_LENGTH} printable characters`);
-  }
+  // Checked before the journal is opened: a bad note changes nothing anywhere.
+  const resolution = handResolution({ outcome: options.outcome, note: options.note });
   const context = await openContext(options);
   try {
     // The latest attempt per merchant and terminal (newest first): an `unknown` attempt is
@@ -149,26 +133,16 @@ export async function runTxResolve(
         `must name one of ${rows.map((r) => r.terminalId).join(', ')}: the reference exists on several terminals`,
       );
     }
-    const row = rows[0] as JournalRow;
-    const resolved = await context.journal.resolveByHand(row.id, options.outcome, note);
-    if (resolved === undefined) {
-      throw invalid(
-        'INVALID_INPUT',
-        'reference',
-        'must name an unknown transaction',
-        `it is ${row.state}`,
-      );
-    }
-    context.logger.warn(
-      { reference, terminalId: row.terminalId, outcome: options.outcome },
-      'unknown transaction resolved by hand',
-    );
+    const resolved = await resolveByHand(context.journal, rows[0] as JournalRow, resolution, {
+      rowField: 'reference',
+      logger: context.logger,
+    });
     return {
       exitCode: 0,
       // Recording "nothing was charged" reopens the reference: the POS's next retry is a new
       // attempt (invariant 1). The person deciding should know that.
-      text: `${reference}: unknown → ${resolved.state} (${note})${chargedNothing(resolved.state) ? `\nNothing charged: the same reference sent again is a new attempt, which may charge.` : ''}`,
-      json: { reference, outcome: resolved.outcome ?? null, transaction: rowJson(resolved) },
+      text: `${reference}: unknown → ${resolved.state} (${resolution.note})${chargedNothing(resolved.state) ? `\nNothing charged: the same reference sent again is a new attempt, which may charge.` : ''}`,
+      json: { reference, outcome: resolved.outcome ?? null, transaction: journalRowJson(resolved) },
     };
   } finally {
     await context.close();

@@ -1,10 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { totalsJson, type TerminalDriver } from '../core/driver.js';
-import { invalid } from '../core/errors.js';
-import { formatAmount, parseAmount } from '../core/money.js';
+import { parseAmount } from '../core/money.js';
 import type { TransactionService } from '../core/transaction-service.js';
-import { MONEY_KINDS, type TransactionResult } from '../core/transaction.js';
+import { MONEY_KINDS } from '../core/transaction.js';
+import { parseRequest } from '../http/parse-request.js';
+import {
+  TransactionJson,
+  transactionJson,
+  transactionWithAttemptsJson,
+} from '../http/transaction-json.js';
 
 /**
  * The connector's own API under `/api/v1`, in the project's clean model (the same data as the
@@ -28,50 +33,6 @@ export const PaymentBody = z.strictObject({
   forceAuthorization: z.boolean().optional(),
 });
 
-const OUTCOMES = ['approved', 'declined', 'cancelled', 'failed', 'unknown'] as const;
-
-/** One attempt under a reference: the cashier's first card, then another after a decline… */
-export const AttemptJson = z.object({
-  attempt: z.number().int().min(1),
-  outcome: z.enum(OUTCOMES),
-  state: z.string(),
-  errorCode: z.string().optional(),
-  message: z.string().optional(),
-  approvalCode: z.string().optional(),
-  maskedPan: z.string().optional(),
-  terminalTxId: z.string().optional(),
-  createdAt: z.string(),
-  completedAt: z.string().optional(),
-});
-
-export const TransactionJson = z.object({
-  reference: z.string(),
-  terminalId: z.string(),
-  kind: z.enum(MONEY_KINDS),
-  amount: z.string().describe('Major units, e.g. "10.23".'),
-  currency: z.string(),
-  outcome: z.enum(OUTCOMES),
-  state: z.string(),
-  attempt: z
-    .number()
-    .int()
-    .min(1)
-    .describe('Which attempt under the reference this is (a new one after nothing was charged).'),
-  attempts: z
-    .array(AttemptJson)
-    .optional()
-    .describe('Every attempt under the reference, the first first (on lookups by reference).'),
-  replayed: z.boolean(),
-  errorCode: z.string().optional(),
-  message: z.string().optional(),
-  approvalCode: z.string().optional(),
-  maskedPan: z.string().optional(),
-  cardBrand: z.string().optional(),
-  terminalTxId: z.string().optional(),
-  createdAt: z.string(),
-  completedAt: z.string().optional(),
-});
-
 export const ErrorJson = z.object({
   error: z.object({
     code: z.string(),
@@ -90,66 +51,6 @@ export const TerminalJson = z.object({
 });
 
 const ReferenceParams = z.strictObject({ reference: z.string().min(1).max(64) });
-
-/** A transaction in the project's own JSON model (the connector's and the gateway's /api/v1). */
-export function toJson(result: TransactionResult): z.infer<typeof TransactionJson> {
-  return {
-    reference: result.reference,
-    terminalId: result.terminalId,
-    kind: result.kind,
-    amount: formatAmount(result.amount),
-    currency: result.amount.currency,
-    outcome: result.outcome,
-    state: result.state,
-    attempt: result.attempt,
-    replayed: result.replayed,
-    createdAt: result.createdAt,
-    ...(result.completedAt === undefined ? {} : { completedAt: result.completedAt }),
-    ...(result.errorCode === undefined ? {} : { errorCode: result.errorCode }),
-    ...(result.message === undefined ? {} : { message: result.message }),
-    ...(result.approvalCode === undefined ? {} : { approvalCode: result.approvalCode }),
-    ...(result.maskedPan === undefined ? {} : { maskedPan: result.maskedPan }),
-    ...(result.cardBrand === undefined ? {} : { cardBrand: result.cardBrand }),
-    ...(result.terminalTxId === undefined ? {} : { terminalTxId: result.terminalTxId }),
-  };
-}
-
-/** A transaction with the list of its reference's attempts (`attempts` from the journal). */
-export function toJsonWithAttempts(
-  latest: TransactionResult,
-  attempts: readonly TransactionResult[],
-): z.infer<typeof TransactionJson> {
-  return {
-    ...toJson(latest),
-    attempts: attempts.map((a) => ({
-      attempt: a.attempt,
-      outcome: a.outcome,
-      state: a.state,
-      createdAt: a.createdAt,
-      ...(a.completedAt === undefined ? {} : { completedAt: a.completedAt }),
-      ...(a.errorCode === undefined ? {} : { errorCode: a.errorCode }),
-      ...(a.message === undefined ? {} : { message: a.message }),
-      ...(a.approvalCode === undefined ? {} : { approvalCode: a.approvalCode }),
-      ...(a.maskedPan === undefined ? {} : { maskedPan: a.maskedPan }),
-      ...(a.terminalTxId === undefined ? {} : { terminalTxId: a.terminalTxId }),
-    })),
-  };
-}
-
-/** Validates with a zod schema; the first problem is an INVALID_INPUT naming the field. */
-function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
-  const result = schema.safeParse(value, { reportInput: true });
-  if (result.success) return result.data;
-  const issue = result.error.issues[0] as z.core.$ZodIssue;
-  const field = issue.path.length === 0 ? 'body' : issue.path.join('.');
-  if (issue.code === 'unrecognized_keys')
-    throw invalid('INVALID_INPUT', issue.keys.join(', '), 'is not a field of this request');
-  throw invalid(
-    'INVALID_INPUT',
-    field,
-    issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
-  );
-}
 
 const schema = (zod: z.ZodType) => z.toJSONSchema(zod, { io: 'input', unrepresentable: 'any' });
 
@@ -174,7 +75,7 @@ export function registerApiV1(app: FastifyInstance, options: ApiV1Options): void
       },
     },
     async (request) => {
-      const body = parse(PaymentBody, request.body);
+      const body = parseRequest(PaymentBody, request.body);
       const amount = parseAmount(body.amount, body.currency ?? options.currency, {
         field: 'amount',
       });
@@ -189,7 +90,7 @@ export function registerApiV1(app: FastifyInstance, options: ApiV1Options): void
           ? {}
           : { forceAuthorization: body.forceAuthorization }),
       });
-      return toJson(result);
+      return transactionJson(result);
     },
   );
   app.get(
@@ -202,7 +103,7 @@ export function registerApiV1(app: FastifyInstance, options: ApiV1Options): void
       },
     },
     async (request, reply) => {
-      const { reference } = parse(ReferenceParams, request.params);
+      const { reference } = parseRequest(ReferenceParams, request.params);
       const found = await options.service.find(options.terminalId, reference);
       if (found === undefined) {
         return reply.code(404).send({
@@ -212,7 +113,7 @@ export function registerApiV1(app: FastifyInstance, options: ApiV1Options): void
           },
         });
       }
-      return toJsonWithAttempts(
+      return transactionWithAttemptsJson(
         found,
         await options.service.attempts(options.terminalId, reference),
       );

@@ -4,7 +4,7 @@ import { parseAmount } from '../core/money.js';
 import type { TransactionService } from '../core/transaction-service.js';
 import type { TransactionResult } from '../core/transaction.js';
 import type { Journal } from '../core/journal-port.js';
-import type { DashboardBackend } from '../web/dashboard.js';
+import type { DashboardBackend } from '../web/backend.js';
 import { credentialsMatch } from './auth.js';
 
 /** What the connector's dashboard reads of the running connector. */

@@ -16,12 +16,15 @@ import type { TransactionService } from '../core/transaction-service.js';
 import type { TerminalDriver } from '../core/driver.js';
 import { EventEmitter } from 'node:events';
 import type { Awaitable, Journal } from '../core/journal-port.js';
+import { SERVICE_VERSION } from '../core/version.js';
+import { LoginGuard } from '../http/login-guard.js';
+import { RateLimitedError } from '../http/rate-limited-error.js';
 import { firstDuplicateKey } from '../protocols/json-object.js';
 import { isDashboardRequest, registerDashboard } from '../web/dashboard.js';
 import { isHealthRequest, registerHealthRoutes } from '../web/health.js';
 import { registerApiV1 } from './api-v1.js';
 import { connectorDashboard, UNREACHABLE, type ConnectorActivity } from './dashboard.js';
-import { credentialsMatch, LoginGuard } from './auth.js';
+import { credentialsMatch } from './auth.js';
 import { allowedHosts, checkHost } from './host-check.js';
 import {
   desktopAnswer,
@@ -41,7 +44,7 @@ export const CONNECTOR_REQUEST_TIMEOUT_MS = 30_000;
 /** Its headers within this long. */
 export const CONNECTOR_HEADERS_TIMEOUT_MS = 10_000;
 /** The version `/version` reports. */
-export const CONNECTOR_VERSION = '0.1.0-ecr-bridge';
+export const CONNECTOR_VERSION = SERVICE_VERSION;
 
 /** What the connector needs of the back-office notifier (src/connector/notifier.ts). */
 export interface ConnectorNotifier {
@@ -271,10 +274,14 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
           Promise.resolve(credentialsMatch(options, login, password) ? true : undefined),
         );
       } catch (error) {
-        if (!isEcrError(error) || error.code !== 'RATE_LIMITED') throw error;
-        const limited = new Error('too many failed logins') as Error & { statusCode: number };
+        if (!(error instanceof RateLimitedError)) throw error;
+        // @fastify/basic-auth answers 401 (with a Basic challenge) to an error without a status
+        // code: this one must stay a 429, which the error handler words for the connector.
+        const limited = new Error('too many failed logins', { cause: error }) as Error & {
+          statusCode: number;
+        };
         limited.statusCode = 429;
-        throw Object.assign(limited, { cause: error });
+        throw limited;
       }
       if (ok === undefined) throw new Error('wrong credentials');
     },

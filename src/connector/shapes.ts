@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { invalid } from '../core/errors.js';
 import { formatAmount, parseAmount, requireCurrency, type Money } from '../core/money.js';
 import { validateReference, type MoneyKind, type TransactionResult } from '../core/transaction.js';
+import { requestIssueError } from '../http/parse-request.js';
 
 /**
  * The HiPay connectors' request and response shapes (seeds 001 desktop, 003 kiosk), parsed into
@@ -68,13 +69,7 @@ const KIOSK = z.object({
 const KINDS: Readonly<Record<string, MoneyKind>> = { debit: 'sale', credit: 'refund' };
 
 function firstIssue(error: z.ZodError): never {
-  const issue = error.issues[0] as z.core.$ZodIssue;
-  const field = issue.path.length === 0 ? 'body' : issue.path.join('.');
-  throw invalid(
-    'INVALID_INPUT',
-    field,
-    issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
-  );
+  throw requestIssueError(error.issues[0] as z.core.$ZodIssue);
 }
 
 /** Bytes of `value` as JSON; undefined when it is nested too deep for JSON.stringify. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { Clock } from './clock.js';
 import { invalid } from './errors.js';
 
 /** Longest delay a Node timer can hold; past it setTimeout fires at once. */
@@ -15,6 +16,21 @@ export function wholeNumber(min: number, max: number) {
 export function loggerOption() {
   return z
     .custom<Logger>((value) => typeof value === 'object' && value !== null, 'must be a pino logger')
+    .optional();
+}
+
+/** An injected clock (house style 8): tests pass a fake one; the default is the system's. */
+export function clockOption() {
+  return z
+    .custom<Clock>(
+      (value) =>
+        typeof value === 'object' &&
+        value !== null &&
+        typeof (value as Partial<Clock>).now === 'function' &&
+        typeof (value as Partial<Clock>).setTimeout === 'function' &&
+        typeof (value as Partial<Clock>).clearTimeout === 'function',
+      'must be a clock (now, setTimeout, clearTimeout)',
+    )
     .optional();
 }
 

@@ -1,7 +1,7 @@
 import { EcrError } from '../core/errors.js';
 import { parseAmount } from '../core/money.js';
-import type { DashboardBackend, DashboardTerminal } from '../web/dashboard.js';
-import { mapLimited, PRESENCE_CONCURRENCY, type Gateway } from './gateway.js';
+import type { DashboardBackend, DashboardTerminal } from '../web/backend.js';
+import type { GatewayPort } from './gateway-port.js';
 import { shownSerial } from './provisioning.js';
 
 /**
@@ -9,7 +9,7 @@ import { shownSerial } from './provisioning.js';
  * sees its own terminals and transactions only; someone else's answer like none.
  */
 export function gatewayDashboard(
-  gateway: Gateway,
+  gateway: GatewayPort,
   journal: DashboardBackend['journal'],
 ): DashboardBackend {
   return {
@@ -22,10 +22,8 @@ export function gatewayDashboard(
       return (await gateway.authenticate(key, password))?.name;
     },
     async terminals(who) {
-      const terminals = await gateway.terminalsOf(who);
-      return mapLimited(terminals, PRESENCE_CONCURRENCY, async (t): Promise<DashboardTerminal> => {
-        const online = await gateway.presence(t.terminalId);
-        return {
+      return (await gateway.terminalsWithPresence(who)).map(
+        ({ terminal: t, online }): DashboardTerminal => ({
           terminalId: t.terminalId,
           protocol: `${t.terminalType} (${t.payload} over eConduit)`,
           // The serial the terminal registered with (its TerminalID), card-number-like runs masked.
@@ -34,8 +32,8 @@ export function gatewayDashboard(
           lastHeartbeatAt: online?.lastSeenAt,
           model: online === undefined ? null : `${online.terminalModel} ${online.softwareVersion}`,
           address: online?.remote ?? null,
-        };
-      });
+        }),
+      );
     },
     onTerminalsChange: (listener) => gateway.onTerminalsChange(listener),
     owns: (who, row) => row.merchantId === who,

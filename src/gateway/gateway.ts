@@ -4,54 +4,38 @@ import { z } from 'zod';
 import type { TerminalDriver } from '../core/driver.js';
 import { EcrError, toEcrError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
+import { mapLimited } from '../core/map-limited.js';
 import { requireCurrency } from '../core/money.js';
 import { parseOptions } from '../core/options.js';
 import { makeOwner } from '../core/owner.js';
 import { Readiness, type ReadinessOptions } from '../core/readiness.js';
 import { toResult, TransactionService } from '../core/transaction-service.js';
 import type { TransactionResult } from '../core/transaction.js';
-import { SemiDriver } from '../drivers/semi.js';
 import type { Journal } from '../core/journal-port.js';
-import type { LinkSource } from '../transports/message-link.js';
 import {
   loadTlsServer,
   tlsServerOption,
   type TlsServerConfig,
   type TlsServerInput,
 } from '../transports/tls.js';
-import { LoginGuard } from '../connector/auth.js';
+import { LoginGuard } from '../http/login-guard.js';
 import { registerDashboard } from '../web/dashboard.js';
 import { gatewayDashboard } from './dashboard.js';
-import type { ClusterNode } from './cluster.js';
+import type { GatewayPort, TerminalPresence, TransactionFilter } from './gateway-port.js';
+import type { ClusterNode } from './cluster/node.js';
 import { buildPosApi, type PosApiOptions } from './pos-api.js';
 import { GatewayMetrics } from './metrics.js';
+import { payloadDriver, type GatewayDriverSettings } from './payload-driver.js';
+import { OrphanSweep } from './orphan-sweep.js';
 import { gatewayChecks } from './readiness.js';
-import type { PayloadProtocol } from './provisioning.js';
-import type { GatewayTerminal, TenantStore } from './tenants.js';
-import {
-  TerminalListener,
-  type TerminalInfo,
-  type TerminalListenerOptions,
-} from './terminal-listener.js';
+import type { GatewayTerminal, Merchant, TenantStore } from './tenants.js';
+import { TerminalListener, type TerminalInfo } from './terminal-listener.js';
+import type { TerminalListenerOptions } from './terminal-listener-options.js';
 
 /** Where POS programs call the gateway. */
 export const GATEWAY_HTTP_PORT = 8081;
 /** Amounts reach the gateway without a currency: the terminals' currency. */
 export const GATEWAY_DEFAULT_CURRENCY = 'USD';
-/**
- * How long a POS call keeps asking a terminal whose link dropped mid-transaction before it
- * answers `unknown` (ResultFinal false); the terminal's next registration settles it later.
- */
-export const GATEWAY_RECOVERY_MS = 30_000;
-
-/** The SEMI driver's bounds, for terminals behind the gateway. */
-export interface GatewayDriverSettings {
-  readonly answerTimeoutMs?: number;
-  readonly statusTimeoutMs?: number;
-  /** @default GATEWAY_RECOVERY_MS */
-  readonly recoveryMs?: number;
-  readonly cardStepMs?: number;
-}
 
 export interface GatewayOptions extends GatewayDriverSettings {
   readonly journal: Journal;
@@ -97,59 +81,13 @@ export interface GatewayOptions extends GatewayDriverSettings {
 /** Terminals asked about at once when a list shows their live state (cluster: NATS requests). */
 export const PRESENCE_CONCURRENCY = 32;
 
-/** `fn` over `items`, at most `limit` at a time, results in order. */
-export async function mapLimited<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
-/** The driver for a terminal's payload format, over the gateway's channel to it. */
-function payloadDriver(
-  protocol: PayloadProtocol,
-  source: LinkSource,
-  currency: string,
-  settings: GatewayDriverSettings,
-  logger: Logger,
-): TerminalDriver {
-  switch (protocol) {
-    case 'semi':
-      return new SemiDriver({
-        source,
-        currency,
-        // The terminal holds the connection: no dialling, so an offline terminal answers at once.
-        connectAttempts: 1,
-        recoveryMs: settings.recoveryMs ?? GATEWAY_RECOVERY_MS,
-        ...(settings.answerTimeoutMs === undefined
-          ? {}
-          : { answerTimeoutMs: settings.answerTimeoutMs }),
-        ...(settings.statusTimeoutMs === undefined
-          ? {}
-          : { statusTimeoutMs: settings.statusTimeoutMs }),
-        ...(settings.cardStepMs === undefined ? {} : { cardStepMs: settings.cardStepMs }),
-        logger,
-      });
-  }
-}
-
 /**
  * The eConduit-compatible cloud gateway: terminals hold a TCP connection to it
  * (`TerminalListener`), POS programs call its HTTP API (`pos-api.ts`). Every transaction goes
  * through a TransactionService per merchant over one journal: idempotent `refID`, one transaction
  * at a time per terminal, `unknown` settled by the terminal's status query when it is back.
  */
-export class Gateway {
+export class Gateway implements GatewayPort {
   readonly listener: TerminalListener;
   readonly metrics: GatewayMetrics;
   /** What `/readyz` answers: the journal, the terminal listener and, in a cluster, NATS. */
@@ -169,8 +107,7 @@ export class Gateway {
   private orphanSweep: NodeJS.Timeout | undefined;
   /** Terminals as the latest registration looked them up. */
   private readonly provisioned = new Map<string, GatewayTerminal>();
-  private currentSweep: Promise<void> | undefined;
-  private nextSweep: Promise<void> | undefined;
+  private readonly orphans: OrphanSweep;
   private http: FastifyInstance | undefined;
   private dashboard: { close(): void } | undefined;
   private httpAddress: { host: string; port: number } | undefined;
@@ -191,6 +128,14 @@ export class Gateway {
     this.tenants = options.tenants;
     this.logger = options.logger ?? silentLogger;
     this.currency = requireCurrency(options.currency ?? GATEWAY_DEFAULT_CURRENCY).code;
+    this.orphans = new OrphanSweep({
+      journal: this.journal,
+      logger: this.logger,
+      owner: this.owner,
+      ...(options.cluster === undefined
+        ? {}
+        : { reconcile: (merchant, terminalId) => this.reconcileSoon(merchant, terminalId) }),
+    });
     this.listener = new TerminalListener({
       ...options.terminals,
       ...(options.host === undefined ? {} : { host: options.host }),
@@ -258,13 +203,15 @@ export class Gateway {
   async start(): Promise<this> {
     // What a crashed gateway left in flight is settled (never sent: `failed`; sent: `unknown`,
     // which registrations settle).
-    await this.sweepOrphans();
+    await this.orphans.run();
     if (this.options.cluster !== undefined) {
       // Another node may die at any time: what it left in flight is looked for while we run.
       this.orphanSweep = setInterval(() => {
-        this.sweepOrphansSoon().catch((error: unknown) =>
-          this.logger.warn({ err: toEcrError(error).message }, 'orphan sweep failed'),
-        );
+        this.orphans
+          .soon()
+          .catch((error: unknown) =>
+            this.logger.warn({ err: toEcrError(error).message }, 'orphan sweep failed'),
+          );
       }, this.options.orphanSweepMs ?? 10_000);
       this.orphanSweep.unref();
     }
@@ -330,6 +277,14 @@ export class Gateway {
       : cluster.presence(terminalId);
   }
 
+  /** A merchant's terminals with their live state, asking at most PRESENCE_CONCURRENCY at once. */
+  async terminalsWithPresence(merchant: string): Promise<TerminalPresence[]> {
+    return mapLimited(await this.terminalsOf(merchant), PRESENCE_CONCURRENCY, async (terminal) => ({
+      terminal,
+      online: await this.presence(terminal.terminalId),
+    }));
+  }
+
   /** Whether the terminal is connected to this gateway (or, in cluster mode, to any node). */
   async isOnline(terminalId: string): Promise<boolean> {
     return (await this.presence(terminalId)) !== undefined;
@@ -377,11 +332,7 @@ export class Gateway {
   async list(
     merchant: string,
     terminalId: string,
-    filter: {
-      readonly unresolved?: boolean;
-      readonly state?: TransactionResult['state'];
-      readonly limit?: number;
-    },
+    filter: TransactionFilter,
   ): Promise<TransactionResult[]> {
     await this.terminalOf(merchant, terminalId);
     const rows = await this.journal.list({ ...filter, terminalId, merchantId: merchant });
@@ -439,7 +390,7 @@ export class Gateway {
     return this.tenants.terminalsOf(merchant);
   }
 
-  authenticate(key: string, password: string) {
+  authenticate(key: string, password: string): Promise<Merchant | undefined> {
     return this.tenants.authenticate(key, password);
   }
 
@@ -510,45 +461,8 @@ export class Gateway {
         info: () => this.listener.terminal(terminalId),
       });
       // Rows a dead node left in flight on this terminal become `unknown` first, to be settled.
-      await this.sweepOrphansSoon();
+      await this.orphans.soon();
     }
     this.reconcileSoon(terminal.merchant, terminalId);
-  }
-
-  /**
-   * One orphan sweep for a burst of registrations (a dead node's terminals arriving at once):
-   * at most one runs, and one more after it for those that came meanwhile.
-   */
-  private sweepOrphansSoon(): Promise<void> {
-    if (this.nextSweep !== undefined) return this.nextSweep;
-    const next = (this.currentSweep ?? Promise.resolve())
-      .catch(() => {})
-      .then(() => {
-        this.nextSweep = undefined;
-        this.currentSweep = this.sweepOrphans().finally(() => {
-          this.currentSweep = undefined;
-        });
-        return this.currentSweep;
-      });
-    this.nextSweep = next;
-    return next;
-  }
-
-  /**
-   * Rows left in flight by a process that is gone (this one before a crash, or in a cluster
-   * another node): `received` ones were never sent and become `failed`; `sent` ones become
-   * `unknown`, and the terminals' status queries settle them.
-   */
-  private async sweepOrphans(): Promise<void> {
-    const recovered = await new TransactionService({
-      journal: this.journal,
-      logger: this.logger,
-      owner: this.owner,
-    }).recover();
-    if (recovered.length === 0) return;
-    this.logger.warn({ count: recovered.length }, 'transactions left in flight were settled');
-    if (this.options.cluster === undefined) return;
-    for (const row of recovered)
-      if (row.state === 'unknown') this.reconcileSoon(row.merchantId, row.terminalId);
   }
 }

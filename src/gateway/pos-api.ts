@@ -9,22 +9,30 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { toJson, toJsonWithAttempts } from '../connector/api-v1.js';
-import { LoginGuard } from '../connector/auth.js';
 import { ERROR_CODES, EcrError, invalid, isEcrError, toEcrError } from '../core/errors.js';
 import { httpServiceLogger, silentLogger } from '../core/logger.js';
 import { formatAmount, parseAmount } from '../core/money.js';
-import { randomLetters } from '../core/random-text.js';
-import {
-  chargedNothing,
-  validateReference,
-  type MoneyKind,
-  type TransactionResult,
-} from '../core/transaction.js';
+import { chargedNothing, validateReference } from '../core/transaction.js';
+import { SERVICE_VERSION } from '../core/version.js';
+import { LoginGuard } from '../http/login-guard.js';
+import { parseRequest } from '../http/parse-request.js';
+import { RateLimitedError } from '../http/rate-limited-error.js';
 import { isDashboardRequest } from '../web/dashboard.js';
 import { registerHealthRoutes } from '../web/health.js';
-import { mapLimited, PRESENCE_CONCURRENCY, type Gateway } from './gateway.js';
-import type { Merchant } from './tenants.js';
+import { registerGatewayApiV1 } from './api-v1.js';
+import {
+  AMOUNT,
+  CheckStatus,
+  COMMANDS,
+  commandOf,
+  Credentials,
+  errorJson,
+  FIELD_ERRORS,
+  referenceOf,
+  resultJson,
+  RunTransaction,
+} from './econduit-shapes.js';
+import type { GatewayPort } from './gateway-port.js';
 import { TLS_MIN_VERSION, type TlsServerConfig } from '../transports/tls.js';
 
 /** Largest request body accepted (413 past it): a transaction call is a few hundred bytes. */
@@ -34,10 +42,10 @@ export const POS_API_REQUEST_TIMEOUT_MS = 30_000;
 /** Its headers within this long. */
 export const POS_API_HEADERS_TIMEOUT_MS = 10_000;
 /** The version the OpenAPI document reports. */
-export const GATEWAY_VERSION = '0.1.0-ecr-bridge';
+export const GATEWAY_VERSION = SERVICE_VERSION;
 
 export interface PosApiOptions {
-  readonly gateway: Gateway;
+  readonly gateway: GatewayPort;
   readonly logger?: Logger;
   /** @default POS_API_MAX_BODY_BYTES */
   readonly bodyLimit?: number;
@@ -55,179 +63,6 @@ export interface PosApiOptions {
   readonly tls?: TlsServerConfig;
 }
 
-/** eConduit `command` values, and what each is here. Gift cards are not supported. */
-const COMMANDS = {
-  sale: { kind: 'sale', name: 'Sale', followUp: false },
-  refund: { kind: 'refund', name: 'Refund', followUp: false },
-  auth: { kind: 'auth', name: 'Auth', followUp: false },
-  capture: { kind: 'capture', name: 'Capture', followUp: true },
-  void: { kind: 'void', name: 'Void', followUp: true },
-  tipadjust: { kind: 'tip-adjust', name: 'TipAdjust', followUp: true },
-} as const satisfies Record<string, { kind: MoneyKind; name: string; followUp: boolean }>;
-type Command = keyof typeof COMMANDS;
-const GIFT_COMMANDS = ['giftactivate', 'giftsale', 'giftrefund', 'giftaddvalue', 'giftbalance'];
-
-/** Longest refID: follow-ups are journaled as `<refID>:<command>` within 64 characters. */
-const MAX_REF_ID = 50;
-const ID = /^[A-Za-z0-9._-]{1,64}$/;
-const AMOUNT = /^\d{1,10}\.\d{1,3}$/;
-
-const field = (name: string, max: number) =>
-  z
-    .string({ error: (i) => (i.input === undefined ? 'is required' : 'must be a string') })
-    .max(max, `must be at most ${max} characters`);
-
-const Credentials = z.object({
-  key: field('key', 128).min(1, 'is required'),
-  password: field('password', 256).min(1, 'is required'),
-});
-
-const RunTransaction = Credentials.extend({
-  command: field('command', 32).min(1, 'is required'),
-  terminalId: field('terminalId', 64).regex(ID, 'letters, digits, . _ - (1 to 64)'),
-  refID: field('refID', MAX_REF_ID)
-    .min(1, 'is required (it makes retries and checkStatus safe)')
-    .regex(/^[\x21-\x39\x3b-\x7e]+$/, "printable ASCII without spaces or ':'"),
-  amount: z
-    .string({
-      error: (i) =>
-        i.input === undefined
-          ? 'is required'
-          : 'must be a string with a decimal point, e.g. "2.50"',
-    })
-    .max(16, 'must be at most 16 characters')
-    .optional(),
-  invoiceNumber: field('invoiceNumber', 64).optional(),
-});
-
-const CheckStatus = Credentials.extend({
-  refID: field('refID', MAX_REF_ID).min(1, 'is required'),
-  terminalId: field('terminalId', 64).regex(ID, 'letters, digits, . _ - (1 to 64)').optional(),
-  command: field('command', 32).optional(),
-  date: field('date', 8)
-    .regex(/^\d{8}$/, 'MMddyyyy')
-    .optional(),
-});
-
-/** The first zod issue as a project error naming the field and the rule. */
-function parseFields<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  const result = schema.safeParse(input, { reportInput: true });
-  if (result.success) return result.data;
-  const issue = result.error.issues[0] as z.core.$ZodIssue;
-  const name = issue.path.length === 0 ? 'request' : issue.path.join('.');
-  throw invalid(
-    name === 'amount' ? 'INVALID_AMOUNT' : 'INVALID_INPUT',
-    name,
-    issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message,
-  );
-}
-
-function commandOf(text: string | undefined): Command {
-  const name = (text ?? 'sale').toLowerCase();
-  if (Object.hasOwn(COMMANDS, name)) return name as Command;
-  if (GIFT_COMMANDS.includes(name)) {
-    throw new EcrError(
-      'UNSUPPORTED_OPERATION',
-      `command: gift card commands are not supported by this gateway (${text})`,
-      { field: 'command', rule: 'Sale, Refund, Auth, Capture, Void or TipAdjust' },
-    );
-  }
-  throw invalid(
-    'INVALID_INPUT',
-    'command',
-    'must be Sale, Refund, Auth, Capture, Void or TipAdjust',
-    text?.slice(0, 32),
-  );
-}
-
-/** The journal's reference of an eConduit transaction: follow-ups reuse their original's refID. */
-function referenceOf(command: Command, refId: string): string {
-  return COMMANDS[command].followUp ? `${refId}:${command}` : refId;
-}
-
-const RESULT_CODES = {
-  approved: 'Approved',
-  declined: 'Declined',
-  cancelled: 'Cancelled',
-  failed: 'Error',
-  unknown: 'Unknown',
-} as const;
-
-/** A transaction as eConduit's result JSON (protocols.md, "econduit"). */
-function resultJson(
-  result: TransactionResult,
-  command: Command,
-  refId: string,
-  merchant: string,
-): Record<string, unknown> {
-  const details = result.details ?? {};
-  const approved = result.outcome === 'approved';
-  const approvedMinor =
-    typeof details.approvedMinor === 'number' ? details.approvedMinor : result.amount.minor;
-  const amount = formatAmount({
-    minor: approved ? approvedMinor : result.amount.minor,
-    currency: result.amount.currency,
-  });
-  const last4 = result.maskedPan?.slice(-4) ?? '';
-  const entry = typeof details.ENTRY_MODE === 'string' ? details.ENTRY_MODE : '';
-  const message =
-    result.state === 'received' || result.state === 'sent'
-      ? 'in progress at the terminal: call checkStatus until ResultFinal is true'
-      : result.outcome === 'unknown'
-        ? `${result.message ?? 'no answer seen'}: call checkStatus until ResultFinal is true`
-        : (result.message ?? (approved ? 'APPROVED' : ''));
-  return {
-    TerminalID: result.terminalId,
-    ResultCode: RESULT_CODES[result.outcome],
-    // False while the outcome is not known: eConduit's own flag for "call checkStatus again".
-    ResultFinal: result.outcome !== 'unknown',
-    AuthCode: result.approvalCode ?? '',
-    TransType: COMMANDS[command].name,
-    Amount: Number(amount),
-    AmountString: amount,
-    CardType: result.cardBrand ?? '',
-    Last4: last4,
-    Name: '',
-    Message: message,
-    RefID: refId,
-    EntryMethod: entry,
-    ErrorCode: result.errorCode ?? '',
-    receiptTerminal: receipt(result, command, merchant, amount),
-  };
-}
-
-/** A short receipt text; the card number only ever masked. */
-function receipt(
-  result: TransactionResult,
-  command: Command,
-  merchant: string,
-  amount: string,
-): string {
-  return [
-    `Merchant: ${merchant}`,
-    `Terminal: ${result.terminalId}`,
-    `${result.completedAt ?? result.createdAt}`,
-    `${COMMANDS[command].name.toUpperCase()} ${amount} ${result.amount.currency}`,
-    ...(result.maskedPan === undefined
-      ? []
-      : [`Account: ${result.cardBrand ?? ''} ${result.maskedPan}`.replace('  ', ' ')]),
-    ...(result.approvalCode === undefined ? [] : [`Authorization Code: ${result.approvalCode}`]),
-    `Result: ${RESULT_CODES[result.outcome].toUpperCase()}`,
-  ].join('\n');
-}
-
-/** An error as eConduit-shaped JSON. */
-function errorJson(error: EcrError, final: boolean): Record<string, unknown> {
-  return {
-    ResultCode: 'Error',
-    ResultFinal: final,
-    Message: error.message,
-    ErrorCode: error.code,
-    ...(error.field === undefined ? {} : { Field: error.field }),
-    ...(error.rule === undefined ? {} : { Rule: error.rule }),
-  };
-}
-
 /** Fastify's own errors (bad JSON, body too large, wrong content type) as project errors. */
 function fromFastify(error: FastifyError): EcrError {
   switch (error.code) {
@@ -242,9 +77,6 @@ function fromFastify(error: FastifyError): EcrError {
       return toEcrError(error);
   }
 }
-
-/** Letters only: a test-transaction reference must not look like a card number to a scan. */
-const TEST_REFERENCE_LETTERS = 'ABCDEFGHJKLMNPQRSTUVWXYZ';
 
 /**
  * The gateway's HTTP API for POS programs: eConduit-compatible `runTransaction` and
@@ -318,8 +150,9 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
           ? 409
           : ERROR_CODES[error.code].http;
     if (status === 429) {
-      const wait = (thrown as { retryAfter?: unknown }).retryAfter;
-      void reply.header('retry-after', String(typeof wait === 'number' ? wait : 1));
+      // A refused sign-in says how long to wait; any other 429 (too many live streams) 1 s.
+      const wait = thrown instanceof RateLimitedError ? thrown.retryAfterSeconds : 1;
+      void reply.header('retry-after', String(wait));
     }
     const own = request.url.startsWith('/api/v1/') || isDashboardRequest(request.url);
     // checkStatus exists to learn a transaction's fate: an error from it says nothing about the
@@ -368,9 +201,9 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
 
   const runTransaction = async (request: FastifyRequest, reply: FastifyReply) => {
     const fields = fieldsOf(request);
-    const credentials = parseFields(Credentials, fields);
+    const credentials = parseRequest(Credentials, fields, FIELD_ERRORS);
     const merchant = await authenticate(request, credentials.key, credentials.password);
-    const input = parseFields(RunTransaction, fields);
+    const input = parseRequest(RunTransaction, fields, FIELD_ERRORS);
     validateReference(input.refID, 'refID');
     const command = commandOf(input.command);
     const { kind, followUp } = COMMANDS[command];
@@ -444,9 +277,9 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
 
   const checkStatus = async (request: FastifyRequest, reply: FastifyReply) => {
     const fields = fieldsOf(request);
-    const credentials = parseFields(Credentials, fields);
+    const credentials = parseRequest(Credentials, fields, FIELD_ERRORS);
     const merchant = await authenticate(request, credentials.key, credentials.password);
-    const input = parseFields(CheckStatus, fields);
+    const input = parseRequest(CheckStatus, fields, FIELD_ERRORS);
     const command = commandOf(input.command);
     const reference = referenceOf(command, input.refID);
     const terminalId =
@@ -495,7 +328,7 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     });
   }
 
-  registerApiV1(app, gateway, authenticate);
+  registerGatewayApiV1(app, gateway, authenticate);
 
   // /livez, /readyz and /healthz (readiness, with the terminals online here), no credentials.
   registerHealthRoutes(app, {
@@ -506,131 +339,4 @@ export async function buildPosApi(options: PosApiOptions): Promise<FastifyInstan
     reply.header('content-type', gateway.metrics.contentType).send(await gateway.metrics.text()),
   );
   return app;
-}
-
-/** `Authorization: Basic` as key and password, or UNAUTHORIZED. */
-function basicCredentials(request: FastifyRequest): { key: string; password: string } {
-  const header = request.headers.authorization ?? '';
-  const match = /^Basic ([A-Za-z0-9+/=]{1,512})$/.exec(header);
-  const decoded = match === null ? '' : Buffer.from(match[1] as string, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon <= 0) {
-    throw new EcrError('UNAUTHORIZED', 'authorization: Basic credentials (key:password) required', {
-      field: 'authorization',
-      rule: 'HTTP Basic with the merchant key and password',
-    });
-  }
-  return { key: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-}
-
-const TestBody = z.strictObject({
-  amount: z.string().max(16).regex(AMOUNT, 'must be digits with a decimal point, e.g. "1.00"'),
-});
-const TransactionsQuery = z.strictObject({
-  outcome: z.enum(['approved', 'declined', 'cancelled', 'failed', 'unknown']).optional(),
-  unresolved: z.enum(['true', 'false']).optional(),
-  limit: z
-    .string()
-    .regex(/^\d{1,3}$/, 'a whole number from 1 to 500')
-    .optional(),
-});
-
-function registerApiV1(
-  app: FastifyInstance,
-  gateway: Gateway,
-  authenticate: (request: FastifyRequest, key: string, password: string) => Promise<Merchant>,
-): void {
-  const merchantOf = (request: FastifyRequest) => {
-    const { key, password } = basicCredentials(request);
-    return authenticate(request, key, password);
-  };
-  const terminalParam = (request: FastifyRequest) =>
-    parseFields(
-      z.object({ id: z.string().regex(ID, 'letters, digits, . _ - (1 to 64)') }),
-      request.params,
-    ).id;
-
-  app.get('/api/v1/terminals', async (request) => {
-    const merchant = await merchantOf(request);
-    const terminals = await gateway.terminalsOf(merchant.name);
-    return {
-      terminals: await mapLimited(terminals, PRESENCE_CONCURRENCY, async (t) => {
-        const online = await gateway.presence(t.terminalId);
-        return {
-          terminalId: t.terminalId,
-          terminalType: t.terminalType,
-          status: online === undefined ? 'POS Offline' : online.busy ? 'busy' : 'POS Online',
-          online: online !== undefined,
-          busy: online?.busy ?? false,
-          ...(online === undefined
-            ? {}
-            : {
-                terminalModel: online.terminalModel,
-                softwareVersion: online.softwareVersion,
-                remote: online.remote,
-                registeredAt: new Date(online.registeredAt).toISOString(),
-                lastSeenAt: new Date(online.lastSeenAt).toISOString(),
-              }),
-        };
-      }),
-    };
-  });
-
-  app.get('/api/v1/terminals/:id/transactions', async (request) => {
-    const merchant = await merchantOf(request);
-    const id = terminalParam(request);
-    const query = parseFields(TransactionsQuery, request.query);
-    const limit = query.limit === undefined ? 100 : Number(query.limit);
-    if (limit < 1 || limit > 500)
-      throw invalid('INVALID_INPUT', 'limit', 'a whole number from 1 to 500');
-    return {
-      transactions: (
-        await gateway.list(merchant.name, id, {
-          unresolved: query.unresolved === 'true',
-          ...(query.outcome === undefined ? {} : { state: query.outcome }),
-          limit,
-        })
-      ).map(toJson),
-    };
-  });
-
-  app.get('/api/v1/transactions/:refId', async (request) => {
-    const merchant = await merchantOf(request);
-    const { refId } = parseFields(z.object({ refId: z.string().min(1).max(64) }), request.params);
-    const matches: ReturnType<typeof toJsonWithAttempts>[] = [];
-    for (const t of await gateway.terminalsOf(merchant.name)) {
-      const found = await gateway.lookup(merchant.name, t.terminalId, refId);
-      if (found !== undefined)
-        matches.push(
-          toJsonWithAttempts(found, await gateway.attemptsOf(merchant.name, t.terminalId, refId)),
-        );
-    }
-    if (matches.length === 0) {
-      throw new EcrError('NOT_FOUND', `refId: no transaction ${refId}`, {
-        field: 'refId',
-        rule: 'must name a transaction of yours',
-      });
-    }
-    return { transactions: matches };
-  });
-
-  app.post('/api/v1/terminals/:id/test-transaction', async (request) => {
-    const merchant = await merchantOf(request);
-    const id = terminalParam(request);
-    const { amount: text } = parseFields(TestBody, request.body ?? {});
-    const service = await gateway.serviceFor(merchant.name, id);
-    if (!(await gateway.isOnline(id))) {
-      throw new EcrError(
-        'TERMINAL_OFFLINE',
-        `terminal ${id} is offline ("POS Offline"): nothing was sent`,
-      );
-    }
-    const result = await service.pay(id, {
-      kind: 'sale',
-      reference: `test-${randomLetters(12, TEST_REFERENCE_LETTERS)}`,
-      amount: parseAmount(text, gateway.currency),
-    });
-    gateway.metrics.transaction('Test', result.outcome, undefined);
-    return { transaction: toJson(result) };
-  });
 }

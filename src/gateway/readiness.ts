@@ -1,6 +1,6 @@
 import { journalCheck, type ReadinessCheck } from '../core/readiness.js';
 import type { Journal } from '../core/journal-port.js';
-import type { ClusterNode } from './cluster.js';
+import type { ClusterNode } from './cluster/node.js';
 import type { TerminalListener } from './terminal-listener.js';
 
 /**

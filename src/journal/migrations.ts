@@ -187,7 +187,7 @@ export const MIGRATIONS: readonly string[] = [
   // outcome, timeline and notification stay its own; the key becomes (merchant, terminal,
   // reference, attempt). SQLite cannot change a UNIQUE in place: the table is rebuilt the
   // documented way (new table, copy, drop, rename) with foreign keys off during migrations
-  // (`SqliteJournal.migrate` checks them before each commit), so the tables that reference
+  // (`migrate` in sqlite-database.ts checks them before each commit), so the tables that reference
   // `transactions` keep pointing at it. Dropping the table dropped its indexes and triggers:
   // they are made again here, as migrations 2 and 6 made them.
   `

@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { z } from 'zod';
 import { EcrError, invalid } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
-import { loggerOption, MAX_TIMER_MS, wholeNumber } from '../core/options.js';
+import { clockOption, loggerOption, MAX_TIMER_MS, wholeNumber } from '../core/options.js';
 
 // How PostgresJournal reaches its server: options, the URL, the errors it reports, the types
 // it reads. Kept apart from the journal's SQL.
@@ -60,7 +61,14 @@ export const postgresOptionsSchema = z.strictObject({
   statementTimeoutMs: wholeNumber(1, MAX_TIMER_MS - POSTGRES_QUERY_TIMEOUT_MARGIN_MS).default(
     POSTGRES_STATEMENT_TIMEOUT_MS,
   ),
+  now: z
+    .custom<() => number>((value) => typeof value === 'function', 'must be a function')
+    .optional(),
+  clock: clockOption(),
 });
+
+/** The options once checked, with their defaults. */
+export type ParsedPostgresOptions = Readonly<z.output<typeof postgresOptionsSchema>>;
 
 /** How to reach a PostgreSQL journal (PostgresJournal.open). */
 export interface PostgresJournalOptions {
@@ -87,6 +95,14 @@ export interface PostgresJournalOptions {
    * later. @default POSTGRES_STATEMENT_TIMEOUT_MS
    */
   readonly statementTimeoutMs?: number;
+  /**
+   * This process's clock, in milliseconds since the epoch: when a new notification is due, and
+   * what heartbeat ages (measured by the database's clock) are turned into `Owner.heartbeatAt`
+   * on. Row times are the database's. @default Date.now
+   */
+  readonly now?: () => number;
+  /** Timers of the readiness probe's bound on waiting for a connection. @default systemClock */
+  readonly clock?: Clock;
 }
 
 /** Where a journal lives, for messages, and the secrets those messages must never show. */

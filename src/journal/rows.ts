@@ -1,20 +1,19 @@
 import type { ErrorCode } from '../core/errors.js';
-import { redactPans } from '../core/pan.js';
-import {
-  chargedNothing,
-  type MoneyKind,
-  type Outcome,
-  type PaymentMethod,
-  type TransactionState,
+import type {
+  DriverOutcome,
+  MoneyKind,
+  Outcome,
+  PaymentMethod,
+  TransactionState,
 } from '../core/transaction.js';
 import type {
-  ClaimInput,
   JournalRow,
   NotificationRow,
   NotificationState,
   Owner,
   TransactionEvent,
 } from '../core/journal-port.js';
+import { IN_FLIGHT_STATES } from './policy.js';
 
 // The journals' rows as their databases give them (`details` already parsed), and the values
 // they hand the databases.
@@ -47,7 +46,7 @@ export interface Row {
   completed_at: number | null;
 }
 
-const IN_FLIGHT = new Set<TransactionState>(['received', 'sent']);
+const IN_FLIGHT: ReadonlySet<TransactionState> = new Set(IN_FLIGHT_STATES);
 
 export function toJournalRow(row: Row): JournalRow {
   const state = row.state as TransactionState;
@@ -78,21 +77,6 @@ export function toJournalRow(row: Row): JournalRow {
     updatedAt: row.updated_at,
     completedAt: row.completed_at ?? undefined,
   };
-}
-
-/**
- * Whether a claim may start a new attempt after `latest`, the reference's latest attempt: only
- * when that one certainly charged nothing (`chargedNothing`) and the request is the same payment again (same kind,
- * amount and currency; anything else is a DUPLICATE_REFERENCE for the caller to refuse). The
- * one rule both journals apply (ARCHITECTURE.md invariant 1).
- */
-export function mayTryAgain(latest: JournalRow, input: ClaimInput): boolean {
-  return (
-    chargedNothing(latest.state) &&
-    latest.kind === input.kind &&
-    latest.amountMinor === input.amountMinor &&
-    latest.currency === input.currency
-  );
 }
 
 export interface NotificationDbRow {
@@ -139,13 +123,6 @@ export function toTransactionEvent(row: EventRow): TransactionEvent {
   };
 }
 
-/** One line of text, card numbers masked, at most `max` characters. */
-export function oneLine(text: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  const controls = /[\u0000-\u001f\u007f-\u009f]+/g;
-  return redactPans(text).replace(controls, ' ').slice(0, max);
-}
-
 /**
  * PostgreSQL text cannot hold U+0000, which SQLite stores: a terminal's message with one must
  * still be journaled (an approved payment unrecorded is worse), so it becomes U+FFFD.
@@ -178,16 +155,61 @@ export interface OwnedRow {
 }
 
 /**
- * The owner as `isAlive` sees it. `heartbeatAt` is this process's now minus the age measured by
- * the database's clock, so `isOwnerAlive`'s `now - heartbeatAt` is that age: the difference of
- * two readings of one clock, whatever this machine's clock says.
+ * The owner as `isAlive` sees it, on PostgreSQL. `heartbeatAt` is `now` (this process's clock)
+ * minus the age measured by the database's clock, so `isOwnerAlive`'s `now - heartbeatAt` is that
+ * age: the difference of two readings of one clock, whatever this machine's clock says.
  */
-export function ownerOf(row: OwnedRow): Owner | undefined {
+export function ownerOf(row: OwnedRow, now: number): Owner | undefined {
+  return ownerWith(row, row.heartbeat_age === null ? undefined : now - row.heartbeat_age);
+}
+
+/**
+ * The owner as `isAlive` sees it, on SQLite: the heartbeat as stored, written by the clocks of
+ * the processes sharing one file, on one machine.
+ */
+export function storedOwnerOf(row: Omit<OwnedRow, 'heartbeat_age'>): Owner | undefined {
+  return ownerWith(row, row.heartbeat_at ?? undefined);
+}
+
+function ownerWith(
+  row: Pick<OwnedRow, 'owner_pid' | 'owner_token'>,
+  heartbeatAt: number | undefined,
+): Owner | undefined {
   if (row.owner_pid === null || row.owner_token === null) return undefined;
   return {
     pid: row.owner_pid,
     token: row.owner_token,
-    ...(row.heartbeat_age === null ? {} : { heartbeatAt: Date.now() - row.heartbeat_age }),
+    ...(heartbeatAt === undefined ? {} : { heartbeatAt }),
+  };
+}
+
+/** The columns an outcome writes, the same whether it ends an attempt or settles an unknown. */
+export interface OutcomeColumns {
+  readonly state: string;
+  readonly errorCode: string | null;
+  readonly message: string | null;
+  readonly approvalCode: string | null;
+  readonly maskedPan: string | null;
+  readonly cardBrand: string | null;
+  readonly terminalTxId: string | null;
+  /** JSON text. */
+  readonly details: string | null;
+}
+
+/** `text` turns each text column into what the database stores (see `storable`). */
+export function outcomeColumns(
+  outcome: DriverOutcome,
+  text: (value: string | undefined) => string | null,
+): OutcomeColumns {
+  return {
+    state: outcome.outcome,
+    errorCode: outcome.errorCode ?? null,
+    message: text(outcome.message),
+    approvalCode: text(outcome.approvalCode),
+    maskedPan: text(outcome.maskedPan),
+    cardBrand: text(outcome.cardBrand),
+    terminalTxId: text(outcome.terminalTxId),
+    details: outcome.details === undefined ? null : JSON.stringify(outcome.details),
   };
 }
 

@@ -16,8 +16,10 @@ export interface LinkClosed {
 }
 
 /**
- * A message pipe to one peer (a WebSocket today; TCP framers and serial later). Protocol code
- * talks only to this, never to a socket.
+ * A message pipe to one peer: a WebSocket (`websocket.ts`), a TCP socket through a framer
+ * (`tcp.ts`), or an eConduit terminal's channel through its gateway connection, on either end.
+ * Serial ports and TCP protocols that frame themselves with control bytes (Concert) carry bytes
+ * instead: see `ByteStream`. Protocol code talks only to this, never to a socket.
  */
 export interface MessageLink {
   /** Peer address as `host:port`. */

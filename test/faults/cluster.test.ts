@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { makeOwner } from '../../src/core/owner.js';
-import { ClusterNode } from '../../src/gateway/cluster.js';
+import { ClusterNode } from '../../src/gateway/cluster/node.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { PostgresTenantStore } from '../../src/gateway/postgres-tenants.js';
 import { PostgresJournal } from '../../src/journal/postgres-journal.js';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { JournalRow, TransactionEvent } from '../../src/core/journal-port.js';
-import { EconduitAgent } from '../../src/gateway/agent.js';
+import { EconduitAgent } from '../../src/agent/econduit-agent.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { SqliteTenantStore } from '../../src/gateway/tenants.js';
 import { JOURNAL_FILE_NAME, SqliteJournal } from '../../src/journal/sqlite-journal.js';

@@ -425,3 +425,55 @@ export const configOverride: fc.Arbitrary<string> = fc.constantFrom(
   'POS_NUMBER=7',
   'CURRENCY=EUR',
 );
+
+// ---------------------------------------------------------------- cluster (NATS payloads)
+
+const reference = fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/);
+
+/** What a node asks a terminal's holder: a sale, a status query, a cancel, a batch close. */
+export const clusterRequest: fc.Arbitrary<Uint8Array> = fc
+  .oneof(
+    fc.record({
+      op: fc.constant('execute'),
+      request: fc.record({
+        kind: fc.constantFrom('sale', 'refund', 'void'),
+        reference,
+        amount: fc.record({
+          minor: fc.nat({ max: 1_000_000 }),
+          currency: fc.constantFrom('EUR', 'USD'),
+        }),
+        wireId: fc.integer({ min: 1, max: 1_000_000 }),
+      }),
+    }),
+    fc.record({
+      op: fc.constant('query'),
+      reference,
+      wireId: fc.integer({ min: 1, max: 1_000_000 }),
+      patient: fc.boolean(),
+    }),
+    fc.constantFrom({ op: 'cancel' }, { op: 'batch-close' }, { op: 'status' }),
+  )
+  .map((message) => utf8(JSON.stringify(message)));
+
+/** What a holder answers: an outcome, a cancel result, or a coded refusal. */
+export const clusterReply: fc.Arbitrary<Uint8Array> = fc
+  .oneof(
+    fc.record({
+      ok: fc.constant(true),
+      outcome: fc.record(
+        {
+          outcome: fc.constantFrom('approved', 'declined', 'failed', 'unknown'),
+          approvalCode: printable(8),
+          details: fc.record({ lastReference: reference }),
+        },
+        { requiredKeys: ['outcome'] },
+      ),
+    }),
+    fc.record({ ok: fc.constant(true), cancelled: fc.boolean() }),
+    fc.record({
+      ok: fc.constant(false),
+      code: fc.constantFrom('TERMINAL_OFFLINE', 'TERMINAL_BUSY', 'TIMEOUT'),
+      message: printable(40),
+    }),
+  )
+  .map((message) => utf8(JSON.stringify(message)));

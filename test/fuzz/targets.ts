@@ -9,7 +9,7 @@ import {
   parseConfigText,
 } from '../../src/connector/config.js';
 import { CONNECTOR_MAX_BODY_BYTES } from '../../src/connector/server.js';
-import { UNREGISTERED_MAX_FRAME_BYTES } from '../../src/gateway/terminal-listener.js';
+import { UNREGISTERED_MAX_FRAME_BYTES } from '../../src/gateway/terminal-listener-options.js';
 import {
   CONCERT_FRAME_OVERHEAD,
   CONCERT_MAX_DATA_BYTES,
@@ -21,6 +21,12 @@ import {
   decodeAnswer as decodeConcertAnswer,
   decodeRequest as decodeConcertRequest,
 } from '../../src/protocols/concert/messages.js';
+import {
+  decode,
+  MAX_CLUSTER_MESSAGE_BYTES,
+  RpcReply,
+  RpcRequest,
+} from '../../src/gateway/cluster/wire.js';
 import { ECONDUIT_MAX_FRAME_BYTES } from '../../src/protocols/econduit/framer.js';
 import {
   decodeGatewayMessage,
@@ -46,6 +52,8 @@ import {
   configText,
   configOverride,
   desktopBody,
+  clusterReply,
+  clusterRequest,
   econduitGatewayMessage,
   econduitRegister,
   econduitStream,
@@ -80,8 +88,8 @@ import {
  * (bounded buffers, masked card numbers, well-typed results) throw a FuzzInvariantError, which
  * counts as a failure like any other throw (`harness.ts`).
  *
- * Not a target: the cluster's NATS payload decoding (`decode` in src/gateway/cluster.ts) is
- * module-private and reachable only through a running NATS connection.
+ * The cluster's NATS payloads (`decode` in src/gateway/cluster/wire.ts) are targets too: a node
+ * reads what any other node, or anything else on the NATS server, publishes.
  */
 
 interface TargetCommon {
@@ -312,6 +320,23 @@ export const FUZZ_TARGETS: readonly FuzzTarget[] = [
     // under it (as in the gateway): where the input is cut then changes what is dropped.
     splitInvariant: bound === ECONDUIT_MAX_FRAME_BYTES,
     valid: () => econduitStream,
+  })),
+  ...(
+    [
+      ['request', RpcRequest, clusterRequest],
+      ['reply', RpcReply, clusterReply],
+    ] as const
+  ).map(([what, schema, frames]): BytesTarget => ({
+    name: `cluster: ${what} decode`,
+    kind: 'bytes',
+    codes: ['INVALID_INPUT'],
+    maxInputBytes: MAX_CLUSTER_MESSAGE_BYTES,
+    dictionary: [...JSON_TOKENS, '"op":', '"execute"', '"ok":', '"outcome":', '"lastReference":'],
+    run(input) {
+      const message: unknown = decode<unknown>(schema, input, what);
+      invariant(typeof message === 'object' && message !== null, 'decoded to an object');
+    },
+    valid: () => frames,
   })),
   {
     name: 'econduit: terminal message decode',

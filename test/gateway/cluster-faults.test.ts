@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'nats';
 import pg from 'pg';
-import { ClusterNode } from '../../src/gateway/cluster.js';
+import { ClusterNode } from '../../src/gateway/cluster/node.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { PostgresTenantStore } from '../../src/gateway/postgres-tenants.js';
 import { PostgresJournal } from '../../src/journal/postgres-journal.js';

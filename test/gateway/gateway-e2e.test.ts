@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EconduitAgent } from '../../src/gateway/agent.js';
+import { EconduitAgent } from '../../src/agent/econduit-agent.js';
 import { Gateway, type GatewayOptions } from '../../src/gateway/gateway.js';
 import { SqliteTenantStore } from '../../src/gateway/tenants.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterNode } from '../../src/gateway/cluster.js';
+import { ClusterNode } from '../../src/gateway/cluster/node.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { PostgresTenantStore } from '../../src/gateway/postgres-tenants.js';
 import { SqliteTenantStore } from '../../src/gateway/tenants.js';

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/core/logger.js';
-import { ClusterNode } from '../../src/gateway/cluster.js';
+import { ClusterNode } from '../../src/gateway/cluster/node.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { PostgresTenantStore } from '../../src/gateway/postgres-tenants.js';
 import { SqliteTenantStore, type TenantStore } from '../../src/gateway/tenants.js';

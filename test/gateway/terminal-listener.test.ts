@@ -1,11 +1,10 @@
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  TerminalListener,
-  type TerminalListenerOptions,
-} from '../../src/gateway/terminal-listener.js';
+import type { TerminalListenerOptions } from '../../src/gateway/terminal-listener-options.js';
+import { TerminalListener } from '../../src/gateway/terminal-listener.js';
 import { waitFor } from '../helpers.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { RawTerminal, SEED_REGISTER, SEED_REGISTER_SAMPLE } from './raw-terminal.js';
 
 const PROVISIONED: Record<string, string> = {
@@ -218,7 +217,18 @@ describe('terminal listener: registration', () => {
   it('closes a connection that never registers', async () => {
     const listener = await listen({ registerTimeoutMs: 100 });
     const raw = await terminal(listener);
-    await raw.closed;
+    const connectedAt = Date.now();
+    // The terminal never closes its side: if the socket ends, the gateway ended it.
+    const closedBy = await Promise.race([
+      raw.closed.then(() => 'closed'),
+      sleep(5_000).then(() => 'still open'),
+    ]);
+    expect(closedBy).toBe('closed');
+    // Not at once: when the register bound ran out, and without a word.
+    expect(Date.now() - connectedAt).toBeGreaterThanOrEqual(90);
+    expect(raw.frames).toEqual([]);
+    expect(listener.onlineCount).toBe(0);
+    await waitFor(() => listener.connectionCount === 0, 5_000, 'the slot freed');
   });
 
   it('rate-limits a flood of registrations from one address, not from another', async () => {
@@ -287,36 +297,43 @@ describe('terminal listener: registered terminals', () => {
   });
 
   it('a terminal that really moved (a new address after its heartbeat window of silence) registers', async () => {
-    const listener = await listen({ heartbeatIntervalMs: 100, missedHeartbeats: 2 });
+    const clock = new FakeClock();
+    const listener = await listen({ heartbeatIntervalMs: 100, missedHeartbeats: 2, clock });
     const before = await terminal(listener, '127.0.0.1');
     await before.register('29531204');
     const early = await terminal(listener, '127.0.0.2');
     expect(await early.register('29531204')).toBe('FAILED-REGISTRATION');
     // Silent past 2 × 100 ms: gone, whether the sweep dropped it yet or not.
-    await sleep(350);
+    await clock.advance(350);
     const moved = await terminal(listener, '127.0.0.2');
     expect(await moved.register('29531204')).toBe('OK-REGISTRATION');
     expect(listener.terminal('29531204')?.remote).toBe(`127.0.0.2:${moved.socket.localPort ?? 0}`);
   });
 
   it('marks a terminal silent for the configured heartbeats offline and closes its socket', async () => {
-    const listener = await listen({ heartbeatIntervalMs: 50, missedHeartbeats: 2 });
+    const clock = new FakeClock();
+    const listener = await listen({ heartbeatIntervalMs: 50, missedHeartbeats: 2, clock });
     const offline: string[] = [];
     listener.on('offline', (t, why) => offline.push(`${t.terminalId}: ${why}`));
     const raw = await terminal(listener);
     await raw.register('29531204');
+    await clock.advance(100);
+    expect(listener.isOnline('29531204')).toBe(true);
+    await clock.advance(50);
     await raw.closed;
     expect(listener.isOnline('29531204')).toBe(false);
     expect(offline[0]).toMatch(/^29531204: silent for more than 100 ms/);
   });
 
   it('keeps a terminal that heartbeats in time', async () => {
-    const listener = await listen({ heartbeatIntervalMs: 100, missedHeartbeats: 2 });
+    const clock = new FakeClock();
+    const listener = await listen({ heartbeatIntervalMs: 100, missedHeartbeats: 2, clock });
     const raw = await terminal(listener);
     await raw.register('29531204');
-    for (let i = 0; i < 6; i++) {
-      await sleep(60);
+    for (let i = 1; i <= 6; i++) {
+      await clock.advance(60);
       raw.send('{"Command":"TerminalHeartbeat"}');
+      await waitFor(() => listener.stats.heartbeats === i, 5_000, `heartbeat ${i}`);
     }
     expect(listener.isOnline('29531204')).toBe(true);
     expect(raw.isClosed).toBe(false);

@@ -471,6 +471,38 @@ describe('PostgresJournal', () => {
     }
   });
 
+  it('takes this process’s clock as an option: new notifications are due by it and owner ages turned into heartbeats on it; row times stay the database’s', async () => {
+    const error = await rejection(() =>
+      PostgresJournal.open({ url: TEST_PG_URL, now: 5 } as unknown as PostgresJournalOptions),
+    );
+    expect(error.code).toBe('INVALID_INPUT');
+    expect(error.field).toBe('now');
+
+    const journal = await open({ now: () => 1_000 }, newSchema());
+    const dayMs = 86_400_000;
+    const first = await claimed(journal, 'N1');
+    await journal.complete(first.id, alice, { outcome: 'approved' });
+    const enqueued = await journal.enqueueNotification(first.id);
+    expect(enqueued.nextAttemptAt).toBe(1_000);
+    expect(enqueued.createdAt).toBeGreaterThan(dayMs);
+    const second = await claimed(journal, 'N2');
+    await journal.complete(second.id, alice, { outcome: 'declined' });
+    const swept = await journal.enqueueMissingNotifications();
+    expect(swept.map((n) => [n.transactionId, n.nextAttemptAt])).toEqual([[second.id, 1_000]]);
+    expect(await journal.now()).toBeGreaterThan(dayMs);
+
+    const inFlight = await claimed(journal, 'N3');
+    expect(inFlight.createdAt).toBeGreaterThan(dayMs);
+    const seen: Owner[] = [];
+    await journal.recoverOrphans((owner) => {
+      seen.push(owner);
+      return true;
+    });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.heartbeatAt).toBeLessThanOrEqual(1_000);
+    expect(seen[0]?.heartbeatAt).toBeGreaterThan(1_000 - 60_000);
+  });
+
   it('the change feed and the outbox sweep miss nothing while two nodes write concurrently', async () => {
     const fresh = newSchema();
     const [writerA, writerB, reader] = [

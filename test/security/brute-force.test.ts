@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { addressKey, LoginGuard } from '../../src/connector/auth.js';
+import { addressKey, LoginGuard } from '../../src/http/login-guard.js';
 import { letters, runCleanups, startConnector, startGateway } from './support.js';
 
 afterEach(runCleanups);

@@ -65,7 +65,7 @@ describe('credentials are compared in constant time, in one place', () => {
     // The gateway's merchant credentials (and, through core/secret-hash.ts, terminal secrets).
     for (const edge of [
       'connector/auth.ts',
-      'web/dashboard.ts',
+      'web/sessions.ts',
       'gateway/merchant-credentials.ts',
     ]) {
       expect(readFileSync(join(SRC, edge), 'utf8'), edge).toMatch(

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EconduitAgent } from '../../src/gateway/agent.js';
+import { EconduitAgent } from '../../src/agent/econduit-agent.js';
 import type { Gateway } from '../../src/gateway/gateway.js';
 import { TerminalListener } from '../../src/gateway/terminal-listener.js';
 import { EconduitSimulator } from '../../src/simulators/econduit/simulator.js';

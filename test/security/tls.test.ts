@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EcrError } from '../../src/core/errors.js';
-import { EconduitAgent } from '../../src/gateway/agent.js';
+import { EconduitAgent } from '../../src/agent/econduit-agent.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { SqliteTenantStore } from '../../src/gateway/tenants.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EconduitAgent } from '../../src/gateway/agent.js';
+import { EconduitAgent } from '../../src/agent/econduit-agent.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { SqliteTenantStore } from '../../src/gateway/tenants.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';

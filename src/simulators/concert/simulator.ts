@@ -52,11 +52,8 @@ export interface ConcertSimulatorOptions {
   readonly logger?: Logger;
 }
 
-/** The first line `simulate concert --pty` prints is this device. */
-export interface ConcertSimulatorInfo {
-  readonly device?: string;
-  readonly tcpUrl?: string;
-}
+/** Answers that may wait for the line at once on one session (a terminal has one or two). */
+export const MAX_HELD_ANSWERS = 4;
 
 /**
  * A Concert V2 terminal (protocol E / E+) on a real pseudo-terminal and/or TCP, running the same
@@ -64,9 +61,6 @@ export interface ConcertSimulatorInfo {
  * the shared scenario table; every approval is recorded in the charge ledger, keyed by the
  * request's private data (the driver puts its wire id there).
  */
-/** Answers that may wait for the line at once on one session (a terminal has one or two). */
-export const MAX_HELD_ANSWERS = 4;
-
 export class ConcertSimulator {
   readonly ledger = new ChargeLedger();
   /** Scenarios queued with `POST /next`: the next payments take them whatever the amount. */

@@ -1,10 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  EconduitAgent,
-  type AgentEndpoint,
-  type EconduitAgentOptions,
-} from '../../src/gateway/agent.js';
+import type { AgentEndpoint, EconduitAgentOptions } from '../../src/agent/agent-options.js';
+import { EconduitAgent } from '../../src/agent/econduit-agent.js';
 import { EconduitFramer, encodeFrame } from '../../src/protocols/econduit/framer.js';
 import {
   decodeTerminalMessage,
@@ -19,6 +16,7 @@ import type { MessageLink } from '../../src/transports/message-link.js';
 import type { ListeningServer } from '../../src/transports/serve.js';
 import { listenTcp } from '../../src/transports/tcp.js';
 import { closedPort, thrownBy, waitFor } from '../helpers.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 const REGISTRATION: Registration = {
   terminalType: 'Valor',
@@ -225,6 +223,19 @@ describe('EconduitAgent: registration and heartbeats', () => {
     ]);
     expect(g.connections.length).toBeGreaterThanOrEqual(2);
     expect(g.registrations.length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('EconduitAgent: injected time', () => {
+  it('heartbeats when its clock says the interval has passed (a minute, at once on a fake clock)', async () => {
+    const clock = new FakeClock();
+    const g = await gateway();
+    const agent = agentFor([g.endpoint], { clock, heartbeatIntervalMs: 60_000 }).start();
+    await waitFor(() => agent.status === POS_ONLINE, 10_000, 'online');
+    await clock.advance(60_000);
+    await waitFor(() => g.heartbeats === 1, 10_000, 'a heartbeat');
+    expect(g.connections[0]?.frames.slice(1)).toEqual([HEARTBEAT]);
+    expect(g.connections).toHaveLength(1);
   });
 });
 
