@@ -1,11 +1,10 @@
 import { EcrError } from '../core/errors.js';
-import type { TerminalDriver } from '../core/driver.js';
 import { parseAmount } from '../core/money.js';
-import type { TransactionService } from '../core/transaction-service.js';
 import type { TransactionResult } from '../core/transaction.js';
 import type { Journal } from '../core/journal-port.js';
 import type { DashboardBackend } from '../web/backend.js';
 import { credentialsMatch } from './auth.js';
+import type { ConnectorServerOptions } from './server.js';
 
 /** What the connector's dashboard reads of the running connector. */
 export interface ConnectorActivity {
@@ -31,16 +30,15 @@ export const UNREACHABLE: ReadonlySet<string> = new Set([
  * The connector's side of the dashboard: signed in with the connector's own Basic Auth login and
  * password; one terminal; every transaction of its journal.
  */
-export function connectorDashboard(options: {
-  readonly login: string;
-  readonly password: string;
-  readonly service: TransactionService;
-  readonly terminalId: string;
-  readonly driver: TerminalDriver;
-  readonly currency: string;
-  readonly journal: Journal;
-  readonly activity: ConnectorActivity;
-}): DashboardBackend {
+export function connectorDashboard(
+  options: Pick<
+    ConnectorServerOptions,
+    'login' | 'password' | 'service' | 'terminalId' | 'driver' | 'currency'
+  > & {
+    readonly journal: Journal;
+    readonly activity: ConnectorActivity;
+  },
+): DashboardBackend {
   const { activity, driver } = options;
   return {
     service: 'connector',

@@ -299,7 +299,9 @@ export async function buildConnector(options: ConnectorServerOptions): Promise<F
     return app.basicAuth(request, reply, done);
   });
   app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode === 429)
+    // Basic Auth's refusals carry no wait of their own; the dashboard's sign-in sets the real
+    // one (from its RateLimitedError), which must not be overwritten.
+    if (reply.statusCode === 429 && !reply.hasHeader('retry-after'))
       reply.header(
         'retry-after',
         String(Math.max(1, guard.retryAfter(request.ip, logins.get(request) ?? ''))),
