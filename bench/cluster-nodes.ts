@@ -72,7 +72,8 @@ export async function startNode(letter: string, dir: string): Promise<ClusterNod
 /** The terminals online on `node` (its /healthz). */
 export async function onlineOn(node: ClusterNodeChild): Promise<number> {
   const { status, text } = await httpGet(node, '/healthz');
-  if (status !== 200) throw new Error(`${node.nodeId}: GET /healthz: HTTP ${status}`);
+  if (status !== 200)
+    throw new Error(`${node.nodeId}: GET /healthz: HTTP ${status} ${text.slice(0, 300)}`);
   return (JSON.parse(text) as { terminalsOnline: number }).terminalsOnline;
 }
 

@@ -7,6 +7,8 @@ import {
 } from '../../src/simulators/econduit/simulator.js';
 import type { Charge, ChargeLedger } from '../../src/simulators/ledger.js';
 import type { Journal, JournalRow } from '../../src/core/journal-port.js';
+import { JOURNAL_RETRY_MS } from '../../src/core/journal-upkeep.js';
+import { chargedNothing } from '../../src/core/transaction.js';
 import { startCli } from '../cli/run-cli.js';
 import { waitFor, waitForAsync } from '../helpers.js';
 import { noViolations, report, Rng, runs, seedFor, type Violations } from './harness.js';
@@ -252,6 +254,9 @@ const RESULT_CODES: Record<string, string> = {
   failed: 'Error',
 };
 
+/** How long a row the POS heard JOURNAL_ERROR about may take to be written: a few retries. */
+const JOURNAL_SETTLE_MS = 4 * JOURNAL_RETRY_MS + 2_000;
+
 /** Rows in these states are settled; anything else at the end of a run is unresolved. */
 const FINAL = new Set(['approved', 'declined', 'cancelled', 'failed']);
 
@@ -268,27 +273,67 @@ export interface CheckInput {
 }
 
 /**
+ * Whether `final`, which differs from the latest attempt `latest` of `ref`, is the true answer of
+ * an earlier attempt. The POS sent the refID twice at once (payWithRetry): one call was answered
+ * with an attempt that charged nothing (declined, cancelled, failed: the terminal was offline),
+ * and the other, arriving after it, started the next attempt, as invariant 1 allows. That holds
+ * only when an earlier attempt did end so and another call of the POS was told the latest.
+ */
+async function toldAnEarlierAttempt(
+  input: CheckInput,
+  ref: string,
+  final: Answer,
+  latest: JournalRow,
+): Promise<boolean> {
+  const attempts = await input.journal.attemptsOf({
+    merchantId: input.merchantId,
+    terminalId: input.terminalId,
+    reference: ref,
+  });
+  const earlier = attempts.filter((a) => a.attempt < latest.attempt);
+  const matches = earlier.some(
+    (a) => chargedNothing(a.state) && RESULT_CODES[a.state] === final.ResultCode,
+  );
+  const latestTold = input.results.some(
+    (r) => r.payment.reference === ref && r.final?.ResultCode === RESULT_CODES[latest.state],
+  );
+  return matches && latestTold;
+}
+
+/**
  * The end-of-run checks for a run's payments:
  * (a) the ledger holds at most one charge per refID;
  * (b) every charge is in the journal as approved (or unknown, then counted unresolved), and
  *     nothing the journal calls approved is missing from the ledger; what the POS was finally
- *     told agrees with the journal;
- * (c) no row is left `unknown` or in flight (SEMI has a status query);
+ *     told agrees with the journal's latest attempt (or, for a refID sent twice at once, with an
+ *     earlier attempt that charged nothing, when the other call was told the latest);
+ * (c) no row is left `unknown` or in flight (SEMI has a status query). A POS told JOURNAL_ERROR
+ *     heard an answer the journal had not recorded yet (the database was away): the gateway
+ *     writes it in the background (JOURNAL_RETRY_MS), so such a row gets JOURNAL_SETTLE_MS to
+ *     become final before it counts as unresolved;
  * (d) the journal's change feed ends in each row's state, and the live stream `feed` (when the
  *     process serving it lived through the run) delivered it, and named nothing else.
  * `journal` is read directly (not through the gateway under test).
  */
 export async function checkRun(ctx: RunContext, input: CheckInput): Promise<void> {
+  const find = (reference: string) =>
+    input.journal.find({ merchantId: input.merchantId, terminalId: input.terminalId, reference });
+  const unrecorded = input.results.filter(({ answers }) =>
+    answers.some((answer) => answer.includes('JOURNAL_ERROR')),
+  );
+  await waitForAsync(
+    async () => {
+      for (const { payment } of unrecorded) {
+        const row = await find(payment.reference);
+        if (row !== undefined && !FINAL.has(row.state)) return false;
+      }
+      return true;
+    },
+    JOURNAL_SETTLE_MS,
+    'answers the journal could not record at once',
+  ).catch(() => {});
   const rows = new Map<string, JournalRow | undefined>();
-  for (const { payment: pay } of input.results)
-    rows.set(
-      pay.reference,
-      await input.journal.find({
-        merchantId: input.merchantId,
-        terminalId: input.terminalId,
-        reference: pay.reference,
-      }),
-    );
+  for (const { payment: pay } of input.results) rows.set(pay.reference, await find(pay.reference));
   const chargesOf = (reference: string): Charge[] =>
     input.ledger.forReference(reference).filter((c) => c.kind === undefined || c.kind === 'sale');
   for (const { payment: pay, final, answers } of input.results) {
@@ -308,7 +353,11 @@ export async function checkRun(ctx: RunContext, input: CheckInput): Promise<void
       violation(ctx, 'lost', ref, `a charge the journal does not hold as approved: ${story}`);
     if (row?.state === 'approved' && charges.length === 0)
       violation(ctx, 'lost', ref, `approved in the journal, never charged: ${story}`);
-    if (row !== undefined && final.ResultCode !== RESULT_CODES[row.state])
+    if (
+      row !== undefined &&
+      final.ResultCode !== RESULT_CODES[row.state] &&
+      !(await toldAnEarlierAttempt(input, ref, final, row))
+    )
       violation(ctx, 'lost', ref, `the POS was finally told something else: ${story}`);
     if (row === undefined && final.ResultCode !== 'Error')
       violation(ctx, 'lost', ref, `an answer for a transaction never journaled: ${story}`);
