@@ -201,8 +201,18 @@ describe('dashboard transaction ids on a gateway with two merchants', () => {
       outcome: 'approved',
       reason: 'the acquirer report shows it captured',
     });
-    expect(again.json['error']).toMatchObject({ field: 'id' });
+    // The same rule as `tx resolve` (core/settlement.ts): no longer unknown, nothing changes.
+    expect(again.status).toBe(400);
+    expect(again.json['error']).toMatchObject({ code: 'INVALID_INPUT', field: 'id' });
+    expect(JSON.stringify(again.json)).toContain('it is approved');
     expect(JSON.stringify(again.json)).not.toContain(String(claim.row.id));
+    expect(journal.get(claim.row.id)?.message).toContain('the acquirer report shows it captured');
+    const controlled = await dashboard.call(`/ui/api/transactions/${id}/resolve`, {
+      outcome: 'declined',
+      reason: 'two\nlines',
+    });
+    expect(controlled.status).toBe(400);
+    expect(controlled.json['error']).toMatchObject({ code: 'INVALID_INPUT', field: 'reason' });
 
     // B's transaction answers exactly like none, on both routes.
     for (const missing of [foreign?.publicId ?? '', newPublicId()]) {
