@@ -9,19 +9,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { decodeResponse, encodeRequest } from '../src/protocols/semi/codec.js';
 import { memoryOf, openFileLimitOf, startChild, stopChild } from './children.js';
-import { connectAll, econduitFleet, mqttFleet, posDriver, withCpu, type PosCall } from './fleet.js';
+import { connectAll, mqttFleet, posDriver, withCpu, type PosCall } from './fleet.js';
 import { CALL_TIMEOUT_MS, perSecond, type HeartbeatCount } from './gateway-http.js';
 import {
   AMOUNT_MINOR,
   checkCharges,
   CONCURRENCY,
+  connectFleet,
   fleetIds,
   HEARTBEAT_MS,
   inUse,
   log,
   MQTT_QOS,
   MQTT_TERMINALS,
-  newSimulator,
   PACING,
   runResult,
   SETTLE_MS,
@@ -51,15 +51,11 @@ export async function relayRun(): Promise<RunResult & RelayExtras> {
   const relay = await startChild('relay', ['--import', 'tsx', RELAY]);
   const terminalPort = Number(relay.info.terminal);
   const posPort = Number(relay.info.pos);
-  await sleep(SETTLE_MS);
-  const before = memoryOf(relay.pid);
-
-  inUse.simulator = newSimulator(terminalPort);
-  const sim = inUse.simulator;
-  const connectMs = await connectAll(econduitFleet(sim), 'relay', PACING);
-  log(`relay: ${TERMINALS} terminals online (${(connectMs / 1000).toFixed(1)} s connecting)`);
-  await sleep(SETTLE_MS);
-  const withTerminals = memoryOf(relay.pid);
+  const { sim, before, withTerminals, connectMs } = await connectFleet(
+    'relay',
+    relay.pid,
+    terminalPort,
+  );
   const online = sim.onlineCount;
 
   const connections = await Promise.all(

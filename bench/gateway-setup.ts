@@ -7,7 +7,9 @@ import {
   ECONDUIT_SIMULATOR_MAX_COUNT,
   EconduitSimulator,
 } from '../src/simulators/econduit/simulator.js';
-import type { CpuShare, Pacing, Phase } from './fleet.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { memoryOf } from './children.js';
+import { connectAll, econduitFleet, type CpuShare, type Pacing, type Phase } from './fleet.js';
 import type { Broker, MqttTerminalFleet, Qos } from './mqtt-baseline.js';
 import { envCount, summarise, type Summary } from './stats.js';
 
@@ -126,6 +128,21 @@ export const newSimulator = (port: number) =>
     count: TERMINALS,
     heartbeatIntervalMs: HEARTBEAT_MS,
   });
+
+/**
+ * Brings the run's simulated fleet online against `port`, reading the VmRSS of `pid` (the relay
+ * or the gateway) once it has settled before, and again after: the steps both runs share.
+ */
+export async function connectFleet(side: string, pid: number, port: number) {
+  await sleep(SETTLE_MS);
+  const before = memoryOf(pid);
+  inUse.simulator = newSimulator(port);
+  const sim = inUse.simulator;
+  const connectMs = await connectAll(econduitFleet(sim), side, PACING);
+  log(`${side}: ${TERMINALS} terminals online (${(connectMs / 1000).toFixed(1)} s connecting)`);
+  await sleep(SETTLE_MS);
+  return { sim, before, withTerminals: memoryOf(pid), connectMs };
+}
 
 /** The terminals charged once per sale sent (warm-up included), or the run fails. */
 export function checkCharges(

@@ -39,7 +39,7 @@ import {
   STOP_TIMEOUT_MS,
   UNREF,
 } from './children.js';
-import { connectAll, econduitFleet, posDriver, withCpu, type PosCall } from './fleet.js';
+import { posDriver, withCpu, type PosCall } from './fleet.js';
 import { mqttRun, relayRun } from './gateway-baselines.js';
 import {
   perSecond,
@@ -53,15 +53,13 @@ import {
   AMOUNT,
   checkCharges,
   CONCURRENCY,
+  connectFleet,
   fleetIds,
   HEARTBEAT_MS,
   inUse,
   log,
   MQTT_QOS,
-  newSimulator,
-  PACING,
   runResult,
-  SETTLE_MS,
   TERMINALS,
   terminalIdsOf,
   TX,
@@ -123,15 +121,11 @@ async function gatewayRun(dir: string): Promise<RunResult & GatewayExtras> {
     agent: httpAgent,
     sockets: httpSockets,
   };
-  await sleep(SETTLE_MS);
-  const before = memoryOf(gateway.pid);
-
-  inUse.simulator = newSimulator(tcpPort);
-  const sim = inUse.simulator;
-  const connectMs = await connectAll(econduitFleet(sim), 'gateway', PACING);
-  log(`gateway: ${TERMINALS} terminals online (${(connectMs / 1000).toFixed(1)} s connecting)`);
-  await sleep(SETTLE_MS);
-  const withTerminals = memoryOf(gateway.pid);
+  const { sim, before, withTerminals, connectMs } = await connectFleet(
+    'gateway',
+    gateway.pid,
+    tcpPort,
+  );
 
   // Heartbeats over one whole interval, the fleet idle.
   const idleFrom = await readMetrics(target);
